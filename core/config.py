@@ -1,0 +1,117 @@
+"""Typed, frozen, validated engine configuration with documented defaults.
+
+One config drives backtest, paper and live. ``to_kernel_params`` packs it into the float array the
+compiled replay kernel reads; the ``P_*`` indices name the slots.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrategyConfig(BaseModel):
+    """Premium mean-reversion with inventory pre-funded on both venues."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entry_bps: float = Field(40.0, gt=0, description="open when the premium deviates this much from its reference")
+    exit_bps: float = Field(5.0, description="close when the deviation has come back to this (same sign)")
+    take_profit_bps: float = Field(80.0, gt=0, description="close when the trade's mark-to-mid gain reaches this")
+    stop_loss_bps: float = Field(60.0, gt=0, description="close when the trade's mark-to-mid loss reaches this")
+    max_hold_s: float = Field(6 * 3600.0, gt=0, description="time stop")
+    cooldown_s: float = Field(300.0, ge=0, description="no new entry this long after a close")
+    min_edge_bps: float = Field(5.0, description="required expected capture minus expected round-trip cost")
+    ref_halflife_s: float = Field(3600.0, gt=0, description="half-life of the EMA reference of the Upbit/Binance ratio")
+    warmup_s: float = Field(1800.0, ge=0, description="data needed after a start or a gap before trading")
+    max_gap_s: float = Field(600.0, gt=0, description="a hole longer than this resets the reference")
+    allow_long_premium: bool = Field(True, description="also trade a premium far *below* its reference")
+    order_notional_krw: float = Field(10_000_000.0, gt=0, description="size of one round trip, per leg")
+    position_limit_krw: float = Field(10_000_000.0, gt=0, description="max open notional per route")
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategyConfig:
+        if not self.exit_bps < self.entry_bps:
+            raise ValueError("exit_bps must be below entry_bps")
+        if self.order_notional_krw > self.position_limit_krw:
+            raise ValueError("order_notional_krw exceeds position_limit_krw")
+        return self
+
+
+class VenueCosts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    taker_fee: Decimal = Field(description="taker fee rate, charged in the quote currency")
+    latency_ms: float = Field(ge=0, description="decision-to-fill delay: the order meets the market this much later")
+    half_spread_bps: float = Field(ge=0, description="bars/snapshots only: declared half spread")
+    impact_bps_per_m_quote: float = Field(
+        ge=0, description="bars/snapshots only: extra cost in bps per 1M of quote currency traded (depth walk fit)")
+
+
+class CostConfig(BaseModel):
+    """Fees, latency and the bar-mode cost model. Defaults: fees per the venues' public schedules, the
+    spread/impact figures calibrated on the real top-20 BTC books (see docs/assumptions.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    upbit: VenueCosts = VenueCosts(taker_fee=Decimal("0.0005"), latency_ms=150.0, half_spread_bps=0.47,
+                                   impact_bps_per_m_quote=0.0)
+    binance: VenueCosts = VenueCosts(taker_fee=Decimal("0.0010"), latency_ms=150.0, half_spread_bps=0.01,
+                                     impact_bps_per_m_quote=0.0)
+    max_quote_age_s: float = Field(120.0, gt=0, description="quotes older than this are not traded")
+    max_venue_skew_s: float = Field(90.0, gt=0, description="the two venues' quotes must be this close in time")
+
+    def zero(self) -> CostConfig:
+        """The same run with zero fees, spread, impact and latency (the 'what if costs were free' twin)."""
+        free = VenueCosts(taker_fee=Decimal(0), latency_ms=0.0, half_spread_bps=0.0, impact_bps_per_m_quote=0.0)
+        return self.model_copy(update={"upbit": free, "binance": free})
+
+
+class InventoryConfig(BaseModel):
+    """Pre-funded inventory per route, as KRW values (coin quantities fixed at the first valid price)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    upbit_krw: float = Field(30_000_000.0, ge=0)
+    upbit_coin_krw: float = Field(30_000_000.0, ge=0)
+    binance_usdt_krw: float = Field(30_000_000.0, ge=0)
+    binance_coin_krw: float = Field(30_000_000.0, ge=0)
+
+
+class EngineConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: StrategyConfig = StrategyConfig()
+    costs: CostConfig = CostConfig()
+    inventory: InventoryConfig = InventoryConfig()
+
+
+# slots of the kernel parameter array
+(P_ENTRY, P_EXIT, P_TP, P_SL, P_MAX_HOLD_NS, P_COOLDOWN_NS, P_MIN_EDGE, P_HALFLIFE_NS, P_WARMUP_NS,
+ P_MAX_GAP_NS, P_ALLOW_LONG, P_NOTIONAL_KRW, P_LIMIT_KRW,
+ P_FEE_U, P_FEE_B, P_LAT_U_NS, P_LAT_B_NS, P_HS_U, P_HS_B, P_IMP_U, P_IMP_B,
+ P_MAX_AGE_NS, P_MAX_SKEW_NS,
+ P_INV_U_KRW, P_INV_U_COIN, P_INV_B_USDT, P_INV_B_COIN, P_STEP_B, P_TICK_B, P_MIN_NOTIONAL_B) = range(30)
+N_PARAMS = 30
+
+
+def to_kernel_params(cfg: EngineConfig, binance_tick_units: int, binance_step_units: int,
+                     binance_min_notional: float) -> np.ndarray:
+    s, c, inv = cfg.strategy, cfg.costs, cfg.inventory
+    p = np.zeros(N_PARAMS, dtype=np.float64)
+    p[P_ENTRY], p[P_EXIT], p[P_TP], p[P_SL] = s.entry_bps, s.exit_bps, s.take_profit_bps, s.stop_loss_bps
+    p[P_MAX_HOLD_NS], p[P_COOLDOWN_NS] = s.max_hold_s * 1e9, s.cooldown_s * 1e9
+    p[P_MIN_EDGE], p[P_HALFLIFE_NS], p[P_WARMUP_NS] = s.min_edge_bps, s.ref_halflife_s * 1e9, s.warmup_s * 1e9
+    p[P_MAX_GAP_NS], p[P_ALLOW_LONG] = s.max_gap_s * 1e9, float(s.allow_long_premium)
+    p[P_NOTIONAL_KRW], p[P_LIMIT_KRW] = s.order_notional_krw, s.position_limit_krw
+    p[P_FEE_U], p[P_FEE_B] = float(c.upbit.taker_fee), float(c.binance.taker_fee)
+    p[P_LAT_U_NS], p[P_LAT_B_NS] = c.upbit.latency_ms * 1e6, c.binance.latency_ms * 1e6
+    p[P_HS_U], p[P_HS_B] = c.upbit.half_spread_bps, c.binance.half_spread_bps
+    p[P_IMP_U], p[P_IMP_B] = c.upbit.impact_bps_per_m_quote, c.binance.impact_bps_per_m_quote
+    p[P_MAX_AGE_NS], p[P_MAX_SKEW_NS] = c.max_quote_age_s * 1e9, c.max_venue_skew_s * 1e9
+    p[P_INV_U_KRW], p[P_INV_U_COIN] = inv.upbit_krw, inv.upbit_coin_krw
+    p[P_INV_B_USDT], p[P_INV_B_COIN] = inv.binance_usdt_krw, inv.binance_coin_krw
+    p[P_STEP_B], p[P_TICK_B], p[P_MIN_NOTIONAL_B] = binance_step_units, binance_tick_units, binance_min_notional
+    return p

@@ -1,0 +1,86 @@
+"""Columnar market events for replay: one struct-of-arrays batch, sorted by replay time.
+
+``ts`` is the replay clock (the local receive time where the recording has one, else the venue time);
+``ts_venue`` is what the venue stamped (-1 if it stamps nothing, e.g. Binance bookTicker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+VENUE_UPBIT, VENUE_BINANCE, VENUE_FX = 0, 1, 2
+
+# event kinds
+K_BAR_OPEN = 0  # px = bar open (the market right after the previous bar)
+K_BAR_CLOSE = 1  # px = bar close; a decision point
+K_LAST = 2  # px = last-trade snapshot; a decision point
+K_LEVEL = 3  # side, px, qty: set one book level (qty 0 deletes it)
+K_CLEAR = 4  # clear the venue's book (a full snapshot follows)
+K_BOOK_END = 5  # end of a snapshot or diff batch; a decision point
+K_TRADE = 6  # px, qty, side = aggressor
+K_FX = 7  # px = KRW per USDT (or per USD)
+
+DECISION_KINDS = (K_BAR_CLOSE, K_LAST, K_BOOK_END)
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    ts: np.ndarray  # int64 ns, non-decreasing
+    ts_venue: np.ndarray  # int64 ns, -1 unknown
+    venue: np.ndarray  # int8
+    kind: np.ndarray  # int8
+    side: np.ndarray  # int8 (book: 0 bid / 1 ask; trade: +1 buy / -1 sell aggressor)
+    px: np.ndarray  # float64
+    qty: np.ndarray  # float64
+
+    def __post_init__(self) -> None:
+        n = self.ts.shape[0]
+        for name in ("ts_venue", "venue", "kind", "side", "px", "qty"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"event column {name} has {getattr(self, name).shape[0]} rows, expected {n}")
+        if n > 1 and bool(np.any(np.diff(self.ts) < 0)):
+            raise ValueError("events are not sorted by ts")
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    @staticmethod
+    def concat_sorted(parts: list[EventBatch]) -> EventBatch:
+        """Merge batches into one time-ordered stream; ties keep the order of ``parts`` (deterministic)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return empty_batch()
+        cols = {name: np.concatenate([getattr(p, name) for p in parts])
+                for name in ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")}
+        order = np.argsort(cols["ts"], kind="stable")
+        return EventBatch(**{k: v[order] for k, v in cols.items()})
+
+    def slice_time(self, start_ns: int | None, end_ns: int | None) -> EventBatch:
+        lo = 0 if start_ns is None else int(np.searchsorted(self.ts, start_ns, side="left"))
+        hi = len(self) if end_ns is None else int(np.searchsorted(self.ts, end_ns, side="left"))
+        return EventBatch(**{k: getattr(self, k)[lo:hi]
+                             for k in ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")})
+
+
+def make_batch(ts: np.ndarray, venue: int, kind: np.ndarray | int, px: np.ndarray,
+               qty: np.ndarray | None = None, side: np.ndarray | None = None,
+               ts_venue: np.ndarray | None = None) -> EventBatch:
+    n = ts.shape[0]
+    kinds = np.full(n, kind, dtype=np.int8) if isinstance(kind, int) else kind.astype(np.int8)
+    return EventBatch(
+        ts=ts.astype(np.int64),
+        ts_venue=(ts if ts_venue is None else ts_venue).astype(np.int64),
+        venue=np.full(n, venue, dtype=np.int8),
+        kind=kinds,
+        side=np.zeros(n, dtype=np.int8) if side is None else side.astype(np.int8),
+        px=px.astype(np.float64),
+        qty=np.zeros(n, dtype=np.float64) if qty is None else qty.astype(np.float64),
+    )
+
+
+def empty_batch() -> EventBatch:
+    z = np.zeros(0, dtype=np.int64)
+    return EventBatch(z, z, z.astype(np.int8), z.astype(np.int8), z.astype(np.int8),
+                      z.astype(np.float64), z.astype(np.float64))

@@ -1,0 +1,126 @@
+"""Run metrics: PnL identities, win rate, expectancy, drawdown, Sharpe, exposure, turnover, the funnel.
+
+Money figures are exact Decimal (rendered as strings in JSON); ratios are floats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from .accounting import signed_notional_krw
+from .replay import RoundTrip, RouteResult
+
+DAY_NS = 86_400_000_000_000
+FUNNEL_STAGES = (("signals_seen", "signals"), ("passed_risk", "passed_risk"),
+                 ("filled_both_legs", "filled_both_legs"), ("closed", "closed"))
+
+
+def money(value: Decimal) -> str:
+    """Exact decimal string (no rounding), so the summary identities hold digit for digit."""
+    return format(value, "f")
+
+
+@dataclass(frozen=True)
+class EquityCurve:
+    ts: np.ndarray  # close-fill times of realized trips
+    cum_net_krw: np.ndarray  # float, for plots
+
+    @property
+    def max_drawdown(self) -> float:
+        if self.cum_net_krw.size == 0:
+            return 0.0
+        path = np.concatenate([[0.0], self.cum_net_krw])
+        return float(np.max(np.maximum.accumulate(path) - path))
+
+
+def closed_trips(results: Sequence[RouteResult]) -> list[RoundTrip]:
+    trips = [t for r in results for t in r.trips if t.closed]
+    return sorted(trips, key=lambda t: (t.ts[3], t.route, t.trip))
+
+
+def equity_curve(trips: Sequence[RoundTrip]) -> EquityCurve:
+    ordered = sorted(trips, key=lambda t: (t.ts[3], t.route, t.trip))
+    ts = np.array([t.ts[3] for t in ordered], dtype=np.int64)
+    cum = np.cumsum([float(t.pnl.net_krw) for t in ordered]) if ordered else np.zeros(0)
+    return EquityCurve(ts, np.asarray(cum, dtype=np.float64))
+
+
+def max_drawdown_exact(trips: Sequence[RoundTrip]) -> Decimal:
+    """Largest fall of realized cumulative net PnL from its running peak (exact)."""
+    peak = cum = worst = Decimal(0)
+    for t in sorted(trips, key=lambda t: (t.ts[3], t.route, t.trip)):
+        cum += t.pnl.net_krw
+        peak = max(peak, cum)
+        worst = max(worst, peak - cum)
+    return worst
+
+
+def daily_sharpe(trips: Sequence[RoundTrip], first_ts: int, last_ts: int) -> float | None:
+    """Annualized Sharpe of daily realized net PnL over the calendar days the data spans."""
+    days = int((last_ts - first_ts) // DAY_NS) + 1
+    if days < 2 or not trips:
+        return None
+    pnl = np.zeros(days)
+    for t in trips:
+        idx = min(max(int((t.ts[3] - first_ts) // DAY_NS), 0), days - 1)
+        pnl[idx] += float(t.pnl.net_krw)
+    sd = float(pnl.std(ddof=1))
+    return None if sd == 0.0 else float(pnl.mean() / sd * math.sqrt(365.0))
+
+
+def figures(trips: Sequence[RoundTrip], open_trips: Sequence[RoundTrip], capital_krw: Decimal,
+            first_ts: int, last_ts: int) -> dict[str, object]:
+    gross = sum((t.pnl.gross_krw for t in trips), Decimal(0))
+    fees = sum((t.pnl.fees_krw for t in trips), Decimal(0))
+    slip = sum((t.pnl.slippage_krw for t in trips), Decimal(0))
+    net = sum((t.pnl.net_krw for t in trips), Decimal(0))
+    if net != gross - fees - slip:
+        raise AssertionError("PnL identity broken: net != gross - fees - slippage")
+    wins = sum(1 for t in trips if t.pnl.net_krw > 0)
+    span = max(last_ts - first_ts, 1)
+    exposure_ns = sum(max(t.ts[3] - t.ts[1], 0) for t in trips if t.ts[1] >= 0)
+    exposure_ns += sum(max(last_ts - t.ts[1], 0) for t in open_trips if t.ts[1] >= 0)
+    traded = sum((signed_notional_krw(t.fills, t.fx_exit) for t in [*trips, *open_trips]), Decimal(0))
+    unrealized = sum((t.pnl.net_krw for t in open_trips), Decimal(0))
+    return {
+        "trades": len(trips),
+        "wins": wins,
+        "win_rate": (wins / len(trips)) if trips else None,
+        "gross_pnl_krw": money(gross),
+        "fees_krw": money(fees),
+        "slippage_krw": money(slip),
+        "net_pnl_krw": money(net),
+        "expectancy_krw": money(net / len(trips)) if trips else None,
+        "max_drawdown_krw": money(max_drawdown_exact(trips)),
+        "sharpe_daily_annualized": daily_sharpe(trips, first_ts, last_ts),
+        "exposure_time": exposure_ns / span,
+        "turnover": float(traded / capital_krw) if capital_krw > 0 else None,
+        "traded_notional_krw": money(traded),
+        "open_positions": len(open_trips),
+        "unrealized_pnl_krw": money(unrealized),
+        "exit_reasons": _count(t.exit_reason for t in trips),
+    }
+
+
+def funnel(results: Sequence[RouteResult]) -> dict[str, int]:
+    out = {stage: sum(r.counters[key] for r in results) for stage, key in FUNNEL_STAGES}
+    out["decisions"] = sum(r.counters["decisions"] for r in results)
+    return out
+
+
+def rejections(results: Sequence[RouteResult]) -> dict[str, int]:
+    keys = sorted({k for r in results for k in r.counters if k.startswith("rejected_") or k in (
+        "aborted_no_hedge", "close_blocked", "unhedged_units_left")})
+    return {k: sum(r.counters[k] for r in results) for k in keys}
+
+
+def _count(items: object) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:  # type: ignore[attr-defined]
+        out[str(x)] = out.get(str(x), 0) + 1
+    return dict(sorted(out.items()))

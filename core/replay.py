@@ -1,0 +1,126 @@
+"""Run one route through the compiled kernel and turn its raw arrays into exact fills and round trips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from .accounting import LegSummary, TripPnl, fx_to_dec, trip_pnl
+from .config import EngineConfig, to_kernel_params
+from .domain import Currency, Side, Venue
+from .events import EventBatch
+from .kernel import ACTION_CLOSE, ACTION_OPEN, COUNTER_NAMES, replay_route
+from .ledger import Fill, Ledger, fee_for, units_to_dec
+from .rules import SCALE, InstrumentRules
+from .strategy import EXIT_REASONS
+
+ACTION_NAMES = ("open", "close", "unwind")
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    route: str
+    trip: int
+    direction: int
+    exit_reason: str
+    ts: tuple[int, int, int, int]  # entry decision, entry fill, exit decision, exit fill (-1 = not yet)
+    premium_entry_bps: float
+    premium_exit_bps: float
+    dev_entry_bps: float
+    dev_exit_bps: float
+    fx_entry: Decimal
+    fx_exit: Decimal
+    qty: Decimal
+    legs: dict[str, LegSummary]  # "entry_upbit", "entry_binance", "exit_upbit", "exit_binance", "unwind_*"
+    pnl: TripPnl
+    fills: tuple[Fill, ...]
+
+    @property
+    def closed(self) -> bool:
+        return self.ts[3] >= 0
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    route: str
+    trips: tuple[RoundTrip, ...]
+    fills: tuple[Fill, ...]
+    counters: dict[str, int]
+    initial: dict[tuple[Venue, Currency], Decimal]
+    ledger: Ledger
+    series_ts: np.ndarray
+    series_premium_bps: np.ndarray
+    series_dev_bps: np.ndarray
+    series_ref_premium_bps: np.ndarray
+    final_mids: tuple[float, float]
+    final_fx: float
+    first_ts: int
+    last_ts: int
+
+
+def run_route(route: str, events: EventBatch, cfg: EngineConfig, binance: InstrumentRules) -> RouteResult:
+    """Replay one route. Deterministic: same events and config give the same result."""
+    if len(events) == 0:
+        raise ValueError(f"route {route}: no events to replay")
+    params = to_kernel_params(cfg, binance.tick_units, binance.step_units, float(binance.min_notional))
+    cap_fills, cap_trips = 4096, 1024
+    while True:
+        out = replay_route(events.ts, events.ts_venue, events.venue, events.kind, events.side, events.px,
+                           events.qty, params, cap_fills, cap_trips)
+        if not out[-1]:
+            break
+        cap_fills, cap_trips = cap_fills * 4, cap_trips * 4  # rare: rerun with room (deterministic)
+    (f_trip, f_action, f_venue, f_side, f_px, f_qty, f_ref, f_ts_dec, f_ts_fill, t_dir, t_reason, t_ts, t_f,
+     t_qty, s_ts, s_prem, s_dev, s_ref, cnt, init_units, final, _) = out
+    fee_rate = {Venue.UPBIT: cfg.costs.upbit.taker_fee, Venue.BINANCE: cfg.costs.binance.taker_fee}
+    fills: list[Fill] = []
+    for k in range(f_trip.shape[0]):
+        v = Venue(int(f_venue[k]))
+        price, qty = units_to_dec(int(f_px[k])), units_to_dec(int(f_qty[k]))
+        fills.append(Fill(
+            trip=int(f_trip[k]), venue=v, side=Side(int(f_side[k])), price=price, qty=qty,
+            fee=fee_for(price * qty, fee_rate[v]), ref_price=units_to_dec(int(f_ref[k])),
+            ts_decision=int(f_ts_dec[k]), ts_venue=int(f_ts_fill[k]), ts_local=int(f_ts_fill[k]),
+            action=ACTION_NAMES[int(f_action[k])]))
+    initial = {
+        (Venue.UPBIT, Currency.KRW): units_to_dec(int(init_units[0])),
+        (Venue.UPBIT, Currency.COIN): units_to_dec(int(init_units[1])),
+        (Venue.BINANCE, Currency.USDT): units_to_dec(int(init_units[2])),
+        (Venue.BINANCE, Currency.COIN): units_to_dec(int(init_units[3])),
+    }
+    ledger = Ledger.funded(initial)
+    ledger.apply_all(fills)
+    by_trip: dict[int, list[Fill]] = {}
+    for f in fills:
+        by_trip.setdefault(f.trip, []).append(f)
+    final_mids = (float(final[0]), float(final[1]))
+    marks = (units_to_dec(round(final_mids[0] * SCALE)), units_to_dec(round(final_mids[1] * SCALE)))
+    trips = []
+    for k in range(t_dir.shape[0]):
+        tf = by_trip.get(k, [])
+        fx_entry = fx_to_dec(float(t_f[k, 4]))
+        closed = int(t_ts[k, 3]) >= 0
+        fx_exit = fx_to_dec(float(t_f[k, 5])) if closed and t_f[k, 5] == t_f[k, 5] else (
+            fx_to_dec(float(final[2])) if float(final[2]) > 0 else fx_entry)
+        legs = {}
+        for act in (ACTION_OPEN, ACTION_CLOSE, 2):
+            for v in Venue:
+                sel = [f for f in tf if f.venue is v and f.action == ACTION_NAMES[act]]
+                if sel:
+                    name = ("entry", "exit", "unwind")[act]
+                    legs[f"{name}_{v.label}"] = LegSummary.of(sel)
+        trips.append(RoundTrip(
+            route=route, trip=k, direction=int(t_dir[k]), exit_reason=EXIT_REASONS[int(t_reason[k])],
+            ts=(int(t_ts[k, 0]), int(t_ts[k, 1]), int(t_ts[k, 2]), int(t_ts[k, 3])),
+            premium_entry_bps=float(t_f[k, 0]), premium_exit_bps=float(t_f[k, 1]),
+            dev_entry_bps=float(t_f[k, 2]), dev_exit_bps=float(t_f[k, 3]),
+            fx_entry=fx_entry, fx_exit=fx_exit, qty=units_to_dec(int(t_qty[k])), legs=legs,
+            pnl=trip_pnl(tf, fx_exit, marks), fills=tuple(tf)))
+    return RouteResult(
+        route=route, trips=tuple(trips), fills=tuple(fills),
+        counters={name: int(cnt[i]) for i, name in enumerate(COUNTER_NAMES)},
+        initial=initial, ledger=ledger, series_ts=s_ts, series_premium_bps=s_prem, series_dev_bps=s_dev,
+        series_ref_premium_bps=s_ref, final_mids=final_mids, final_fx=float(final[2]),
+        first_ts=int(events.ts[0]), last_ts=int(events.ts[-1]))

@@ -1,0 +1,149 @@
+"""``arbitrage-lite`` command line: data import, backtest, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..core.config import EngineConfig
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_time(text: str | None) -> int | None:
+    """ISO date or date-time, UTC (a trailing Z is allowed) → ns."""
+    if text is None:
+        return None
+    try:
+        return int(np.datetime64(text.rstrip("Zz"), "ns").astype(np.int64))
+    except ValueError:
+        raise UsageError(f"cannot read time {text!r}: use ISO form like 2024-12-01 or 2024-12-01T09:30") from None
+
+
+def load_config(path: Path | None) -> EngineConfig:
+    if path is None:
+        return EngineConfig()
+    if not path.exists():
+        raise UsageError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    try:
+        return EngineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"config file {path} is invalid:\n{exc}") from None
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .data.importer import format_import_results, run_import
+
+    results = run_import([Path(p) for p in args.files], Path(args.store), symbol=args.symbol, venue=args.venue)
+    print(format_import_results(results))
+    return 0
+
+
+def _print_headline(summary: dict[str, object], out: Path) -> None:
+    keys = ("trades", "wins", "win_rate", "gross_pnl_krw", "fees_krw", "slippage_krw", "net_pnl_krw",
+            "max_drawdown_krw", "zero_cost_net_pnl_krw")
+    data: Any = summary["data"]
+    routes: Any = summary["routes"]
+    print(f"routes: {', '.join(routes)}  ({data['resolution']}, FX {data['fx_source']}, "
+          f"{data['from']} -> {data['to']})")
+    for k in keys:
+        v = summary[k]
+        if isinstance(v, str):
+            v = f"{float(v):,.0f}"
+        elif isinstance(v, float):
+            v = f"{v:.3f}"
+        print(f"  {k:<24} {v}")
+    print(f"wrote {out}/summary.json, trades.csv, fills.csv, report.html")
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from ..scenarios.backtest import BacktestRequest, run_backtest
+
+    req = BacktestRequest(store=Path(args.store), routes=args.routes, out=Path(args.out),
+                          config=load_config(Path(args.config) if args.config else None),
+                          start_ns=parse_time(args.start), end_ns=parse_time(args.end),
+                          use_ray=not args.no_ray, progress=not args.no_progress)
+    if not req.store.exists():
+        raise UsageError(f"store {req.store} does not exist: run 'arbitrage-lite data import FILE... --store DIR'")
+    summary = run_backtest(req)
+    _print_headline(summary, req.out)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Import the bundled real sample and backtest it: BTC 1m bars (2024) and Top-10 coins (Dec 2025)."""
+    from ..scenarios.backtest import BacktestRequest, run_backtest
+    from .data.importer import run_import
+
+    out = Path(args.out)
+    s = SAMPLE_DIR
+    btc_store, multi_store = out / "store_btc_1m", out / "store_multi"
+    run_import([s / "btc_1m_joined_sample.csv.gz", s / "usdkrw_daily_sample.csv"], btc_store, symbol="BTC")
+    run_import([s / "kimpai_snapshots_sample.csv.gz"], multi_store)
+    for store, routes, name in ((btc_store, "BTC", "btc_1m"), (multi_store, "top:10", "top10_snapshots")):
+        print(f"== backtest {routes} on {store.name}")
+        summary = run_backtest(BacktestRequest(store=store, routes=routes, out=out / name,
+                                               use_ray=not args.no_ray, progress=not args.no_progress))
+        _print_headline(summary, out / name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="arbitrage-lite", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="market data store").add_subparsers(dest="data_command", required=True)
+    imp = data.add_parser("import", help="import recorded files into the columnar store")
+    imp.add_argument("files", nargs="+")
+    imp.add_argument("--store", required=True)
+    imp.add_argument("--symbol", help="base asset for files that do not name it (e.g. the joined BTC file)")
+    imp.add_argument("--venue", choices=["upbit", "binance"], help="venue for per-venue OHLCV files")
+    imp.set_defaults(func=_cmd_import)
+    bt = sub.add_parser("backtest", help="replay the store through the engine core")
+    bt.add_argument("--store", required=True)
+    bt.add_argument("--routes", required=True, help="comma list of bases (BTC,ETH) or top:N")
+    bt.add_argument("--from", dest="start")
+    bt.add_argument("--to", dest="end")
+    bt.add_argument("--config", help="TOML or JSON engine config (see docs/config.md)")
+    bt.add_argument("--out", required=True)
+    bt.add_argument("--no-ray", action="store_true", help="run routes in this process instead of Ray tasks")
+    bt.add_argument("--no-progress", action="store_true")
+    bt.set_defaults(func=_cmd_backtest)
+    demo = sub.add_parser("demo", help="import the bundled real sample and backtest it")
+    demo.add_argument("--out", default="out/demo")
+    demo.add_argument("--no-ray", action="store_true")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
