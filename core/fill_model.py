@@ -92,3 +92,18 @@ def calibrate_cost_model(snapshots: list[tuple[np.ndarray, np.ndarray]],
     x, y = np.asarray(xs), np.asarray(ys)
     slope = float((x * y).sum() / (x * x).sum()) if x.size and (x * x).sum() > 0 else 0.0
     return float(np.median(spreads)), max(slope, 0.0)
+
+
+def roll_half_spread_bps(prices: np.ndarray) -> float:
+    """Roll (1984) estimate of half the bid-ask spread from last-trade prices, in bps.
+
+    Trades bouncing between bid and ask make successive returns negatively correlated:
+    half spread = sqrt(-cov(r_t, r_{t-1})). Zero when the covariance is not negative (no bounce seen).
+    Used as a floor for snapshot data, where the last price is not a mid and its bounce is not an edge.
+    """
+    p = prices[np.isfinite(prices) & (prices > 0)]
+    if p.shape[0] < 10:
+        return 0.0
+    r = np.diff(np.log(p))
+    cov = float(np.cov(r[1:], r[:-1])[0, 1])
+    return float(np.sqrt(-cov) * 1e4) if cov < 0 else 0.0

@@ -108,8 +108,8 @@ def figures(trips: Sequence[RoundTrip], open_trips: Sequence[RoundTrip], capital
 
 
 def funnel(results: Sequence[RouteResult]) -> dict[str, int]:
-    out = {stage: sum(r.counters[key] for r in results) for stage, key in FUNNEL_STAGES}
-    out["decisions"] = sum(r.counters["decisions"] for r in results)
+    out = {"decisions": sum(r.counters["decisions"] for r in results)}
+    out.update({stage: sum(r.counters[key] for r in results) for stage, key in FUNNEL_STAGES})
     return out
 
 

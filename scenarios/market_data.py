@@ -20,6 +20,7 @@ from ..core.event_builders import (
     trades_to_events,
 )
 from ..core.events import VENUE_BINANCE, VENUE_UPBIT, EventBatch
+from ..core.fill_model import roll_half_spread_bps
 from ..core.fx import FxSource
 from ..core.rules import SCALE, InstrumentRules, upbit_krw_tick_units
 from ..infra.data.store import Store
@@ -140,6 +141,8 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
     ev_b = _venue_events(store, resolution, "binance", f"{base}-USDT", VENUE_BINANCE, start, end)
     if len(ev_u) == 0 or len(ev_b) == 0:
         raise DataError(f"route {base}: no data in the requested window")
+    last_market = max(int(ev_u.ts[-1]), int(ev_b.ts[-1]))
+    fx = fx.slice_time(None, last_market + 1)  # FX after the last quote would only stretch the run's span
     events = EventBatch.concat_sorted([fx, ev_u, ev_b])
     rules, rules_source = binance_usdt_rules(base)
     # Spread floors from the venues' own grids: one tick is the narrowest spread a book can show.
@@ -148,6 +151,9 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
     tick_u = upbit_krw_tick_units(int(mid_u * SCALE), int(events.ts[-1])) if mid_u else 0
     floor_u = 0.5 * tick_u / (mid_u * SCALE) * 1e4 if mid_u else 0.0
     floor_b = 0.5 * rules.tick_units / (mid_b * SCALE) * 1e4 if mid_b else 0.0
+    if resolution == "snapshots":  # last prices bounce between bid and ask: that bounce is a cost, not an edge
+        floor_u = max(floor_u, roll_half_spread_bps(ev_u.px))
+        floor_b = max(floor_b, roll_half_spread_bps(ev_b.px))
     route_costs = costs
     if resolution != "book":
         route_costs = costs.model_copy(update={"upbit": _with_floor(costs.upbit, floor_u),

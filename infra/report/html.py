@@ -227,9 +227,20 @@ def _headline(s: Mapping[str, object]) -> str:
     res_rows = [(label, _cell(s, key, kind)) for key, label, kind in _RESULT_ROWS
                 if key in s or kind == "winrate"]
     for k, v in s.items():
-        if k not in _KNOWN:
-            res_rows.append((k, f'<td class="num">{escape(fmt.value(v))}</td>'))
+        if k not in _KNOWN and not isinstance(v, Mapping | list | tuple):
+            res_rows.append((k.replace("_", " "), f'<td class="num">{escape(fmt.value(v))}</td>'))
     return f'<div class="grid">{_kv_table(run_rows, "Run")}{_kv_table(res_rows, "Results")}</div>'
+
+
+def _counts(s: Mapping[str, object]) -> str:
+    """Small tables for nested count maps (exit reasons, rejections); the full config stays in summary.json."""
+    parts = []
+    for k, v in s.items():
+        if k in _KNOWN or k == "config" or not isinstance(v, Mapping) or not v:
+            continue
+        rows = [(str(name), f'<td class="num">{escape(fmt.value(val))}</td>') for name, val in v.items()]
+        parts.append(_kv_table(rows, k.replace("_", " ")))
+    return f'<div class="grid">{"".join(parts)}</div>' if parts else ""
 
 
 def _funnel(s: Mapping[str, object]) -> str:
@@ -352,7 +363,7 @@ def render_report(data: ReportData) -> str:
         f"<h1>{title}</h1>",
         f'<p class="reading">{reading(data)}</p>',
         "<h2>Headline figures</h2>", _headline(s),
-        "<h2>Funnel</h2>", _funnel(s),
+        "<h2>Funnel</h2>", _funnel(s), _counts(s),
         "<h2>Equity and drawdown</h2>", _equity_charts(data),
         "<h2>Premium over time</h2>",
         '<p class="note">Premium in bps (blue), reference (orange, dashed); ▲ entries, ▼ exits. '

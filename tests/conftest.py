@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (market_fixtures)
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_data"
+
+
+def shared_data_dir() -> Path | None:
+    for cand in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if (cand / "MANIFEST.md").exists():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def sample_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundled real sample imported once per session: BTC 1m bars and the multi-coin snapshots."""
+    from arbitrage_lite.infra.data.importer import run_import
+
+    root = tmp_path_factory.mktemp("stores")
+    btc, multi = root / "btc", root / "multi"
+    run_import([SAMPLE / "btc_1m_joined_sample.csv.gz", SAMPLE / "usdkrw_daily_sample.csv"], btc, symbol="BTC")
+    run_import([SAMPLE / "kimpai_snapshots_sample.csv.gz"], multi)
+    return {"btc": btc, "multi": multi}
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[object]:
+    """One Ray start for the whole test session (2 CPUs, no dashboard)."""
+    from arbitrage_lite.infra.ray_runtime import ensure_ray
+
+    ray = ensure_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()  # type: ignore[attr-defined]
