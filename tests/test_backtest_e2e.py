@@ -59,6 +59,7 @@ def test_top_n_snapshots_in_ray_tasks_match_in_process(sample_stores: dict[str, 
                                      use_ray=True, progress=False))
     b = run_backtest(BacktestRequest(store=sample_stores["multi"], routes="top:6", out=tmp_path / "local",
                                      use_ray=False, progress=False))
+    assert a == b
     assert len(a["routes"]) == 6 and a["data"]["fx_source"] == "upbit_krw_usdt"
     assert a["data"]["resolution"] == "snapshots"
     check_identities(a, tmp_path / "ray")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from arbitrage_lite.infra.data.importer import DataImportError, ImportResult, format_import_results, run_import
 from arbitrage_lite.infra.data.layouts import LAYOUTS, LayoutError, detect_layout, iso_to_ns
 from arbitrage_lite.infra.data.store import Store

@@ -1,13 +1,19 @@
 from decimal import Decimal
 
 import numpy as np
-from market_fixtures import (
-    BTC_RULES, MIN, T0, bar_market, book_market, config, spike_prices,
-)
 
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.domain import Side, Venue
 from arbitrage_lite.core.replay import run_route
+from market_fixtures import (
+    BTC_RULES,
+    MIN,
+    T0,
+    bar_market,
+    book_market,
+    config,
+    spike_prices,
+)
 
 
 def test_spike_opens_sell_upbit_buy_binance_and_closes_on_revert() -> None:
@@ -99,7 +105,8 @@ def test_book_walk_partial_fill_is_unwound_and_hedged_qty_kept() -> None:
         ts = T0 + k * MIN
         rich = k >= 35
         mid_u = 140_840_000.0 if rich else 140_000_000.0
-        snaps.append((ts, 0, [(mid_u - 1000, 0.05), (mid_u - 2000, 0.05)], [(mid_u + 1000, 0.05), (mid_u + 2000, 0.05)]))
+        snaps.append((ts, 0, [(mid_u - 1000, 0.05), (mid_u - 2000, 0.05)],
+                      [(mid_u + 1000, 0.05), (mid_u + 2000, 0.05)]))
         b_ask_qty = 0.03 if k == 35 else 5.0  # Binance thins out right after the decision (before the fill)
         if k == 35:
             snaps.append((ts, 1, [(99_999.99, 5.0)], [(100_000.01, 5.0)]))

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+
 from arbitrage_lite.infra.report import fmt
 from arbitrage_lite.infra.report.html import PremiumSeries, ReportData, render_report, write_report
 from arbitrage_lite.infra.report.svg import Markers, Series, histogram, line_chart

@@ -3,7 +3,12 @@ from decimal import Decimal
 import numpy as np
 
 from arbitrage_lite.core.rules import (
-    SCALE, binance_rules, floor_to_step, price_to_grid, upbit_krw_rules, upbit_krw_tick_units,
+    SCALE,
+    binance_rules,
+    floor_to_step,
+    price_to_grid,
+    upbit_krw_rules,
+    upbit_krw_tick_units,
 )
 
 
@@ -12,7 +17,7 @@ def ns(day: str) -> int:
 
 
 def tick(price: float, day: str) -> float:
-    return upbit_krw_tick_units(int(round(price * SCALE)), ns(day)) / SCALE
+    return upbit_krw_tick_units(round(price * SCALE), ns(day)) / SCALE
 
 
 def test_upbit_tick_table_current_bands() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from arbitrage_lite.infra.data.layouts import LayoutError, ParsedSeries, detect_layout, read_bytes
 from arbitrage_lite.infra.data.store import Store, check_key
 from arbitrage_lite.infra.data.validate import ValidationReport, clean
@@ -145,7 +146,9 @@ def format_import_results(results: list[ImportResult], max_series: int = 12) -> 
     for r in results:
         out.append(f"== {r.path.name}  [{r.layout or 'unrecognised'}]")
         if r.error is not None:
-            out.extend(f"   ERROR {line}" for line in r.error.splitlines())
+            first, *rest = r.error.splitlines()
+            out.append(f"   ERROR {first}")
+            out.extend(f"         {line}" for line in rest)
             continue
         out.append(f"   {'kind':<11}{'venue':<9}{'symbol':<14}{'parsed':>10}{'valid':>10}{'added':>10}{'total':>10}")
         for s in r.series[:max_series]:

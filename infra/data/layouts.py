@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
 from arbitrage_lite.infra.data.validate import ValidationReport
 
 NS_PER_MS = 1_000_000

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from arbitrage_lite.infra.data.store import SORT_KEYS, first_occurrence_mask
 
 NS_PER_S = 1_000_000_000
