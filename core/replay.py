@@ -118,9 +118,11 @@ def run_route(route: str, events: EventBatch, cfg: EngineConfig, binance: Instru
             dev_entry_bps=float(t_f[k, 2]), dev_exit_bps=float(t_f[k, 3]),
             fx_entry=fx_entry, fx_exit=fx_exit, qty=units_to_dec(int(t_qty[k])), legs=legs,
             pnl=trip_pnl(tf, fx_exit, marks), fills=tuple(tf)))
+    market_ts = events.ts[events.venue < 2]  # the run's span is the market data's, not the FX's
     return RouteResult(
         route=route, trips=tuple(trips), fills=tuple(fills),
         counters={name: int(cnt[i]) for i, name in enumerate(COUNTER_NAMES)},
         initial=initial, ledger=ledger, series_ts=s_ts, series_premium_bps=s_prem, series_dev_bps=s_dev,
         series_ref_premium_bps=s_ref, final_mids=final_mids, final_fx=float(final[2]),
-        first_ts=int(events.ts[0]), last_ts=int(events.ts[-1]))
+        first_ts=int(market_ts[0]) if market_ts.size else int(events.ts[0]),
+        last_ts=int(market_ts[-1]) if market_ts.size else int(events.ts[-1]))

@@ -87,6 +87,25 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from ..scenarios.sweep import parse_grid, run_sweep
+
+    if not Path(args.store).exists():
+        raise UsageError(f"store {args.store} does not exist")
+    report = run_sweep(Path(args.store), args.routes, parse_grid(args.grid),
+                       load_config(Path(args.config) if args.config else None), Path(args.out),
+                       split=args.split, use_ray=not args.no_ray, progress=not args.no_progress)
+    best = report["best_in_sample"]
+    oos = report["best_in_sample_out_of_sample"]
+    print(f"{report['points']} grid points; split at {report['split_at']}")
+    print(f"best in-sample: {best}")
+    print(f"  its out-of-sample: trades {oos['trades']}, net {float(oos['net_pnl_krw']):,.0f} KRW "
+          f"(zero-cost {float(oos['zero_cost_net_pnl_krw']):,.0f})")
+    print(f"points with positive out-of-sample net PnL: {report['out_of_sample_positive_points']}")
+    print(f"wrote {args.out}/sweep.csv, sweep.json")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Import the bundled real sample and backtest it: BTC 1m bars (2024) and Top-10 coins (Dec 2025)."""
     from ..scenarios.backtest import BacktestRequest, run_backtest
@@ -125,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--no-ray", action="store_true", help="run routes in this process instead of Ray tasks")
     bt.add_argument("--no-progress", action="store_true")
     bt.set_defaults(func=_cmd_backtest)
+    sw = sub.add_parser("sweep", help="grid of configs as Ray jobs, picked in-sample, judged out-of-sample")
+    sw.add_argument("--store", required=True)
+    sw.add_argument("--routes", required=True)
+    sw.add_argument("--grid", action="append", required=True, help="section.field=v1,v2 (repeatable)")
+    sw.add_argument("--config", help="base config (TOML or JSON)")
+    sw.add_argument("--split", type=float, default=0.5, help="in-sample share of the time span")
+    sw.add_argument("--out", required=True)
+    sw.add_argument("--no-ray", action="store_true")
+    sw.add_argument("--no-progress", action="store_true")
+    sw.set_defaults(func=_cmd_sweep)
     demo = sub.add_parser("demo", help="import the bundled real sample and backtest it")
     demo.add_argument("--out", default="out/demo")
     demo.add_argument("--no-ray", action="store_true")

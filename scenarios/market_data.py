@@ -142,7 +142,9 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
     if len(ev_u) == 0 or len(ev_b) == 0:
         raise DataError(f"route {base}: no data in the requested window")
     last_market = max(int(ev_u.ts[-1]), int(ev_b.ts[-1]))
-    fx = fx.slice_time(None, last_market + 1)  # FX after the last quote would only stretch the run's span
+    first_market = min(int(ev_u.ts[0]), int(ev_b.ts[0]))
+    keep_from = int(fx.ts[max(int(np.searchsorted(fx.ts, first_market, side="right")) - 1, 0)])
+    fx = fx.slice_time(keep_from, last_market + 1)  # the last rate before the data, and none after it
     events = EventBatch.concat_sorted([fx, ev_u, ev_b])
     rules, rules_source = binance_usdt_rules(base)
     # Spread floors from the venues' own grids: one tick is the narrowest spread a book can show.

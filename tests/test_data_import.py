@@ -280,9 +280,11 @@ def test_store_merge_sort_and_manifest(tmp_path: Path) -> None:
     s2 = st.write("fx", "ref", "USD-KRW", t.slice(0, 2).append_column("x", pa.array([0, 0])), source="b.csv")
     assert (s2.duplicates_dropped, s2.rows_added) == (2, 0)
     assert st.read("fx", "ref", "USD-KRW", columns=["ts"])["ts"].to_pylist() == [1, 2, 3]
+    s3 = st.write("fx", "ref", "USD-KRW", pa.table({"ts": [2], "ts_local": [-1], "rate": [1321.0]}))
+    assert (s3.rows_added, s3.key_conflicts) == (1, 1)  # same day, other value: kept and counted
     assert st.has("fx", "ref", "USD-KRW") and not st.has("fx", "ref", "EUR-KRW")
     info = st.series()[0]
-    assert (info.kind, info.rows, info.first_ts, info.last_ts) == ("fx", 3, 1, 3)
+    assert (info.kind, info.rows, info.first_ts, info.last_ts) == ("fx", 4, 1, 3)
     man = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert man["series"]["fx/ref/USD-KRW"]["sources"] == ["a.csv", "b.csv"]
     assert not [p for p in (tmp_path / "s").rglob("*") if ".tmp" in p.name]

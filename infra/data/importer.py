@@ -127,9 +127,14 @@ def run_import(paths: list[Path], store: Path, symbol: str | None = None, venue:
             continue
         with st.batch():
             for s, table in cleaned:
+                if table.num_rows == 0 and not st.has(s.kind, s.venue, s.symbol):
+                    result.series.append(SeriesResult(s.kind, s.venue, s.symbol, s.table.num_rows, 0, 0, 0))
+                    continue  # nothing valid: do not create an empty series
                 stats = st.write(s.kind, s.venue, s.symbol, table, source=path.name)
+                label = f"{s.kind}/{s.venue}/{s.symbol}"
                 result.report.add("already_in_store", stats.duplicates_dropped,
-                                  f"{s.kind}/{s.venue}/{s.symbol}: {stats.duplicates_dropped} rows")
+                                  f"{label}: {stats.duplicates_dropped} rows")
+                result.report.add("key_conflicts", stats.key_conflicts, f"{label}: {stats.key_conflicts} rows")
                 result.series.append(SeriesResult(s.kind, s.venue, s.symbol, s.table.num_rows,
                                                   table.num_rows, stats.rows_added, stats.rows_after))
             st.record_import(path.name, result.sha256, result.layout or "",
@@ -146,9 +151,9 @@ def format_import_results(results: list[ImportResult], max_series: int = 12) -> 
     for r in results:
         out.append(f"== {r.path.name}  [{r.layout or 'unrecognised'}]")
         if r.error is not None:
-            first, *rest = r.error.splitlines()
+            first, *more = r.error.splitlines()
             out.append(f"   ERROR {first}")
-            out.extend(f"         {line}" for line in rest)
+            out.extend(f"         {line}" for line in more)
             continue
         out.append(f"   {'kind':<11}{'venue':<9}{'symbol':<14}{'parsed':>10}{'valid':>10}{'added':>10}{'total':>10}")
         for s in r.series[:max_series]:

@@ -62,15 +62,14 @@ def _decompress(path: Path, raw: bytes) -> bytes:
     if raw[:4] == b"\x28\xb5\x2f\xfd":
         try:
             import zstandard
-
-            return bytes(zstandard.ZstdDecompressor().stream_reader(raw).read())
         except ImportError:
-            if pa.Codec.is_available("zstd"):
-                return bytes(pa.input_stream(pa.BufferReader(raw), compression="zstd").read())
-            raise LayoutError(
-                f"{path}: zstd-compressed, but neither the 'zstandard' module nor pyarrow's zstd codec is "
-                "available; decompress it first (zstd -d)"
-            ) from None
+            if not pa.Codec.is_available("zstd"):
+                raise LayoutError(
+                    f"{path}: zstd-compressed, but neither the 'zstandard' module nor pyarrow's zstd codec is "
+                    "available; decompress it first (zstd -d)"
+                ) from None
+            return bytes(pa.input_stream(pa.BufferReader(raw), compression="zstd").read())
+        return bytes(zstandard.ZstdDecompressor().stream_reader(raw).read())
     return raw
 
 
@@ -180,10 +179,10 @@ def _typed(t: pa.Table, spec: dict[str, pa.DataType | str], report: ValidationRe
     invalid = np.zeros(t.num_rows, dtype=bool)
     for name, to in spec.items():
         vals, bad = _convert_time(t[name], to) if isinstance(to, str) else _convert(t[name], to)
-        if bad.any():
-            i = int(np.flatnonzero(bad & ~invalid)[0]) if (bad & ~invalid).any() else int(np.flatnonzero(bad)[0])
-            report.add("malformed_lines", int((bad & ~invalid).sum()),
-                       f"line {i + 2}: {name}={t[name][i].as_py()!r}")
+        new = bad & ~invalid  # count each malformed row once
+        if new.any():
+            i = int(np.flatnonzero(new)[0])
+            report.add("malformed_lines", int(new.sum()), f"line {i + 2}: {name}={t[name][i].as_py()!r}")
         invalid |= bad
         out[name] = vals
     missing = np.zeros(t.num_rows, dtype=bool)
@@ -296,6 +295,9 @@ def parse_kimpai_prices(path: Path, data: bytes, symbol: str | None, venue: str 
     out: list[ParsedSeries] = []
     for (exch, quote), v in _KIMPAI_KEEP.items():
         sub = table.filter(pc.equal(table["exchange"], exch))
+        if venue is not None and v != venue:
+            report.add("skipped", sub.num_rows, f"{exch}/{quote} rows (--venue {venue})")
+            continue
         if sub.num_rows == 0:
             continue
         bases = np.asarray(sub["base"].to_numpy(zero_copy_only=False)).astype(str)
@@ -373,7 +375,7 @@ def parse_binance_ws(path: Path, data: bytes, symbol: str | None, venue: str | N
                     raise ValueError("m is not a boolean")
                 trades.setdefault(sym, []).append(
                     (int(d["T"]) * NS_PER_MS, local, int(d["t"]), float(d["p"]), float(d["q"]), -1 if m else 1))
-            elif ev is None and "A" in d and "B" in d:  # bookTicker (no event type, no event time on spot)
+            elif ev in (None, "bookTicker") and "A" in d and "B" in d:  # spot bookTicker: no e, no E
                 sym = split_binance_symbol(d["s"])
                 if sym is None:
                     skipped[f"symbol {d['s']}"] += 1

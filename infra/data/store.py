@@ -64,6 +64,16 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "trades": ("ts_local", "ts", "trade_id"),
     "bbo": ("ts_local", "update_id"),
 }
+# What identifies one observation; two rows with the same key but different values are a conflict.
+KEYS: dict[str, tuple[str, ...]] = {
+    "bars_1m": ("ts",),
+    "last": ("ts", "ts_local"),
+    "fx": ("ts", "ts_local"),
+    "book": ("ts", "ts_local", "side", "level"),
+    "depth_diff": ("first_update_id", "last_update_id", "side", "price"),
+    "trades": ("trade_id",),
+    "bbo": ("update_id", "bid", "bid_qty", "ask", "ask_qty"),
+}
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 MANIFEST_NAME = "manifest.json"
 
@@ -79,6 +89,8 @@ class MergeStats:
     rows_in: int
     duplicates_dropped: int
     rows_after: int
+    key_conflicts: int = 0  # stored rows sharing a key (e.g. the same minute) with different values
+
 
     @property
     def rows_added(self) -> int:
@@ -251,7 +263,8 @@ class Store:
             merged = merged.filter(pa.array(mask))
         if kind == "book":
             merged = _renumber_snapshots(merged)
-        stats = MergeStats(kind, venue, symbol, old.num_rows, new.num_rows, dropped, merged.num_rows)
+        conflicts = int((~first_occurrence_mask(merged, KEYS[kind])).sum())
+        stats = MergeStats(kind, venue, symbol, old.num_rows, new.num_rows, dropped, merged.num_rows, conflicts)
         if merged.num_rows != old.num_rows or not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             sink = pa.BufferOutputStream()

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from arbitrage_lite.infra.data.store import SORT_KEYS, first_occurrence_mask
+from arbitrage_lite.infra.data.store import KEYS, SORT_KEYS, first_occurrence_mask
 
 NS_PER_S = 1_000_000_000
 NS_PER_MIN = 60 * NS_PER_S
@@ -34,6 +33,7 @@ CATEGORIES: dict[str, bool] = {
     "crossed_book": True,  # book snapshots (all levels) dropped
     "crossed_bbo": True,
     "already_in_store": True,  # exact rows the store already held (re-import)
+    "key_conflicts": False,  # store now holds rows with the same key but different values
     "non_monotonic": False,  # row earlier than its predecessor in file order (stored sorted)
     "gaps": False,
     "ohlc_inconsistent": False,  # high < max(open, close) or low > min(open, close)
@@ -202,15 +202,8 @@ def _check_crossed(kind: str, t: pa.Table, report: ValidationReport, label: str)
     return t
 
 
-def _dedup_key(kind: str) -> list[str]:
-    return {"bars_1m": ["ts"], "last": ["ts", "ts_local"], "fx": ["ts", "ts_local"],
-            "book": ["ts", "ts_local", "side", "level"],
-            "depth_diff": ["first_update_id", "last_update_id", "side", "price"], "trades": ["trade_id"],
-            "bbo": ["update_id", "bid", "bid_qty", "ask", "ask_qty"]}[kind]
-
-
 def _check_duplicates(kind: str, t: pa.Table, report: ValidationReport, label: str) -> pa.Table:
-    keep = first_occurrence_mask(t, _dedup_key(kind))
+    keep = first_occurrence_mask(t, KEYS[kind])
     if kind == "book":  # count whole snapshots, not levels
         dup_rows = ~keep
         if dup_rows.any():
@@ -271,9 +264,16 @@ def _check_semantics(kind: str, t: pa.Table, report: ValidationReport, label: st
         if bad.any():
             report.add("ohlc_inconsistent", int(bad.sum()), f"{label} bar {fmt_ts(int(_np(t, 'ts')[bad][0]))}")
     if kind in ("last", "fx") and t.num_rows and (_np(t, "ts_local") >= 0).any():
-        ts = _np(t, "ts")
-        st = int(len(ts) - len(np.unique(ts)))
-        report.add("stale_repeats", st)
+        ts, tl = _np(t, "ts"), _np(t, "ts_local")
+        _, first_idx = np.unique(ts, return_index=True)
+        repeat = np.ones(len(ts), dtype=bool)
+        repeat[first_idx] = False
+        if repeat.any():  # the venue time did not move between two records: a stale entry
+            age = tl - ts
+            i = int(np.argmax(np.where(repeat, age, -1)))
+            report.add("stale_repeats", int(repeat.sum()),
+                       f"{label}: ts {fmt_ts(int(ts[i]))} still current at {fmt_ts(int(tl[i]))} "
+                       f"({fmt_duration(int(age[i]))} old)")
     if kind == "fx" and t.num_rows > 1 and (_np(t, "ts_local") < 0).all():
         r = _np(t, "rate")
         flat = np.flatnonzero(r[1:] == r[:-1])
@@ -310,8 +310,3 @@ def clean(kind: str, table: pa.Table, report: ValidationReport, label: str) -> p
     report.rows_out += table.num_rows
     return table
 
-
-def null_to_nan(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """float64 array with nulls (empty / 'NaN' CSV cells) turned into NaN."""
-    a = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    return pc.fill_null(a.cast(pa.float64()), float("nan"))
