@@ -33,5 +33,5 @@ def test_grid_refuses_unknown_fields_and_invalid_points() -> None:
         grid_points(EngineConfig(), parse_grid(["strategy.nope=1"]))
     with pytest.raises(DataError, match="not a valid config"):
         grid_points(EngineConfig(), parse_grid(["strategy.exit_bps=50,60"]))  # exit above entry (40)
-    with pytest.raises(DataError, match="expected section.field"):
+    with pytest.raises(DataError, match=r"expected section\.field"):
         parse_grid(["entry_bps=1"])
