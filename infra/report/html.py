@@ -228,7 +228,8 @@ def _headline(s: Mapping[str, object]) -> str:
                 if key in s or kind == "winrate"]
     for k, v in s.items():
         if k not in _KNOWN and not isinstance(v, Mapping | list | tuple):
-            res_rows.append((k.replace("_", " "), f'<td class="num">{escape(fmt.value(v))}</td>'))
+            text = fmt.krw(v) if k.endswith("_krw") else f"{v:,.3f}" if isinstance(v, float) else fmt.value(v)
+            res_rows.append((k.replace("_", " "), f'<td class="num">{escape(text)}</td>'))
     return f'<div class="grid">{_kv_table(run_rows, "Run")}{_kv_table(res_rows, "Results")}</div>'
 
 
