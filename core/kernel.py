@@ -15,38 +15,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from .config import (
-    P_ALLOW_LONG,
-    P_COOLDOWN_NS,
-    P_ENTRY,
-    P_EXIT,
-    P_FEE_B,
-    P_FEE_U,
-    P_HALFLIFE_NS,
-    P_HS_B,
-    P_HS_U,
-    P_IMP_B,
-    P_IMP_U,
-    P_INV_B_COIN,
-    P_INV_B_USDT,
-    P_INV_U_COIN,
-    P_INV_U_KRW,
-    P_LAT_B_NS,
-    P_LAT_U_NS,
-    P_LIMIT_KRW,
-    P_MAX_AGE_NS,
-    P_MAX_GAP_NS,
-    P_MAX_HOLD_NS,
-    P_MAX_SKEW_NS,
-    P_MIN_EDGE,
-    P_MIN_NOTIONAL_B,
-    P_NOTIONAL_KRW,
-    P_SL,
-    P_STEP_B,
-    P_TICK_B,
-    P_TP,
-    P_WARMUP_NS,
-)
+from . import config as cf  # the P_* slots of the parameter array
 from .events import K_BAR_CLOSE, K_BAR_OPEN, K_BOOK_END, K_CLEAR, K_FX, K_LAST, K_LEVEL, K_TRADE
 from .fill_model import model_price_units, walk_levels
 from .fx import premium_bps
@@ -79,30 +48,46 @@ COUNTER_NAMES = ("decisions", "signals", "passed_risk", "filled_both_legs", "clo
 ACTION_OPEN, ACTION_CLOSE, ACTION_UNWIND = 0, 1, 2
 
 
-@njit(cache=True)
-def set_level(level_px: np.ndarray, level_qty: np.ndarray, n: int, is_ask: bool, price: float,
+@njit(cache=True, inline="always")
+def set_level(book_px: np.ndarray, book_q: np.ndarray, v: int, sidx: int, n: int, price: float,
               qty: float) -> int:
-    """Set one price level of a sorted side (bids descending, asks ascending); qty 0 deletes."""
-    i = 0
-    while i < n and ((level_px[i] < price) if is_ask else (level_px[i] > price)):
-        i += 1
-    if i < n and level_px[i] == price:
+    """Set one price level of side ``sidx`` (0 bids descending, 1 asks ascending) of venue ``v``'s book;
+    qty 0 deletes. A side keeps its best ``book_px.shape[2]`` levels: a new level past them is dropped.
+
+    Takes the whole book (no per-event array views); returns the side's new level count.
+    """
+    cap = book_px.shape[2]
+    sgn = 1.0 if sidx == 1 else -1.0  # on sgn * price, "better than" is "<" for both sides (exact sign flip)
+    key = sgn * price
+    if n == 0 or sgn * book_px[v, sidx, n - 1] < key:  # past the last level: far updates, snapshots best first
+        if n == cap or qty <= 0.0:
+            return n  # beyond the tracked depth, or deleting an unknown level
+        book_px[v, sidx, n] = price
+        book_q[v, sidx, n] = qty
+        return n + 1
+    i = 0  # the first level not better than price = the number of better ones (branch-free, vectorized)
+    for j in range(n):
+        i += sgn * book_px[v, sidx, j] < key
+    # shifts index with np.uint64: no negative-index wraparound, so LLVM vectorizes them
+    if book_px[v, sidx, i] == price:
         if qty > 0.0:
-            level_qty[i] = qty
+            book_q[v, sidx, i] = qty
             return n
         for j in range(i, n - 1):
-            level_px[j] = level_px[j + 1]
-            level_qty[j] = level_qty[j + 1]
+            book_px[v, sidx, np.uint64(j)] = book_px[v, sidx, np.uint64(j + 1)]
+        for j in range(i, n - 1):
+            book_q[v, sidx, np.uint64(j)] = book_q[v, sidx, np.uint64(j + 1)]
         return n - 1
-    if qty <= 0.0 or i >= level_px.shape[0]:
-        return n  # deleting an unknown level, or beyond the tracked depth
-    last = n if n < level_px.shape[0] else level_px.shape[0] - 1
+    if qty <= 0.0:
+        return n  # deleting an unknown level
+    last = n if n < cap else cap - 1  # a full side drops its worst level
     for j in range(last, i, -1):
-        level_px[j] = level_px[j - 1]
-        level_qty[j] = level_qty[j - 1]
-    level_px[i] = price
-    level_qty[i] = qty
-    return n + 1 if n < level_px.shape[0] else n
+        book_px[v, sidx, np.uint64(j)] = book_px[v, sidx, np.uint64(j - 1)]
+    for j in range(last, i, -1):
+        book_q[v, sidx, np.uint64(j)] = book_q[v, sidx, np.uint64(j - 1)]
+    book_px[v, sidx, i] = price
+    book_q[v, sidx, i] = qty
+    return n + 1 if n < cap else n
 
 
 @njit(cache=True)
@@ -125,12 +110,14 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
                  side: np.ndarray, px: np.ndarray, qty: np.ndarray, p: np.ndarray,
                  cap_fills: int, cap_trips: int) -> Any:
     n = ts.shape[0]
-    tick_b = int(p[P_TICK_B])
-    step_b = int(p[P_STEP_B])
-    fee = np.array([p[P_FEE_U], p[P_FEE_B]])
-    lat = np.array([p[P_LAT_U_NS], p[P_LAT_B_NS]])
-    hs = np.array([p[P_HS_U], p[P_HS_B]])
-    imp = np.array([p[P_IMP_U], p[P_IMP_B]])
+    tick_b = int(p[cf.P_TICK_B])
+    step_b = int(p[cf.P_STEP_B])
+    fee = np.array([p[cf.P_FEE_U], p[cf.P_FEE_B]])
+    lat = np.array([p[cf.P_LAT_U_NS], p[cf.P_LAT_B_NS]])
+    hs = np.array([p[cf.P_HS_U], p[cf.P_HS_B]])
+    imp = np.array([p[cf.P_IMP_U], p[cf.P_IMP_B]])
+    max_age, max_skew = p[cf.P_MAX_AGE_NS], p[cf.P_MAX_SKEW_NS]  # read at every decision: hoisted
+    halflife, max_gap = p[cf.P_HALFLIFE_NS], p[cf.P_MAX_GAP_NS]
 
     # outputs
     f_trip = np.zeros(cap_fills, np.int64)
@@ -149,12 +136,17 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
     t_f = np.full((cap_trips, 6), np.nan)  # premium open/close, dev open/close, fx open/close
     t_qty = np.zeros(cap_trips, np.int64)
     ntr = 0
-    s_ts = np.zeros(n, np.int64)
-    s_prem = np.zeros(n)
-    s_dev = np.zeros(n)
-    s_ref_prem = np.zeros(n)
+    n_dec = 0  # decisions happen only at these kinds: the series need one row per such event at most
+    for i in range(n):
+        if kind[i] == K_BOOK_END or kind[i] == K_BAR_CLOSE or kind[i] == K_LAST:
+            n_dec += 1
+    s_ts = np.empty(n_dec, np.int64)
+    s_prem = np.empty(n_dec)
+    s_dev = np.empty(n_dec)
+    s_ref_prem = np.empty(n_dec)
     ns = 0
     cnt = np.zeros(N_COUNTERS, np.int64)
+    n_events = n_trades = 0  # the two per-event counters live in registers until the end
     overflow = False
 
     # market state
@@ -172,37 +164,21 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
     tmp_qty = np.zeros(MAX_LEVELS, np.int64)
 
     # strategy state
-    ema = 0.0
-    ref_ts = -1
-    warm_start = -1
-    pos_dir = 0
-    pos_qty = 0
-    pos_trip = -1
-    entry_ratio = 0.0
-    entry_ts = -1
-    cooldown_until = -1
-    last_ratio = 0.0
+    ema, ref_ts, warm_start, last_ratio = 0.0, -1, -1, 0.0
+    pos_dir, pos_qty, pos_trip, entry_ratio, entry_ts, cooldown_until = 0, 0, -1, 0.0, -1, -1
     # inventory (float shadow for funding checks; the exact ledger is rebuilt from fills)
     funded = False
     coin = np.zeros(2, np.int64)
     cash = np.zeros(2)
     init_units = np.zeros(4, np.int64)  # KRW, coin on Upbit, USDT, coin on Binance (1e-8 units)
     # pending legs
-    pend = False
-    pend_action = 0
-    pend_dir = 0
-    pend_qty = 0
-    pend_trip = -1
-    pend_dec_ts = 0
+    pend, pend_action, pend_dir, pend_qty, pend_trip, pend_dec_ts = False, 0, 0, 0, -1, 0
+    pend_ratio, pend_dev, pend_prem, pend_reason = 0.0, 0.0, 0.0, 0
     pend_due = np.zeros(2, np.int64)
     pend_done = np.zeros(2, np.bool_)
     pend_side = np.zeros(2, np.int64)
     pend_ref = np.zeros(2)
     pend_filled = np.zeros(2, np.int64)
-    pend_ratio = 0.0
-    pend_dev = 0.0
-    pend_prem = 0.0
-    pend_reason = 0
 
     for i in range(n + 1):
         t = ts[i] if i < n else ts[n - 1] + 1 if n > 0 else 0
@@ -285,7 +261,7 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
                         t_ts[pend_trip, 1] = fill_ts
                         t_ts[pend_trip, 2] = pend_dec_ts
                         t_ts[pend_trip, 3] = fill_ts
-                        cooldown_until = fill_ts + int(p[P_COOLDOWN_NS])
+                        cooldown_until = fill_ts + int(p[cf.P_COOLDOWN_NS])
                 else:
                     pos_qty -= hedged
                     if pos_qty <= 0:
@@ -297,12 +273,12 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
                         t_f[pos_trip, 3] = pend_dev
                         t_f[pos_trip, 5] = fx
                         pos_dir, pos_qty, pos_trip = 0, 0, -1
-                        cooldown_until = fill_ts + int(p[P_COOLDOWN_NS])
+                        cooldown_until = fill_ts + int(p[cf.P_COOLDOWN_NS])
         if i == n:
             break
 
         # 2) apply the event
-        cnt[C_EVENTS] += 1
+        n_events += 1
         v = venue[i]
         kd = kind[i]
         if kd == K_FX:
@@ -313,13 +289,12 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
         if v > 1:
             continue
         if kd == K_TRADE:
-            cnt[C_TRADES_SEEN] += 1
+            n_trades += 1
             continue
         if kd == K_LEVEL:
             sidx = 1 if side[i] == 1 else 0
-            if px[i] == px[i] and px[i] > 0.0 and qty[i] == qty[i] and qty[i] >= 0.0:
-                book_n[v, sidx] = set_level(book_px[v, sidx], book_q[v, sidx], book_n[v, sidx], sidx == 1,
-                                            px[i], qty[i])
+            if px[i] > 0.0 and qty[i] >= 0.0:  # false for NaN too
+                book_n[v, sidx] = set_level(book_px, book_q, v, sidx, book_n[v, sidx], px[i], qty[i])
             has_book[v] = True
             continue
         if kd == K_CLEAR:
@@ -351,8 +326,8 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
             continue
         if quote_ts[0] < 0 or quote_ts[1] < 0:
             continue
-        stale = (t - quote_ts[0] > p[P_MAX_AGE_NS] or t - quote_ts[1] > p[P_MAX_AGE_NS]
-                 or abs(quote_ts[0] - quote_ts[1]) > p[P_MAX_SKEW_NS])
+        stale = (t - quote_ts[0] > max_age or t - quote_ts[1] > max_age
+                 or abs(quote_ts[0] - quote_ts[1]) > max_skew)
         bad_book = crossed[0] or crossed[1] or not (mid[0] > 0.0 and mid[1] > 0.0)
         fx_ok = fx > 0.0 and t - fx_ts <= MAX_FX_AGE_NS
         if stale or bad_book:
@@ -361,7 +336,7 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
                 cnt[C_REJ_STALE if stale else C_REJ_CROSSED] += 1
             continue
         ratio = mid[0] / mid[1]
-        ema, reset = update_reference(ema, ref_ts, ratio, t, p[P_HALFLIFE_NS], p[P_MAX_GAP_NS])
+        ema, reset = update_reference(ema, ref_ts, ratio, t, halflife, max_gap)
         if reset:
             warm_start = t
         ref_ts = t
@@ -375,10 +350,10 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
         ns += 1
         if not funded and fx_ok:
             funded = True
-            coin[0] = int(p[P_INV_U_COIN] / mid[0] * SCALE)
-            cash[0] = math.floor(p[P_INV_U_KRW])
-            cash[1] = math.floor(p[P_INV_B_USDT] / fx * 100.0) / 100.0
-            coin[1] = int(p[P_INV_B_COIN] / (mid[1] * fx) * SCALE)
+            coin[0] = int(p[cf.P_INV_U_COIN] / mid[0] * SCALE)
+            cash[0] = math.floor(p[cf.P_INV_U_KRW])
+            cash[1] = math.floor(p[cf.P_INV_B_USDT] / fx * 100.0) / 100.0
+            coin[1] = int(p[cf.P_INV_B_COIN] / (mid[1] * fx) * SCALE)
             init_units[0] = int(cash[0]) * SCALE
             init_units[1] = coin[0]
             init_units[2] = int(round(cash[1] * 100.0)) * (SCALE // 100)  # noqa: RUF046 (numba)
@@ -386,8 +361,8 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
         if pend:
             continue
         if pos_dir != 0:
-            reason = exit_reason(pos_dir, dev, mark_bps(pos_dir, entry_ratio, ratio), t - entry_ts, p[P_EXIT],
-                                 p[P_TP], p[P_SL], p[P_MAX_HOLD_NS])
+            reason = exit_reason(pos_dir, dev, mark_bps(pos_dir, entry_ratio, ratio), t - entry_ts, p[cf.P_EXIT],
+                                 p[cf.P_TP], p[cf.P_SL], p[cf.P_MAX_HOLD_NS])
             if reason == EXIT_NONE:
                 continue
             if not fx_ok:
@@ -405,11 +380,11 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
             pend_reason, pend_prem, pend_dev, pend_ratio = reason, prem, dev, ratio
         else:
             cnt[C_DECISIONS] += 1
-            direction = entry_signal(dev, p[P_ENTRY], p[P_ALLOW_LONG] > 0.5)
+            direction = entry_signal(dev, p[cf.P_ENTRY], p[cf.P_ALLOW_LONG] > 0.5)
             if direction == 0:
                 continue
             cnt[C_SIGNALS] += 1
-            if t - warm_start < p[P_WARMUP_NS]:
+            if t - warm_start < p[cf.P_WARMUP_NS]:
                 cnt[C_REJ_WARMUP] += 1
                 continue
             if not fx_ok or not funded:
@@ -418,11 +393,11 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
             if t < cooldown_until:
                 cnt[C_REJ_COOLDOWN] += 1
                 continue
-            notional_krw = min(p[P_NOTIONAL_KRW], p[P_LIMIT_KRW])
+            notional_krw = min(p[cf.P_NOTIONAL_KRW], p[cf.P_LIMIT_KRW])
             imp_u = imp[0] * notional_krw / 1e6 if not has_book[0] else 0.0
             imp_b = imp[1] * notional_krw / fx / 1e6 if not has_book[1] else 0.0
             cost = round_trip_cost_bps(fee[0], fee[1], half_spread_bps[0], half_spread_bps[1], imp_u, imp_b)
-            if expected_edge_bps(direction, dev, p[P_EXIT], cost) < p[P_MIN_EDGE]:
+            if expected_edge_bps(direction, dev, p[cf.P_EXIT], cost) < p[cf.P_MIN_EDGE]:
                 cnt[C_REJ_EDGE] += 1
                 continue
             q_units = floor_to_step(int(notional_krw / mid[0] * SCALE), step_b)
@@ -432,7 +407,7 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
                     depth = _depth_units(book_q[v, 1 if sd > 0 else 0], book_n[v, 1 if sd > 0 else 0])
                     q_units = min(q_units, floor_to_step(int(depth * 0.8), step_b))
             if q_units <= 0 or q_units / SCALE * mid[0] < UPBIT_MIN_ORDER_KRW or (
-                    q_units / SCALE * mid[1] < p[P_MIN_NOTIONAL_B]):
+                    q_units / SCALE * mid[1] < p[cf.P_MIN_NOTIONAL_B]):
                 cnt[C_REJ_SIZE] += 1
                 continue
             need_u = q_units / SCALE * mid[0] * (1.0 + fee[0]) * 1.01
@@ -459,6 +434,7 @@ def replay_route(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: 
             pend_due[v] = t + int(lat[v])
             pend_ref[v] = mid[v]
 
+    cnt[C_EVENTS], cnt[C_TRADES_SEEN] = n_events, n_trades
     final = np.array([mid[0], mid[1], fx, last_ratio, ema])
     return (f_trip[:nf], f_action[:nf], f_venue[:nf], f_side[:nf], f_px[:nf], f_qty[:nf], f_ref[:nf],
             f_ts_dec[:nf], f_ts_fill[:nf], t_dir[:ntr], t_reason[:ntr], t_ts[:ntr], t_f[:ntr], t_qty[:ntr],

@@ -1,0 +1,63 @@
+"""PortfolioActor: the ledger of record — balances per venue and route, fills, PnL per route and in total.
+
+Exact money (core.ledger, Decimal). Every fill carries an id; a fill seen twice is applied once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from ..core.domain import Currency, Venue
+from ..core.ledger import Fill, Ledger
+
+
+class PortfolioActor:
+    def __init__(self) -> None:
+        self._ledgers: dict[str, Ledger] = {}
+        self._seen: set[str] = set()
+        self._pnl: dict[str, dict[str, Decimal]] = {}
+        self._trips: dict[str, int] = {}
+        self.duplicates = 0
+
+    def fund(self, route: str, initial: dict[tuple[Venue, Currency], Decimal]) -> None:
+        if route in self._ledgers:
+            return  # funding is idempotent: a restarted route must not double its inventory
+        self._ledgers[route] = Ledger.funded(initial)
+
+    def on_fills(self, route: str, fills: Iterable[tuple[str, Fill]]) -> int:
+        """Apply ``(fill_id, fill)`` pairs; returns how many were new."""
+        ledger = self._ledgers.get(route)
+        if ledger is None:
+            raise ValueError(f"route {route} was never funded")
+        new = 0
+        for fill_id, fill in fills:
+            if fill_id in self._seen:
+                self.duplicates += 1
+                continue
+            self._seen.add(fill_id)
+            ledger.apply(fill)
+            new += 1
+        return new
+
+    def on_trip_closed(self, route: str, gross: Decimal, fees: Decimal, slippage: Decimal, net: Decimal) -> None:
+        acc = self._pnl.setdefault(route, dict.fromkeys(("gross", "fees", "slippage", "net"), Decimal(0)))
+        acc["gross"] += gross
+        acc["fees"] += fees
+        acc["slippage"] += slippage
+        acc["net"] += net
+        self._trips[route] = self._trips.get(route, 0) + 1
+
+    def net_pnl_krw(self) -> Decimal:
+        return sum((acc["net"] for acc in self._pnl.values()), Decimal(0))
+
+    def balances(self, route: str) -> dict[str, str]:
+        ledger = self._ledgers[route]
+        return {f"{v.label}.{c.name}": format(b, "f") for (v, c), b in sorted(ledger.balances.items())}
+
+    def report(self) -> dict[str, Any]:
+        per_route = {r: {k: format(v, "f") for k, v in acc.items()} | {"trades": self._trips.get(r, 0)}
+                     for r, acc in sorted(self._pnl.items())}
+        return {"routes": per_route, "net_pnl_krw": format(self.net_pnl_krw(), "f"),
+                "fills_applied": len(self._seen), "duplicates_ignored": self.duplicates}
