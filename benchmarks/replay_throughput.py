@@ -1,4 +1,4 @@
-"""Replay throughput of the compiled route kernel (``core.kernel.replay_route``), single core.
+"""Replay throughput of the compiled route kernel (``core.kernel.route_step``), single core.
 
     python benchmarks/replay_throughput.py [--events N] [--repeat K] [--hbt-python PATH]
 
@@ -37,6 +37,7 @@ try:  # the engine; missing only in the --hbt-worker interpreter (a venv holding
     import _synthetic as synth
     import numba
 
+    from arbitrage_lite.core.book import Q_MID
     from arbitrage_lite.core.config import EngineConfig, StrategyConfig, to_kernel_params
     from arbitrage_lite.core.event_builders import (
         book_snapshots_to_events,
@@ -44,9 +45,18 @@ try:  # the engine; missing only in the --hbt-worker interpreter (a venv holding
         fx_to_events,
         trades_to_events,
     )
-    from arbitrage_lite.core.events import K_BOOK_END, K_LEVEL, K_TRADE, VENUE_BINANCE, VENUE_UPBIT, EventBatch
-    from arbitrage_lite.core.kernel import C_DECISIONS, replay_route
-    from arbitrage_lite.core.replay import run_route
+    from arbitrage_lite.core.events import (
+        DECISION_KINDS,
+        K_BOOK_END,
+        K_LEVEL,
+        K_TRADE,
+        VENUE_BINANCE,
+        VENUE_UPBIT,
+        EventBatch,
+    )
+    from arbitrage_lite.core.kernel import C_DECISIONS, N_COUNTERS
+    from arbitrage_lite.core.replay import run_route, step
+    from arbitrage_lite.core.route_state import S_NF, S_NS, S_NTR, RouteState
     from arbitrage_lite.core.rules import binance_rules
 except ImportError:
     if "--hbt-worker" not in sys.argv:
@@ -264,12 +274,12 @@ def kernel_params() -> np.ndarray:
 
 
 def call_kernel(ev: EventBatch, p: np.ndarray) -> tuple[Any, ...]:
-    cap_fills, cap_trips = 1 << 16, 1 << 12
-    while True:
-        out = replay_route(ev.ts, ev.ts_venue, ev.venue, ev.kind, ev.side, ev.px, ev.qty, p, cap_fills, cap_trips)
-        if not out[-1]:
-            return tuple(out)
-        cap_fills, cap_trips = cap_fills * 4, cap_trips * 4
+    """One backtest pass (state allocation included): fills, trips, counters, final mids."""
+    state = RouteState.new(N_COUNTERS, series_hint=int(np.isin(ev.kind, DECISION_KINDS).sum()) + 16)
+    step(state, ev, 0, len(ev), True, True, p)
+    nf, ntr, ns = int(state.si[S_NF]), int(state.si[S_NTR]), int(state.si[S_NS])
+    return (state.fills[:nf], state.trips_i[:ntr], state.trips_f[:ntr], state.series_ts[:ns], state.series_f[:ns],
+            state.counters, state.init_units, state.quotes[:, Q_MID].copy())
 
 
 def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -307,7 +317,7 @@ def kernel_row(name: str, ev: EventBatch, p: np.ndarray, repeat: int) -> tuple[R
     """Best-of-``repeat`` kernel time after a warm-up call (numba compile or cache load, page faults)."""
     call_kernel(ev, p)
     sec, out = best_time(lambda: call_kernel(ev, p), repeat)
-    return Row(name, len(ev), sec, int(out[0].shape[0]), int(out[9].shape[0]), int(out[18][C_DECISIONS])), out
+    return Row(name, len(ev), sec, int(out[0].shape[0]), int(out[1].shape[0]), int(out[5][C_DECISIONS])), out
 
 
 # ---------------------------------------------------------------------------------------------- hftbacktest
@@ -529,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     print(fmt_table(rows))
     print(f"\nevent mix: real {event_mix(real)} | synthetic {event_mix(big)}")
     print(f"kernel output sha256[:16]: real L2 {digest(real_out)}, synthetic {digest(synth_out)} (seed {args.seed})")
-    mids = f"ours {binance_out[20][1]:.2f}, last bookTicker {0.5 * (l2.k_bid[-1] + l2.k_ask[-1]):.2f}"
+    mids = f"ours {binance_out[7][1]:.2f}, last bookTicker {0.5 * (l2.k_bid[-1] + l2.k_ask[-1]):.2f}"
     if "error" not in hbt:
         mids += f", hftbacktest {hbt['elapse_100ms']['final_mid']:.2f}"
     print(f"final Binance mid after the replay (same-data check): {mids}")

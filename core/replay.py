@@ -8,11 +8,34 @@ from decimal import Decimal
 import numpy as np
 
 from .accounting import LegSummary, TripPnl, fx_to_dec, trip_pnl
+from .book import Q_MID
 from .config import EngineConfig, to_kernel_params
 from .domain import Currency, Side, Venue
-from .events import EventBatch
-from .kernel import ACTION_CLOSE, ACTION_OPEN, COUNTER_NAMES, replay_route
+from .events import DECISION_KINDS, EventBatch
+from .kernel import ACTION_CLOSE, ACTION_OPEN, COUNTER_NAMES, N_COUNTERS, route_step
 from .ledger import Fill, Ledger, fee_for, units_to_dec
+from .route_state import (
+    F_FX,
+    FI_ACTION,
+    FI_PX,
+    FI_QTY,
+    FI_REF,
+    FI_SIDE,
+    FI_TRIP,
+    FI_TS_DEC,
+    FI_TS_FILL,
+    FI_VENUE,
+    S_NF,
+    S_NS,
+    S_NTR,
+    ST_GROW,
+    TI_DIR,
+    TI_QTY,
+    TI_REASON,
+    TI_TS0,
+    TI_TS3,
+    RouteState,
+)
 from .rules import SCALE, InstrumentRules
 from .strategy import EXIT_REASONS
 
@@ -60,20 +83,51 @@ class RouteResult:
     last_ts: int
 
 
+def kernel_params(cfg: EngineConfig, binance: InstrumentRules) -> np.ndarray:
+    return to_kernel_params(cfg, binance.tick_units, binance.step_units, float(binance.min_notional))
+
+
+def step(state: RouteState, events: EventBatch, lo: int, hi: int, final: bool, internal: bool,
+         params: np.ndarray) -> tuple[int, int]:
+    """Run the kernel on events[lo:hi] until done or until it needs fills / a risk verdict."""
+    i = lo
+    while True:
+        status, i = route_step(events.ts, events.ts_venue, events.venue, events.kind, events.side, events.px,
+                               events.qty, i, hi, final, internal, params, state.si, state.sf, state.legs,
+                               state.init_units, state.counters, state.book_px, state.book_q, state.book_n,
+                               state.quotes, state.fills, state.trips_i, state.trips_f, state.series_ts,
+                               state.series_f)
+        if status != ST_GROW:
+            return int(status), int(i)
+        state.grow()
+
+
 def run_route(route: str, events: EventBatch, cfg: EngineConfig, binance: InstrumentRules) -> RouteResult:
-    """Replay one route. Deterministic: same events and config give the same result."""
+    """Replay one route in one compiled pass. Deterministic: same events and config give the same result."""
     if len(events) == 0:
         raise ValueError(f"route {route}: no events to replay")
-    params = to_kernel_params(cfg, binance.tick_units, binance.step_units, float(binance.min_notional))
-    cap_fills, cap_trips = 4096, 1024
-    while True:
-        out = replay_route(events.ts, events.ts_venue, events.venue, events.kind, events.side, events.px,
-                           events.qty, params, cap_fills, cap_trips)
-        if not out[-1]:
-            break
-        cap_fills, cap_trips = cap_fills * 4, cap_trips * 4  # rare: rerun with room (deterministic)
-    (f_trip, f_action, f_venue, f_side, f_px, f_qty, f_ref, f_ts_dec, f_ts_fill, t_dir, t_reason, t_ts, t_f,
-     t_qty, s_ts, s_prem, s_dev, s_ref, cnt, init_units, final, _) = out
+    n_decisions = int(np.isin(events.kind, DECISION_KINDS).sum())
+    state = RouteState.new(N_COUNTERS, series_hint=n_decisions + 16)
+    step(state, events, 0, len(events), True, True, kernel_params(cfg, binance))
+    market_ts = events.ts[events.venue < 2]  # the run's span is the market data's, not the FX's
+    return build_result(route, state, cfg, int(market_ts[0]) if market_ts.size else int(events.ts[0]),
+                        int(market_ts[-1]) if market_ts.size else int(events.ts[-1]))
+
+
+def build_result(route: str, state: RouteState, cfg: EngineConfig, first_ts: int, last_ts: int) -> RouteResult:
+    """Exact fills, the ledger and the round trips from a kernel state (backtest and paper alike)."""
+    si = state.si
+    nf, ntr, ns = int(si[S_NF]), int(si[S_NTR]), int(si[S_NS])
+    fl = state.fills[:nf]
+    f_trip, f_action, f_venue, f_side = fl[:, FI_TRIP], fl[:, FI_ACTION], fl[:, FI_VENUE], fl[:, FI_SIDE]
+    f_px, f_qty, f_ref, f_ts_dec, f_ts_fill = fl[:, FI_PX], fl[:, FI_QTY], fl[:, FI_REF], fl[:, FI_TS_DEC], \
+        fl[:, FI_TS_FILL]
+    t_dir, t_reason = state.trips_i[:ntr, TI_DIR], state.trips_i[:ntr, TI_REASON]
+    t_ts, t_qty, t_f = state.trips_i[:ntr, TI_TS0:TI_TS3 + 1], state.trips_i[:ntr, TI_QTY], state.trips_f[:ntr]
+    s_ts, s_prem, s_dev, s_ref = (state.series_ts[:ns], state.series_f[:ns, 0], state.series_f[:ns, 1],
+                                  state.series_f[:ns, 2])
+    cnt, init_units = state.counters, state.init_units
+    final = np.array([state.quotes[0, Q_MID], state.quotes[1, Q_MID], state.sf[F_FX]])
     fee_rate = {Venue.UPBIT: cfg.costs.upbit.taker_fee, Venue.BINANCE: cfg.costs.binance.taker_fee}
     fills: list[Fill] = []
     for k in range(f_trip.shape[0]):
@@ -118,11 +172,9 @@ def run_route(route: str, events: EventBatch, cfg: EngineConfig, binance: Instru
             dev_entry_bps=float(t_f[k, 2]), dev_exit_bps=float(t_f[k, 3]),
             fx_entry=fx_entry, fx_exit=fx_exit, qty=units_to_dec(int(t_qty[k])), legs=legs,
             pnl=trip_pnl(tf, fx_exit, marks), fills=tuple(tf)))
-    market_ts = events.ts[events.venue < 2]  # the run's span is the market data's, not the FX's
     return RouteResult(
         route=route, trips=tuple(trips), fills=tuple(fills),
         counters={name: int(cnt[i]) for i, name in enumerate(COUNTER_NAMES)},
         initial=initial, ledger=ledger, series_ts=s_ts, series_premium_bps=s_prem, series_dev_bps=s_dev,
         series_ref_premium_bps=s_ref, final_mids=final_mids, final_fx=float(final[2]),
-        first_ts=int(market_ts[0]) if market_ts.size else int(events.ts[0]),
-        last_ts=int(market_ts[-1]) if market_ts.size else int(events.ts[-1]))
+        first_ts=first_ts, last_ts=last_ts)

@@ -1,0 +1,155 @@
+"""Venue market state shared by the replay kernel and the paper venue: books, quotes, and leg execution.
+
+One venue's view is a sorted book (up to ``MAX_LEVELS`` per side) or, for bar/snapshot data, a quote
+(mid and a declared half spread). ``apply_quote_event`` and ``execute_leg`` are the single implementation
+of "what the market looks like" and "what an order gets": the backtest kernel and the simulated venue of
+paper trading call the very same functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .events import K_BAR_CLOSE, K_BAR_OPEN, K_BOOK_END, K_CLEAR, K_LAST, K_LEVEL
+from .fill_model import model_price_units, walk_levels
+from .rules import SCALE, upbit_krw_tick_units
+
+MAX_LEVELS = 64
+
+# per-venue quote slots (float64 array ``q`` of shape (2, N_QUOTE))
+Q_MID, Q_HALF_SPREAD, Q_HAS_BOOK, Q_CROSSED, Q_TS = 0, 1, 2, 3, 4
+N_QUOTE = 5
+
+
+def new_books() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(book_px, book_q, book_n, quotes) for two venues, empty."""
+    quotes = np.zeros((2, N_QUOTE))
+    quotes[:, Q_TS] = -1.0
+    return (np.zeros((2, 2, MAX_LEVELS)), np.zeros((2, 2, MAX_LEVELS)), np.zeros((2, 2), np.int64), quotes)
+
+
+@njit(cache=True, inline="always")
+def set_level(book_px: np.ndarray, book_q: np.ndarray, v: int, sidx: int, n: int, price: float,
+              qty: float) -> int:
+    """Set one price level of side ``sidx`` (0 bids descending, 1 asks ascending) of venue ``v``'s book;
+    qty 0 deletes. A side keeps its best ``book_px.shape[2]`` levels: a new level past them is dropped.
+
+    Takes the whole book (no per-event array views); returns the side's new level count.
+    """
+    cap = book_px.shape[2]
+    sgn = 1.0 if sidx == 1 else -1.0  # on sgn * price, "better than" is "<" for both sides (exact sign flip)
+    key = sgn * price
+    if n == 0 or sgn * book_px[v, sidx, n - 1] < key:  # past the last level: far updates, snapshots best first
+        if n == cap or qty <= 0.0:
+            return n  # beyond the tracked depth, or deleting an unknown level
+        book_px[v, sidx, n] = price
+        book_q[v, sidx, n] = qty
+        return n + 1
+    i = 0  # the first level not better than price = the number of better ones (branch-free, vectorized)
+    for j in range(n):
+        i += sgn * book_px[v, sidx, j] < key
+    # shifts index with np.uint64: no negative-index wraparound, so LLVM vectorizes them
+    if book_px[v, sidx, i] == price:
+        if qty > 0.0:
+            book_q[v, sidx, i] = qty
+            return n
+        for j in range(i, n - 1):
+            book_px[v, sidx, np.uint64(j)] = book_px[v, sidx, np.uint64(j + 1)]
+        for j in range(i, n - 1):
+            book_q[v, sidx, np.uint64(j)] = book_q[v, sidx, np.uint64(j + 1)]
+        return n - 1
+    if qty <= 0.0:
+        return n  # deleting an unknown level
+    last = n if n < cap else cap - 1  # a full side drops its worst level
+    for j in range(last, i, -1):
+        book_px[v, sidx, np.uint64(j)] = book_px[v, sidx, np.uint64(j - 1)]
+    for j in range(last, i, -1):
+        book_q[v, sidx, np.uint64(j)] = book_q[v, sidx, np.uint64(j - 1)]
+    book_px[v, sidx, i] = price
+    book_q[v, sidx, i] = qty
+    return n + 1 if n < cap else n
+
+
+@njit(cache=True, inline="always")
+def apply_level(v: int, sd: int, price: float, qty: float, book_px: np.ndarray, book_q: np.ndarray,
+                book_n: np.ndarray, quotes: np.ndarray) -> None:
+    """One book level update (the hot path of an L2 replay: the kernel calls it directly)."""
+    sidx = 1 if sd == 1 else 0
+    if price > 0.0 and qty >= 0.0:  # false for NaN too
+        book_n[v, sidx] = set_level(book_px, book_q, v, sidx, book_n[v, sidx], price, qty)
+    if quotes[v, Q_HAS_BOOK] == 0.0:
+        quotes[v, Q_HAS_BOOK] = 1.0
+
+
+@njit(cache=True, inline="always")
+def apply_market_event(kd: int, v: int, sd: int, price: float, qty: float, t: int, tv: int,
+                       book_px: np.ndarray, book_q: np.ndarray, book_n: np.ndarray, quotes: np.ndarray,
+                       declared_half_spread_bps: float) -> bool:
+    """Apply one book/quote event of venue ``v``; True when the venue's quote (mid) was refreshed.
+
+    Never a quote from a NaN / non-positive price; a crossed or one-sided book is flagged, not traded.
+    """
+    if kd == K_LEVEL:
+        apply_level(v, sd, price, qty, book_px, book_q, book_n, quotes)
+        return False
+    if kd == K_CLEAR:
+        book_n[v, 0] = 0
+        book_n[v, 1] = 0
+        quotes[v, Q_HAS_BOOK] = 1.0
+        return False
+    if kd == K_BOOK_END:
+        if book_n[v, 0] > 0 and book_n[v, 1] > 0:
+            bid, ask = book_px[v, 0, 0], book_px[v, 1, 0]
+            quotes[v, Q_CROSSED] = 1.0 if bid >= ask else 0.0
+            quotes[v, Q_MID] = 0.5 * (bid + ask)
+            quotes[v, Q_HALF_SPREAD] = (ask - bid) / (bid + ask) * 1e4
+        else:
+            quotes[v, Q_CROSSED] = 1.0  # a one-sided book is not tradable
+        quotes[v, Q_TS] = tv if tv >= 0 else t
+        return True
+    if kd == K_BAR_OPEN or kd == K_BAR_CLOSE or kd == K_LAST:  # noqa: SIM109 (numba)
+        if not (price > 0.0):
+            return False
+        quotes[v, Q_MID] = price
+        quotes[v, Q_HALF_SPREAD] = declared_half_spread_bps
+        quotes[v, Q_CROSSED] = 0.0
+        quotes[v, Q_TS] = tv if tv >= 0 else t
+        return True
+    return False
+
+
+@njit(cache=True)
+def depth_units(book_q: np.ndarray, book_n: np.ndarray, v: int, sidx: int) -> int:
+    total = 0.0
+    for i in range(book_n[v, sidx]):
+        total += book_q[v, sidx, i]
+    return int(total * SCALE)
+
+
+@njit(cache=True)
+def tick_units(v: int, price: float, ts: int, binance_tick_units: int) -> int:
+    if v == 0:
+        return upbit_krw_tick_units(int(price * SCALE), ts)
+    return binance_tick_units
+
+
+@njit(cache=True)
+def execute_leg(book_px: np.ndarray, book_q: np.ndarray, book_n: np.ndarray, quotes: np.ndarray, v: int,
+                sd: int, qty_units: int, at_ns: int, half_spread_bps: float, impact_bps_per_m: float,
+                binance_tick_units: int, out_px: np.ndarray, out_qty: np.ndarray) -> int:
+    """What a taker order of ``qty_units`` gets on venue ``v`` from the market as it is now.
+
+    With a book: walk the levels of the side it hits (partial when depth runs out). Without: one fill at
+    the bar cost model price on the venue's grid (tick looked up at ``at_ns``). Returns the fill count.
+    """
+    if quotes[v, Q_HAS_BOOK] > 0.5:
+        sidx = 1 if sd > 0 else 0
+        return walk_levels(book_px[v, sidx], book_q[v, sidx], book_n[v, sidx], qty_units, out_px, out_qty)
+    mid = quotes[v, Q_MID]
+    if not (mid > 0.0):
+        return 0
+    out_px[0] = model_price_units(mid, sd, mid * qty_units / SCALE, half_spread_bps, impact_bps_per_m,
+                                  tick_units(v, mid, at_ns, binance_tick_units))
+    out_qty[0] = qty_units
+    return 1

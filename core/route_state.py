@@ -1,0 +1,86 @@
+"""The state of one route's engine, as plain arrays, so the compiled kernel can stop and resume.
+
+The backtest runs the kernel over a whole stream in one call; paper and live call the same kernel on each
+batch of events and stop where it needs the outside world (order fills from a venue, a risk verdict).
+Keeping every scalar in two arrays (``si`` ints, ``sf`` floats) is what makes that possible, and makes a
+snapshot of the whole engine a handful of arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .book import new_books
+
+# integer state slots
+(S_FX_TS, S_REF_TS, S_WARM, S_POS_DIR, S_POS_QTY, S_POS_TRIP, S_ENTRY_TS, S_COOL, S_FUNDED, S_COIN0, S_COIN1,
+ S_PEND, S_PACT, S_PDIR, S_PQTY, S_PTRIP, S_PDEC, S_PREASON, S_UNWOUND, S_NF, S_NTR, S_NS, S_CAND, S_CAND_DIR,
+ S_CAND_QTY, S_CAND_TS) = range(26)
+N_SI = 26
+# float state slots
+(F_FX, F_EMA, F_LAST_RATIO, F_ENTRY_RATIO, F_CASH0, F_CASH1, F_PRATIO, F_PDEV, F_PPREM, F_PREF0, F_PREF1,
+ F_CAND_RATIO, F_CAND_DEV, F_CAND_PREM) = range(14)
+N_SF = 14
+# leg slots: 0/1 = the Upbit/Binance legs of an action, 2/3 = their unwinds (hedge policy)
+L_ACTIVE, L_DONE, L_VENUE, L_SIDE, L_QTY, L_DUE, L_FILLED = range(7)
+N_LF = 7
+# fill rows
+FI_TRIP, FI_ACTION, FI_VENUE, FI_SIDE, FI_PX, FI_QTY, FI_REF, FI_TS_DEC, FI_TS_FILL = range(9)
+N_FI = 9
+# trip rows (ints): direction, exit reason, open decision / open fill / close decision / close fill, qty
+TI_DIR, TI_REASON, TI_TS0, TI_TS1, TI_TS2, TI_TS3, TI_QTY = range(7)
+N_TI = 7
+# trip rows (floats): premium open/close, deviation open/close, fx open/close
+N_TF = 6
+
+# kernel return codes
+ST_DONE, ST_NEED_FILLS, ST_NEED_RISK, ST_GROW = 0, 1, 2, 3
+
+
+@dataclass
+class RouteState:
+    si: np.ndarray
+    sf: np.ndarray
+    legs: np.ndarray
+    init_units: np.ndarray
+    counters: np.ndarray
+    book_px: np.ndarray
+    book_q: np.ndarray
+    book_n: np.ndarray
+    quotes: np.ndarray
+    fills: np.ndarray
+    trips_i: np.ndarray
+    trips_f: np.ndarray
+    series_ts: np.ndarray
+    series_f: np.ndarray  # premium, deviation, reference premium
+
+    @classmethod
+    def new(cls, n_counters: int, series_hint: int = 1024) -> RouteState:
+        si = np.zeros(N_SI, np.int64)
+        si[S_REF_TS] = si[S_WARM] = si[S_POS_TRIP] = si[S_ENTRY_TS] = si[S_COOL] = si[S_FX_TS] = -1
+        book_px, book_q, book_n, quotes = new_books()
+        trips_i = np.full((256, N_TI), -1, np.int64)
+        return cls(si=si, sf=np.zeros(N_SF), legs=np.zeros((4, N_LF), np.int64), init_units=np.zeros(4, np.int64),
+                   counters=np.zeros(n_counters, np.int64), book_px=book_px, book_q=book_q, book_n=book_n,
+                   quotes=quotes, fills=np.zeros((1024, N_FI), np.int64), trips_i=trips_i,
+                   trips_f=np.full((256, N_TF), np.nan), series_ts=np.zeros(max(series_hint, 16), np.int64),
+                   series_f=np.zeros((max(series_hint, 16), 3)))
+
+    def grow(self) -> None:
+        """Double whichever output buffer is close to full (the kernel asked with ST_GROW)."""
+        self.fills = _doubled(self.fills, 0)
+        self.trips_i = _doubled(self.trips_i, -1)
+        self.trips_f = _doubled(self.trips_f, np.nan)
+        self.series_ts = _doubled(self.series_ts, 0)
+        self.series_f = _doubled(self.series_f, 0.0)
+
+    def copy(self) -> RouteState:
+        return RouteState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+
+def _doubled(a: np.ndarray, fill: float) -> np.ndarray:
+    out = np.full((a.shape[0] * 2, *a.shape[1:]), fill, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
