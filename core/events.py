@@ -84,3 +84,9 @@ def empty_batch() -> EventBatch:
     z = np.zeros(0, dtype=np.int64)
     return EventBatch(z, z, z.astype(np.int8), z.astype(np.int8), z.astype(np.int8),
                       z.astype(np.float64), z.astype(np.float64))
+
+
+def fx_to_events_like(quotes: EventBatch, keep: np.ndarray, rates: np.ndarray) -> EventBatch:
+    """The rows of ``quotes`` that ``keep`` selects, with their rates replaced (aggregated FX)."""
+    return EventBatch(quotes.ts[keep], quotes.ts_venue[keep], quotes.venue[keep], quotes.kind[keep],
+                      quotes.side[keep], rates[keep].astype(np.float64), quotes.qty[keep])

@@ -87,6 +87,27 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_paper(args: argparse.Namespace) -> int:
+    from ..core.risk import RiskLimits
+    from ..scenarios.paper import PaperRequest, run_paper
+
+    if not Path(args.replay).exists():
+        raise UsageError(f"store {args.replay} does not exist: run 'arbitrage-lite data import' first")
+    speed = None if args.speed == "max" else float(args.speed)
+    if speed is not None and speed <= 0:
+        raise UsageError("--speed must be 'max' or a positive multiple of market time")
+    risk = None if args.no_risk else RiskLimits()
+    req = PaperRequest(store=Path(args.replay), routes=args.routes, out=Path(args.out),
+                       config=load_config(Path(args.config) if args.config else None), risk=risk,
+                       start_ns=parse_time(args.start), end_ns=parse_time(args.end), speed=speed,
+                       metrics_port=args.metrics_port, dashboard=args.dashboard)
+    summary = run_paper(req)
+    _print_headline(summary, req.out)
+    extra: Any = summary["paper"]
+    print(f"feed -> intent latency: {extra['feed_to_intent_latency_ms']}")
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from ..scenarios.sweep import parse_grid, run_sweep
 
@@ -144,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--no-ray", action="store_true", help="run routes in this process instead of Ray tasks")
     bt.add_argument("--no-progress", action="store_true")
     bt.set_defaults(func=_cmd_backtest)
+    pp = sub.add_parser("paper", help="paper trading on replayed data: the Ray actor system end to end")
+    pp.add_argument("--replay", required=True, help="the store to replay")
+    pp.add_argument("--routes", required=True)
+    pp.add_argument("--speed", default="max", help="'max' or N (N x market time)")
+    pp.add_argument("--from", dest="start")
+    pp.add_argument("--to", dest="end")
+    pp.add_argument("--config")
+    pp.add_argument("--out", required=True)
+    pp.add_argument("--no-risk", action="store_true", help="let the RiskCoordinator allow every open (parity runs)")
+    pp.add_argument("--metrics-port", type=int, default=None, help="Prometheus exporter on 127.0.0.1:PORT")
+    pp.add_argument("--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1")
+    pp.set_defaults(func=_cmd_paper)
     sw = sub.add_parser("sweep", help="grid of configs as Ray jobs, picked in-sample, judged out-of-sample")
     sw.add_argument("--store", required=True)
     sw.add_argument("--routes", required=True)

@@ -1,0 +1,300 @@
+"""RouteActor: one per symbol route. A thin async shell over the same compiled kernel the backtest runs.
+
+Events arrive from three sources (FX, Upbit, Binance), each with a promise "nothing before ``upto`` will
+follow"; the route merges what all sources have covered in the backtest's order and runs ``route_step`` in
+external mode. When the kernel asks for a risk verdict it asks the RiskCoordinator; when a leg is due it
+waits for the simulated venue's execution report and injects its fills. Client order ids are made before a
+leg is sent and never reused; every leg's lifecycle runs through the order state machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from loguru import logger
+
+from ..core.accounting import fx_to_dec, trip_pnl
+from ..core.client_ids import ClientIdFactory
+from ..core.config import EngineConfig
+from ..core.domain import Currency, Side, Venue
+from ..core.events import EventBatch
+from ..core.kernel import ACTION_OPEN, N_COUNTERS, inject_fills, resolve_candidate
+from ..core.ledger import Fill, fee_for, units_to_dec
+from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
+from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
+from ..core.replay import RouteResult, build_result, kernel_params, step
+from ..core.route_state import (
+    F_FX,
+    FI_ACTION,
+    FI_PX,
+    FI_QTY,
+    FI_REF,
+    FI_SIDE,
+    FI_TRIP,
+    FI_TS_DEC,
+    FI_TS_FILL,
+    FI_VENUE,
+    L_ACTIVE,
+    L_DONE,
+    L_DUE,
+    L_QTY,
+    L_SIDE,
+    L_VENUE,
+    S_CAND_QTY,
+    S_FUNDED,
+    S_NF,
+    S_NTR,
+    S_PACT,
+    S_PDEC,
+    S_PTRIP,
+    ST_DONE,
+    ST_NEED_FILLS,
+    ST_NEED_RISK,
+    TI_TS1,
+    TI_TS3,
+    RouteState,
+)
+from ..core.rules import InstrumentRules
+from .inbox import SequencedInbox
+
+SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
+ACTIONS = ("open", "close", "unwind")
+
+
+class RouteActor:
+    def __init__(self, route: str, cfg: EngineConfig, binance: InstrumentRules, run_id: str,
+                 venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
+                 alerts: Any | None = None) -> None:
+        self.route = route
+        self.cfg = cfg
+        self.params = kernel_params(cfg, binance)
+        self.state = RouteState.new(N_COUNTERS)
+        self.ids = ClientIdFactory(run_id)
+        self.venues, self.risk, self.portfolio, self.alerts = venues, risk, portfolio, alerts
+        self.buffers: dict[str, list[EventBatch]] = {s: [] for s in SOURCES}
+        self.upto = dict.fromkeys(SOURCES, -1)
+        self.processed_until = -1
+        self.first_ts = self.last_ts = -1
+        self.lock = asyncio.Lock()
+        self.finished = asyncio.Event()
+        self.sent: dict[int, tuple[tuple[int, ...], str, Any]] = {}  # slot -> (leg key, client id, report ref)
+        self.orders: dict[str, Order] = {}
+        self.issued: list[str] = []  # every client id handed to a venue, in order
+        self.reported_opens = 0
+        self.reported_closes: set[int] = set()
+        self.latencies_s: list[float] = []
+        self.unhedged_ns_total = 0
+        self.max_unhedged_krw = Decimal(0)
+        self.risk_rejections: list[str] = []
+        self.funded = False
+        self.events_in: dict[str, int] = {}
+        self.inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
+        self.log = logger.bind(run_id=run_id, route=route)
+
+    # ---- events in
+    async def on_events(self, source: str, seq: int, upto_ns: int, events: EventBatch) -> None:
+        received = time.perf_counter_ns()
+        for upto, batch in self.inbox.accept(source, seq, (upto_ns, events)):
+            self.events_in[source] = self.events_in.get(source, 0) + len(batch)
+            if len(batch):
+                self.buffers[source].append(batch)
+                market = batch.ts[batch.venue < 2]
+                if market.size:
+                    self.first_ts = int(market[0]) if self.first_ts < 0 else self.first_ts
+                    self.last_ts = int(market[-1])
+            self.upto[source] = max(self.upto[source], upto)
+        async with self.lock:
+            await self._process(received)
+
+    async def _process(self, received_ns: int) -> None:
+        watermark = min(self.upto.values())
+        if watermark <= self.processed_until:
+            return
+        parts = []
+        for s in SOURCES:
+            if not self.buffers[s]:
+                continue
+            batch = EventBatch.concat_sorted(self.buffers[s])
+            cut = int(np.searchsorted(batch.ts, watermark, side="left"))
+            parts.append(batch.slice_time(None, watermark) if cut < len(batch) else batch)
+            rest = batch.slice_time(watermark, None)
+            self.buffers[s] = [rest] if len(rest) else []
+        chunk = EventBatch.concat_sorted(parts)
+        final = watermark >= NO_MORE_EVENTS
+        self.processed_until = watermark
+        i = 0
+        while True:
+            status, i = step(self.state, chunk, i, len(chunk), final, False, self.params)
+            self._fund_portfolio_once()
+            self._send_new_legs(received_ns)
+            if status == ST_NEED_RISK:
+                await self._risk_verdict(chunk, i)
+            elif status == ST_NEED_FILLS:
+                await self._collect_due_fills(int(chunk.ts[i]) if i < len(chunk) else NO_MORE_EVENTS)
+            elif status == ST_DONE:
+                break
+        await self._report_trips()
+        if final:
+            self.finished.set()
+
+    def _fund_portfolio_once(self) -> None:
+        """The kernel fixes the route's inventory at its first valid quote; the ledger of record starts there."""
+        if self.funded or self.portfolio is None or not self.state.si[S_FUNDED]:
+            return
+        self.funded = True
+        u = self.state.init_units
+        self.portfolio.fund.remote(self.route, {
+            (Venue.UPBIT, Currency.KRW): units_to_dec(int(u[0])), (Venue.UPBIT, Currency.COIN): units_to_dec(int(u[1])),
+            (Venue.BINANCE, Currency.USDT): units_to_dec(int(u[2])),
+            (Venue.BINANCE, Currency.COIN): units_to_dec(int(u[3]))})
+
+    # ---- legs out
+    def _send_new_legs(self, received_ns: int) -> None:
+        legs, si = self.state.legs, self.state.si
+        for slot in range(4):
+            if not legs[slot, L_ACTIVE] or legs[slot, L_DONE]:
+                continue
+            key = (int(si[S_PTRIP]), int(si[S_PDEC]), slot, int(legs[slot, L_DUE]), int(legs[slot, L_QTY]))
+            if slot in self.sent and self.sent[slot][0] == key:
+                continue
+            v = int(legs[slot, L_VENUE])
+            action = "u" if slot >= 2 else ("o" if self._pending_is_open() else "c")
+            cid = self.ids.next(self.route[:8], f"{action}{'u' if v == 0 else 'b'}")
+            self.issued.append(cid)
+            side = Side(int(legs[slot, L_SIDE]))
+            qty = int(legs[slot, L_QTY])
+            symbol = f"{self.route}-{'KRW' if v == 0 else 'USDT'}"
+            order = Order(cid, Venue(v), symbol, side, units_to_dec(qty))
+            self.orders[cid] = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
+            ref = self.venues[v].submit.remote(VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE])))
+            self.sent[slot] = (key, cid, ref)
+            self.latencies_s.append((time.perf_counter_ns() - received_ns) / 1e9)
+            self.log.bind(client_order_id=cid).debug("leg sent: {} {} {}", symbol, side.name, units_to_dec(qty))
+
+    def _pending_is_open(self) -> bool:
+        return int(self.state.si[S_PACT]) == ACTION_OPEN
+
+    async def _risk_verdict(self, chunk: EventBatch, i: int) -> None:
+        s = self.state
+        allowed = True
+        if self.risk is not None:
+            qty = units_to_dec(int(s.si[S_CAND_QTY]))
+            mids = s.quotes[:, 0]
+            fx = Decimal(str(round(float(s.sf[F_FX]), 4)))
+            notionals = {Venue.UPBIT: qty * Decimal(str(mids[0])), Venue.BINANCE: qty * Decimal(str(mids[1])) * fx}
+            t = int(chunk.ts[i - 1]) if i > 0 else 0
+            verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t)
+            allowed = verdict.allowed
+            if not allowed:
+                self.risk_rejections.append(verdict.first_trigger or "")
+                if self.alerts is not None:
+                    self.alerts.raise_alert.remote("risk_reject", self.route, "; ".join(verdict.reasons), t)
+        resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, self.params, allowed)
+
+    async def _collect_due_fills(self, now_ns: int) -> None:
+        """Fills of the legs whose latency has passed by ``now_ns`` (the kernel's rule: due < next event)."""
+        s = self.state
+        for slot in range(4):
+            if not s.legs[slot, L_ACTIVE] or s.legs[slot, L_DONE] or s.legs[slot, L_DUE] >= now_ns:
+                continue
+            _, cid, ref = self.sent[slot]
+            report: ExecutionReport = await ref
+            self._apply_report(cid, report)
+            k = len(report.fills)
+            while s.si[S_NF] + k + 1 >= s.fills.shape[0]:
+                s.grow()
+            px = np.array([f[1] for f in report.fills] or [0], np.int64)
+            qty = np.array([f[2] for f in report.fills] or [0], np.int64)
+            first_fill = int(s.si[S_NF])
+            inject_fills(s.si, s.sf, s.legs, s.fills, self.params, slot, px, qty, k)
+            await self._to_portfolio(report, first_fill)
+        self._measure_unhedged()
+
+    def _apply_report(self, cid: str, report: ExecutionReport) -> None:
+        order, now = self.orders[cid], time.time_ns()
+        order = order.apply(OrderEvent(EventKind.ACK, report.ts_venue, now))
+        for trade_id, px, qty, fee in report.fills:
+            order = order.apply(OrderEvent.fill(trade_id, units_to_dec(qty), units_to_dec(px), report.ts_venue, now,
+                                                fee=fee))
+        if report.status is OrderStatus.EXPIRED:
+            order = order.apply(OrderEvent(EventKind.EXPIRE, report.ts_venue, now, cum_qty=order.filled_qty))
+        elif report.status is OrderStatus.REJECTED:
+            order = order.apply(OrderEvent(EventKind.REJECT, report.ts_venue, now, reason=report.reason))
+        self.orders[cid] = order
+
+    async def _to_portfolio(self, report: ExecutionReport, first_fill: int) -> None:
+        if self.portfolio is None or not report.fills:
+            return
+        fills = [(f"{report.client_id}:{tid}", self._fill_object(first_fill + j)) for j, (tid, *_)
+                 in enumerate(report.fills)]
+        self.portfolio.on_fills.remote(self.route, fills)
+
+    def _fill_object(self, row: int) -> Fill:
+        r = self.state.fills[row]
+        v = Venue(int(r[FI_VENUE]))
+        rate = self.cfg.costs.upbit.taker_fee if v is Venue.UPBIT else self.cfg.costs.binance.taker_fee
+        price, qty = units_to_dec(int(r[FI_PX])), units_to_dec(int(r[FI_QTY]))
+        return Fill(trip=int(r[FI_TRIP]), venue=v, side=Side(int(r[FI_SIDE])), price=price, qty=qty,
+                    fee=fee_for(price * qty, rate), ref_price=units_to_dec(int(r[FI_REF])),
+                    ts_decision=int(r[FI_TS_DEC]), ts_venue=int(r[FI_TS_FILL]), ts_local=time.time_ns(),
+                    action=ACTIONS[int(r[FI_ACTION])])
+
+    def _measure_unhedged(self) -> None:
+        """Time between the two legs' fills of an action, and the notional exposed meanwhile."""
+        legs = self.state.legs
+        if legs[0, L_DONE] and legs[1, L_DONE] and legs[0, L_ACTIVE]:
+            gap = abs(int(legs[0, L_DUE]) - int(legs[1, L_DUE]))
+            self.unhedged_ns_total += gap
+            if gap:
+                mid = Decimal(str(self.state.quotes[0, 0]))
+                self.max_unhedged_krw = max(self.max_unhedged_krw, units_to_dec(int(legs[0, L_QTY])) * mid)
+
+    async def _report_trips(self) -> None:
+        s = self.state
+        ntr = int(s.si[S_NTR])
+        for trip in range(ntr):
+            if s.trips_i[trip, TI_TS1] >= 0 and trip >= self.reported_opens and self.risk is not None:
+                self.reported_opens = trip + 1
+                opened = np.flatnonzero((s.fills[: int(s.si[S_NF]), FI_TRIP] == trip)
+                                        & (s.fills[: int(s.si[S_NF]), FI_ACTION] == ACTION_OPEN))
+                notionals: dict[Venue, Decimal] = {}
+                for r in opened:
+                    f = self._fill_object(int(r))
+                    krw = f.notional if f.venue is Venue.UPBIT else f.notional * fx_to_dec(float(s.sf[F_FX]))
+                    notionals[f.venue] = notionals.get(f.venue, Decimal(0)) + krw
+                if notionals:
+                    self.risk.on_position_opened.remote(self.route, self.route, notionals)
+            if s.trips_i[trip, TI_TS3] >= 0 and trip not in self.reported_closes:
+                self.reported_closes.add(trip)
+                rows = np.flatnonzero(s.fills[: int(s.si[S_NF]), FI_TRIP] == trip)
+                fills = [self._fill_object(int(r)) for r in rows]
+                fx = fx_to_dec(float(s.trips_f[trip, 5])) if s.trips_f[trip, 5] > 0 else fx_to_dec(float(s.sf[F_FX]))
+                pnl = trip_pnl(fills, fx, (Decimal(0), Decimal(0)))
+                if self.portfolio is not None:
+                    self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw, pnl.slippage_krw,
+                                                         pnl.net_krw)
+                if self.risk is not None:
+                    self.risk.on_round_trip_closed.remote(self.route, pnl.net_krw, int(s.trips_i[trip, TI_TS3]))
+
+    # ---- results
+    async def wait_finished(self) -> bool:
+        await self.finished.wait()
+        return True
+
+    async def result(self) -> RouteResult:
+        await self.finished.wait()
+        return build_result(self.route, self.state, self.cfg, self.first_ts, self.last_ts)
+
+    async def stats(self) -> dict[str, Any]:
+        statuses: dict[str, int] = {}
+        for o in self.orders.values():
+            statuses[o.status.name] = statuses.get(o.status.name, 0) + 1
+        return {"route": self.route, "events_in": self.events_in, "latencies_s": self.latencies_s,
+                "orders": len(self.issued), "order_status": statuses,
+                "client_ids_unique": len(set(self.issued)) == len(self.issued),
+                "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
+                "risk_rejections": self.risk_rejections}

@@ -1,0 +1,134 @@
+"""A simulated exchange (sans-IO): one venue, many symbols, taker orders filled with the core fill model.
+
+It keeps each symbol's market from the same events the routes see (``book.apply_market_event``) and fills
+an order against the market as it is at the order's arrival time (``book.execute_leg``: the same function
+the backtest kernel uses), so paper fills equal backtest fills for the same data. It answers like a venue:
+an execution report with the venue's trade ids, fees, and a final status; it enforces the venue's rules
+(lot step, minimum notional) and refuses a client order id it has seen before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from .book import MAX_LEVELS, apply_market_event, execute_leg, new_books
+from .domain import Side, Venue
+from .events import EventBatch
+from .ledger import fee_for, units_to_dec
+from .order_fsm import OrderStatus
+from .rules import InstrumentRules
+
+NO_MORE_EVENTS = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    client_id: str
+    symbol: str
+    side: Side
+    qty_units: int
+    arrive_ns: int  # when the order reaches the venue (decision time + latency)
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    client_id: str
+    status: OrderStatus  # FILLED, EXPIRED (partial: IOC remainder), REJECTED
+    fills: tuple[tuple[str, int, int, Decimal], ...]  # (venue trade id, price units, qty units, fee)
+    ts_venue: int
+    reason: str = ""
+
+    @property
+    def filled_units(self) -> int:
+        return sum(q for _, _, q, _ in self.fills)
+
+
+@dataclass
+class _SymbolMarket:
+    rules: InstrumentRules
+    half_spread_bps: float
+    impact_bps_per_m: float
+    binance_tick_units: int
+    books: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = field(default_factory=new_books)
+    pending: list[EventBatch] = field(default_factory=list)
+    applied_until: int = -1
+    watermark: int = -1  # every event before this time has been received
+
+
+class PaperVenue:
+    def __init__(self, venue: Venue, taker_fee: Decimal) -> None:
+        self.venue = venue
+        self.taker_fee = taker_fee
+        self._markets: dict[str, _SymbolMarket] = {}
+        self._seen_ids: set[str] = set()
+        self._trade_seq = 0
+        self._tmp_px = np.zeros(MAX_LEVELS, np.int64)
+        self._tmp_qty = np.zeros(MAX_LEVELS, np.int64)
+
+    def list_symbol(self, symbol: str, rules: InstrumentRules, half_spread_bps: float, impact_bps_per_m: float,
+                    binance_tick_units: int) -> None:
+        self._markets[symbol] = _SymbolMarket(rules, half_spread_bps, impact_bps_per_m, binance_tick_units)
+
+    def on_events(self, symbol: str, upto_ns: int, events: EventBatch) -> None:
+        """Market events of this venue for ``symbol``; none before ``upto_ns`` will follow."""
+        m = self._market(symbol)
+        if len(events):
+            m.pending.append(events)
+        m.watermark = max(m.watermark, upto_ns)
+
+    def can_fill(self, order: VenueOrder) -> bool:
+        """True once every event up to the order's arrival is known (the market at arrival is final)."""
+        return self._market(order.symbol).watermark > order.arrive_ns
+
+    def fill(self, order: VenueOrder) -> ExecutionReport:
+        m = self._market(order.symbol)
+        if not self.can_fill(order):
+            raise RuntimeError(f"market for {order.symbol} is only known until {m.watermark}, order arrives "
+                               f"{order.arrive_ns}")
+        if order.client_id in self._seen_ids:
+            return ExecutionReport(order.client_id, OrderStatus.REJECTED, (), order.arrive_ns, "duplicate client id")
+        self._seen_ids.add(order.client_id)
+        self._advance(m, order.arrive_ns)
+        if order.qty_units <= 0 or order.qty_units % m.rules.step_units:
+            return ExecutionReport(order.client_id, OrderStatus.REJECTED, (), order.arrive_ns, "lot size")
+        v = int(self.venue)
+        book_px, book_q, book_n, quotes = m.books
+        k = execute_leg(book_px, book_q, book_n, quotes, v, int(order.side), order.qty_units, order.arrive_ns,
+                        m.half_spread_bps, m.impact_bps_per_m, m.binance_tick_units, self._tmp_px, self._tmp_qty)
+        fills = []
+        for j in range(k):
+            self._trade_seq += 1
+            px, qty = int(self._tmp_px[j]), int(self._tmp_qty[j])
+            fee = fee_for(units_to_dec(px) * units_to_dec(qty), self.taker_fee)
+            fills.append((f"{self.venue.label[:2]}{self._trade_seq}", px, qty, fee))
+        filled = sum(q for _, _, q, _ in fills)
+        status = OrderStatus.FILLED if filled == order.qty_units else (
+            OrderStatus.EXPIRED if filled else OrderStatus.REJECTED)  # a taker remainder expires (IOC)
+        reason = "" if status is OrderStatus.FILLED else ("no liquidity" if not filled else "partial: depth ran out")
+        return ExecutionReport(order.client_id, status, tuple(fills), order.arrive_ns, reason)
+
+    def _market(self, symbol: str) -> _SymbolMarket:
+        try:
+            return self._markets[symbol]
+        except KeyError:
+            raise ValueError(f"{self.venue.label} does not list {symbol}") from None
+
+    def _advance(self, m: _SymbolMarket, until_ns: int) -> None:
+        """Apply every pending event with ts <= until_ns, in order."""
+        if not m.pending:
+            return
+        batch = EventBatch.concat_sorted(m.pending) if len(m.pending) > 1 else m.pending[0]
+        cut = int(np.searchsorted(batch.ts, until_ns, side="right"))
+        book_px, book_q, book_n, quotes = m.books
+        v = int(self.venue)
+        for i in range(cut):
+            if batch.venue[i] == v:
+                apply_market_event(int(batch.kind[i]), v, int(batch.side[i]), float(batch.px[i]), float(batch.qty[i]),
+                                   int(batch.ts[i]), int(batch.ts_venue[i]), book_px, book_q, book_n, quotes,
+                                   m.half_spread_bps)
+        rest = batch.slice_time(int(batch.ts[cut]) if cut < len(batch) else NO_MORE_EVENTS, None)
+        m.pending = [rest] if len(rest) else []
+        m.applied_until = until_ns
