@@ -15,6 +15,13 @@ class MetricsActor:
     def port(self) -> int:
         return self._port
 
+    def scrape(self) -> str:
+        """The exporter's page, fetched over HTTP from 127.0.0.1 like Prometheus would."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self._port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
     def latencies(self, seconds: Iterable[float]) -> None:
         for s in seconds:
             self._m.latency.observe(s)

@@ -50,6 +50,7 @@ from ..core.route_state import (
     S_NTR,
     S_PACT,
     S_PDEC,
+    S_POS_DIR,
     S_PTRIP,
     ST_DONE,
     ST_NEED_FILLS,
@@ -68,13 +69,15 @@ ACTIONS = ("open", "close", "unwind")
 class RouteActor:
     def __init__(self, route: str, cfg: EngineConfig, binance: InstrumentRules, run_id: str,
                  venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
-                 alerts: Any | None = None) -> None:
+                 alerts: Any | None = None, metrics: Any | None = None) -> None:
         self.route = route
         self.cfg = cfg
         self.params = kernel_params(cfg, binance)
         self.state = RouteState.new(N_COUNTERS)
         self.ids = ClientIdFactory(run_id)
-        self.venues, self.risk, self.portfolio, self.alerts = venues, risk, portfolio, alerts
+        self.venues, self.risk, self.portfolio, self.alerts, self.metrics = venues, risk, portfolio, alerts, metrics
+        self.net_krw = Decimal(0)
+        self.wins = 0
         self.buffers: dict[str, list[EventBatch]] = {s: [] for s in SOURCES}
         self.upto = dict.fromkeys(SOURCES, -1)
         self.processed_until = -1
@@ -87,6 +90,7 @@ class RouteActor:
         self.reported_opens = 0
         self.reported_closes: set[int] = set()
         self.latencies_s: list[float] = []
+        self.latencies_pushed = 0
         self.unhedged_ns_total = 0
         self.max_unhedged_krw = Decimal(0)
         self.risk_rejections: list[str] = []
@@ -274,6 +278,14 @@ class RouteActor:
                 fills = [self._fill_object(int(r)) for r in rows]
                 fx = fx_to_dec(float(s.trips_f[trip, 5])) if s.trips_f[trip, 5] > 0 else fx_to_dec(float(s.sf[F_FX]))
                 pnl = trip_pnl(fills, fx, (Decimal(0), Decimal(0)))
+                self.net_krw += pnl.net_krw
+                self.wins += pnl.net_krw > 0
+                if self.metrics is not None:
+                    hours = max(self.last_ts - self.first_ts, 1) / 3.6e12
+                    self.metrics.route_stats.remote(self.route, float(self.net_krw), len(self.reported_closes),
+                                                    self.wins, int(s.si[S_POS_DIR] != 0), hours)
+                    self.metrics.latencies.remote(self.latencies_s[self.latencies_pushed:])
+                    self.latencies_pushed = len(self.latencies_s)
                 if self.portfolio is not None:
                     self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw, pnl.slippage_krw,
                                                          pnl.net_krw)
@@ -293,7 +305,10 @@ class RouteActor:
         statuses: dict[str, int] = {}
         for o in self.orders.values():
             statuses[o.status.name] = statuses.get(o.status.name, 0) + 1
-        return {"route": self.route, "events_in": self.events_in, "latencies_s": self.latencies_s,
+        import ray
+
+        return {"route": self.route, "node_id": ray.get_runtime_context().get_node_id(),
+                "events_in": self.events_in, "latencies_s": self.latencies_s,
                 "orders": len(self.issued), "order_status": statuses,
                 "client_ids_unique": len(set(self.issued)) == len(self.issued),
                 "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),

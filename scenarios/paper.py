@@ -81,7 +81,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     for base, d in data.items():
         rcfg = cfg.model_copy(update={"costs": d.costs})
         routes[base] = ray.remote(RouteActor).options(**route_opts).remote(base, rcfg, d.binance, req.run_id, venues,
-                                                                            risk, portfolio, alerts)
+                                                                            risk, portfolio, alerts, metrics)
         await venues[0].list_symbol.remote(f"{base}-KRW", d.binance, d.costs.upbit.half_spread_bps,
                                            d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
         await venues[1].list_symbol.remote(f"{base}-USDT", d.binance, d.costs.binance.half_spread_bps,
@@ -108,8 +108,9 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                             "p99": float(np.percentile(lat, 99) * 1e3), "intents": int(lat.size)}
                                            if lat.size else None)
     if metrics is not None:
-        await metrics.latencies.remote(lat.tolist())
         extras["metrics_port"] = await metrics.port.remote()
+        extras["metrics_scrape"] = await metrics.scrape.remote()  # what Prometheus saw at the end of the run
+        ray.kill(metrics)
     for name in ("feeds", "routes"):
         for s in extras[name]:
             s.pop("latencies_s", None)

@@ -21,7 +21,7 @@ def test_paper_equals_backtest_on_btc_bars(sample_stores: dict[str, Path], tmp_p
                                            ray_session: object) -> None:
     bt = backtest(sample_stores["btc"], "BTC", tmp_path / "bt")
     paper = run_paper(PaperRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path / "paper", risk=None,
-                                   window_events=150))  # many small windows: exercises the ordering
+                                   window_events=150, metrics_port=0))  # many small windows: exercises ordering
     assert paper["mode"] == "paper" and bt["trades"] > 0
     for key in FIGURES:
         assert paper[key] == bt[key], key
@@ -34,6 +34,9 @@ def test_paper_equals_backtest_on_btc_bars(sample_stores: dict[str, Path], tmp_p
     assert Decimal(extra["portfolio"]["net_pnl_krw"]) == Decimal(paper["net_pnl_krw"])  # the ledger of record
     assert extra["portfolio"]["fills_applied"] == 4 * bt["trades"] and extra["portfolio"]["duplicates_ignored"] == 0
     assert extra["feed_to_intent_latency_ms"]["intents"] == 4 * bt["trades"]
+    scrape = extra["metrics_scrape"]  # the Prometheus page as served on 127.0.0.1 during the run
+    assert f'arb_round_trips_total{{route="BTC"}} {float(bt["trades"])}' in scrape
+    assert f"arb_feed_to_intent_seconds_count {float(4 * bt['trades'])}" in scrape
 
 
 def test_paper_equals_backtest_on_multi_coin_snapshots(sample_stores: dict[str, Path], tmp_path: Path,
