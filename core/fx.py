@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
 from numba import njit
 
 
@@ -44,3 +45,15 @@ def split_premium(upbit_krw: float, binance_usdt: float, usdt_krw: float, usd_kr
         coin_bps=float(premium_bps(upbit_krw, binance_usdt, usdt_krw)),
         tether_bps=(usdt_krw / usd_krw - 1.0) * 1e4,
     )
+
+
+def split_premium_series(ts: np.ndarray, coin_bps: np.ndarray, usdt_ts: np.ndarray, usdt_krw: np.ndarray,
+                         usd_ts: np.ndarray, usd_krw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tether_bps, total_bps) at each ``ts`` from the latest USDT/KRW and USD/KRW known then (NaN before)."""
+    iu = np.searchsorted(usdt_ts, ts, side="right") - 1
+    id_ = np.searchsorted(usd_ts, ts, side="right") - 1
+    ok = (iu >= 0) & (id_ >= 0)
+    tether = np.full(ts.shape[0], np.nan)
+    tether[ok] = (usdt_krw[iu[ok]] / usd_krw[id_[ok]] - 1.0) * 1e4
+    total = ((1.0 + coin_bps / 1e4) * (1.0 + tether / 1e4) - 1.0) * 1e4
+    return tether, total

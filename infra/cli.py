@@ -136,7 +136,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     s = SAMPLE_DIR
     btc_store, multi_store = out / "store_btc_1m", out / "store_multi"
     run_import([s / "btc_1m_joined_sample.csv.gz", s / "usdkrw_daily_sample.csv"], btc_store, symbol="BTC")
-    run_import([s / "kimpai_snapshots_sample.csv.gz"], multi_store)
+    run_import([s / "kimpai_snapshots_sample.csv.gz", s / "kimpai_usdkrw_sample.csv.gz"], multi_store)
     for store, routes, name in ((btc_store, "BTC", "btc_1m"), (multi_store, "top:10", "top10_snapshots")):
         print(f"== backtest {routes} on {store.name}")
         summary = run_backtest(BacktestRequest(store=store, routes=routes, out=out / name,

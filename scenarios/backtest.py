@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.config import EngineConfig
+from ..core.fx import split_premium_series
 from ..core.metrics import closed_trips, figures, funnel, money, rejections
 from ..core.replay import RouteResult, run_route
 from .market_data import RouteData, load_route, resolve_routes
@@ -90,6 +91,16 @@ def _route_figures(run: RouteRun, cfg: EngineConfig) -> dict[str, object]:
     prem = r.series_premium_bps[np.isfinite(r.series_premium_bps)]
     out["premium_bps"] = ({"p5": float(np.percentile(prem, 5)), "median": float(np.median(prem)),
                            "p95": float(np.percentile(prem, 95))} if prem.size else None)
+    if run.data.usd_krw is not None and prem.size:
+        fx_ev = run.data.events.venue == 2
+        ok = np.isfinite(r.series_premium_bps)
+        tether, total = split_premium_series(r.series_ts[ok], r.series_premium_bps[ok], run.data.events.ts[fx_ev],
+                                             run.data.events.px[fx_ev], *run.data.usd_krw)
+        known = np.isfinite(tether)
+        if known.any():
+            out["premium_split_bps"] = {"coin_median": float(np.median(prem)),
+                                        "tether_median": float(np.median(tether[known])),
+                                        "total_vs_usd_median": float(np.median(total[known]))}
     out["funnel"] = funnel([r])
     return out
 

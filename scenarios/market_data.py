@@ -44,6 +44,7 @@ class RouteData:
     binance_rules_source: str
     costs: CostConfig  # the run's costs with per-route spread floors applied
     traded_value_krw: float
+    usd_krw: tuple[np.ndarray, np.ndarray] | None = None  # (ts, rate) when FX is USDT/KRW: splits the premium
 
 
 def _np(table: pa.Table, col: str) -> np.ndarray:
@@ -160,8 +161,12 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
     if resolution != "book":
         route_costs = costs.model_copy(update={"upbit": _with_floor(costs.upbit, floor_u),
                                                "binance": _with_floor(costs.binance, floor_b)})
+    usd = None
+    if fx_source == FxSource.UPBIT_USDT_KRW.value and store.has("fx", "ref", "USD-KRW"):
+        t = _window(store.read("fx", "ref", "USD-KRW"), start, end, lead_ns=7 * DAY_NS)
+        usd = (_np(t, "ts"), _np(t, "rate").astype(np.float64))
     return RouteData(base, events, resolution, fx_source, rules, rules_source, route_costs,
-                     traded_value_krw(store, base, resolution))
+                     traded_value_krw(store, base, resolution), usd)
 
 
 def available_routes(store_root: Path) -> list[tuple[str, str]]:

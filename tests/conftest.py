@@ -27,7 +27,7 @@ def sample_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("stores")
     btc, multi = root / "btc", root / "multi"
     run_import([SAMPLE / "btc_1m_joined_sample.csv.gz", SAMPLE / "usdkrw_daily_sample.csv"], btc, symbol="BTC")
-    run_import([SAMPLE / "kimpai_snapshots_sample.csv.gz"], multi)
+    run_import([SAMPLE / "kimpai_snapshots_sample.csv.gz", SAMPLE / "kimpai_usdkrw_sample.csv.gz"], multi)
     return {"btc": btc, "multi": multi}
 
 

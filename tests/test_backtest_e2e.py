@@ -61,6 +61,8 @@ def test_top_n_snapshots_in_ray_tasks_match_in_process(sample_stores: dict[str, 
                                      use_ray=False, progress=False))
     assert a == b
     assert len(a["routes"]) == 6 and a["data"]["fx_source"] == "upbit_krw_usdt"
+    split = a["per_route"]["BTC"]["premium_split_bps"]  # Upbit KRW-USDT and USD/KRW both in the sample
+    assert 50 < split["tether_median"] < 300 and abs(split["coin_median"]) < split["tether_median"]
     assert a["data"]["resolution"] == "snapshots"
     check_identities(a, tmp_path / "ray")
     for name in ("summary.json", "trades.csv", "fills.csv", "report.html"):
