@@ -75,6 +75,9 @@ def capital_krw(cfg: EngineConfig) -> Decimal:
     return Decimal(str(inv.upbit_krw + inv.upbit_coin_krw + inv.binance_usdt_krw + inv.binance_coin_krw))
 
 
+SUSPECT_PREMIUM_BPS = 1000.0
+
+
 def _route_figures(run: RouteRun, cfg: EngineConfig) -> dict[str, object]:
     r = run.real
     trips = [t for t in r.trips if t.closed]
@@ -101,6 +104,9 @@ def _route_figures(run: RouteRun, cfg: EngineConfig) -> dict[str, object]:
             out["premium_split_bps"] = {"coin_median": float(np.median(prem)),
                                         "tether_median": float(np.median(tether[known])),
                                         "total_vs_usd_median": float(np.median(total[known]))}
+    # a "premium" of tens of percent is not a kimchi premium: a different asset under one ticker, a delisting
+    # or a halted deposit; the pair is flagged (not dropped) so nobody reads its trades as arbitrage
+    out["suspect_pair"] = bool(prem.size and abs(float(np.median(prem))) > SUSPECT_PREMIUM_BPS)
     out["funnel"] = funnel([r])
     return out
 
