@@ -20,6 +20,15 @@ class PortfolioActor:
         self._pnl: dict[str, dict[str, Decimal]] = {}
         self._trips: dict[str, int] = {}
         self.duplicates = 0
+        self._risk: Any = None
+        self._routes: dict[str, Any] = {}
+        self._alerts: Any = None
+        self._capital = Decimal(0)
+        self.halted = False
+
+    def connect(self, risk: Any, routes: dict[str, Any], alerts: Any, capital_krw: Decimal) -> None:
+        """Who hears about equity: the RiskCoordinator (kill switch), then the routes it says to flatten."""
+        self._risk, self._routes, self._alerts, self._capital = risk, routes, alerts, capital_krw
 
     def fund(self, route: str, initial: dict[tuple[Venue, Currency], Decimal]) -> None:
         if route in self._ledgers:
@@ -41,13 +50,24 @@ class PortfolioActor:
             new += 1
         return new
 
-    def on_trip_closed(self, route: str, gross: Decimal, fees: Decimal, slippage: Decimal, net: Decimal) -> None:
+    async def on_trip_closed(self, route: str, gross: Decimal, fees: Decimal, slippage: Decimal, net: Decimal,
+                             now_ns: int = 0) -> None:
         acc = self._pnl.setdefault(route, dict.fromkeys(("gross", "fees", "slippage", "net"), Decimal(0)))
         acc["gross"] += gross
         acc["fees"] += fees
         acc["slippage"] += slippage
         acc["net"] += net
         self._trips[route] = self._trips.get(route, 0) + 1
+        if self._risk is None:
+            return
+        report = await self._risk.on_equity.remote(self._capital + self.net_pnl_krw(), now_ns)
+        if report["mode"] == "halted" and not self.halted:
+            self.halted = True
+            if self._alerts is not None:
+                self._alerts.raise_alert.remote("kill_switch", "portfolio", str(report["halt_reason"]), now_ns)
+        for name in report["flatten"]:
+            if name in self._routes:
+                self._routes[name].flatten.remote()
 
     def net_pnl_krw(self) -> Decimal:
         return sum((acc["net"] for acc in self._pnl.values()), Decimal(0))
@@ -59,5 +79,5 @@ class PortfolioActor:
     def report(self) -> dict[str, Any]:
         per_route = {r: {k: format(v, "f") for k, v in acc.items()} | {"trades": self._trips.get(r, 0)}
                      for r, acc in sorted(self._pnl.items())}
-        return {"routes": per_route, "net_pnl_krw": format(self.net_pnl_krw(), "f"),
+        return {"routes": per_route, "net_pnl_krw": format(self.net_pnl_krw(), "f"), "halted": self.halted,
                 "fills_applied": len(self._seen), "duplicates_ignored": self.duplicates}

@@ -29,8 +29,11 @@ class RiskCoordinatorActor:
         self._risk.on_position_closed(route)
         return self._risk.on_round_trip_closed(route, net_pnl_krw, now_ns)
 
-    def on_equity(self, equity_krw: Decimal, now_ns: int) -> list[str]:
-        return self._risk.on_equity(equity_krw, now_ns)
+    def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
+        """Feed the portfolio's equity; returns the mode and the routes to flatten (kill switch)."""
+        flatten = self._risk.on_equity(equity_krw, now_ns)
+        st = self._risk.state
+        return {"mode": st.mode.value, "flatten": flatten, "halt_reason": st.halt_reason}
 
     def pause(self, reason: str, now_ns: int) -> None:
         self._risk.pause(reason, now_ns)

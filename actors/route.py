@@ -45,6 +45,7 @@ from ..core.route_state import (
     L_SIDE,
     L_VENUE,
     S_CAND_QTY,
+    S_FLATTEN,
     S_FUNDED,
     S_NF,
     S_NTR,
@@ -95,6 +96,7 @@ class RouteActor:
         self.max_unhedged_krw = Decimal(0)
         self.risk_rejections: list[str] = []
         self.funded = False
+        self.flatten_requests = 0
         self.events_in: dict[str, int] = {}
         self.inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
         self.log = logger.bind(run_id=run_id, route=route)
@@ -136,6 +138,7 @@ class RouteActor:
             self._fund_portfolio_once()
             self._send_new_legs(received_ns)
             if status == ST_NEED_RISK:
+                await self._report_trips()  # risk must know every closed trip before ruling on a new open
                 await self._risk_verdict(chunk, i)
             elif status == ST_NEED_FILLS:
                 await self._collect_due_fills(int(chunk.ts[i]) if i < len(chunk) else NO_MORE_EVENTS)
@@ -287,10 +290,17 @@ class RouteActor:
                     self.metrics.latencies.remote(self.latencies_s[self.latencies_pushed:])
                     self.latencies_pushed = len(self.latencies_s)
                 if self.portfolio is not None:
-                    self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw, pnl.slippage_krw,
-                                                         pnl.net_krw)
+                    # awaited: the kill switch must see this trip before the route decides anything later
+                    await self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
+                                                               pnl.slippage_krw, pnl.net_krw,
+                                                               int(s.trips_i[trip, TI_TS3]))
                 if self.risk is not None:
                     self.risk.on_round_trip_closed.remote(self.route, pnl.net_krw, int(s.trips_i[trip, TI_TS3]))
+
+    async def flatten(self) -> None:
+        """Kill switch: close any open position at the next decision (the RiskCoordinator refuses new opens)."""
+        self.state.si[S_FLATTEN] = 1
+        self.flatten_requests += 1
 
     # ---- results
     async def wait_finished(self) -> bool:
@@ -312,4 +322,4 @@ class RouteActor:
                 "orders": len(self.issued), "order_status": statuses,
                 "client_ids_unique": len(set(self.issued)) == len(self.issued),
                 "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
-                "risk_rejections": self.risk_rejections}
+                "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests}

@@ -40,6 +40,7 @@ from .fx import premium_bps
 from .rules import SCALE, UPBIT_MIN_ORDER_KRW, floor_to_step
 from .strategy import (
     EXIT_ABORTED,
+    EXIT_FLATTEN,
     EXIT_NONE,
     entry_signal,
     exit_reason,
@@ -137,6 +138,7 @@ def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarr
             trips_f[trip, 1], trips_f[trip, 3], trips_f[trip, 5] = sf[rs.F_PPREM], sf[rs.F_PDEV], sf[rs.F_FX]
             si[rs.S_POS_DIR], si[rs.S_POS_QTY], si[rs.S_POS_TRIP] = 0, 0, -1
             si[rs.S_COOL] = due + int(p[cf.P_COOLDOWN_NS])
+            si[rs.S_FLATTEN] = 0
 
 
 @njit(cache=True)
@@ -308,6 +310,8 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
         if pos_dir != 0:
             reason = exit_reason(pos_dir, dev, mark_bps(pos_dir, sf[rs.F_ENTRY_RATIO], ratio), t - si[rs.S_ENTRY_TS],
                                  p[cf.P_EXIT], p[cf.P_TP], p[cf.P_SL], p[cf.P_MAX_HOLD_NS])
+            if reason == EXIT_NONE and si[rs.S_FLATTEN]:
+                reason = EXIT_FLATTEN  # the kill switch asked this route to flatten its position
             if reason == EXIT_NONE:
                 continue
             # closing: buy back on Upbit / sell on Binance for a +1 position (the reverse for -1)

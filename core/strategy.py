@@ -13,8 +13,8 @@ import math
 
 from numba import njit
 
-EXIT_NONE, EXIT_REVERT, EXIT_TAKE_PROFIT, EXIT_STOP_LOSS, EXIT_TIME, EXIT_ABORTED = 0, 1, 2, 3, 4, 5
-EXIT_REASONS = ("open", "revert", "take_profit", "stop_loss", "time_stop", "aborted")
+EXIT_NONE, EXIT_REVERT, EXIT_TAKE_PROFIT, EXIT_STOP_LOSS, EXIT_TIME, EXIT_ABORTED, EXIT_FLATTEN = 0, 1, 2, 3, 4, 5, 6
+EXIT_REASONS = ("open", "revert", "take_profit", "stop_loss", "time_stop", "aborted", "flatten")
 
 
 @njit(cache=True)

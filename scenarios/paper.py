@@ -22,7 +22,7 @@ from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_UPBIT, EventBatch
 from ..core.kernel import MAX_FX_AGE_NS
 from ..core.replay import RouteResult, run_route
 from ..core.risk import RiskLimits
-from .backtest import RouteRun, summarize
+from .backtest import RouteRun, capital_krw, summarize
 from .market_data import RouteData, load_route, resolve_routes
 from .outputs import write_outputs
 
@@ -86,6 +86,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                            d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
         await venues[1].list_symbol.remote(f"{base}-USDT", d.binance, d.costs.binance.half_spread_bps,
                                            d.costs.binance.impact_bps_per_m_quote, d.binance.tick_units)
+    await portfolio.connect.remote(risk, routes, alerts, capital_krw(cfg) * len(data))
     fx_agg = ray.remote(FxAggregatorActor).remote(MAX_FX_AGE_NS, 200.0, 1, "USDT/KRW", "store", routes)
     split = {b: _split(d.events) for b, d in data.items()}
     all_ts = np.concatenate([d.events.ts for d in data.values()])

@@ -133,3 +133,24 @@ def test_replay_is_deterministic() -> None:
     b = run_route("BTC", ev, config(), BTC_RULES)
     assert a.fills == b.fills and a.counters == b.counters
     assert np.array_equal(a.series_dev_bps, b.series_dev_bps)
+
+
+def test_flatten_request_closes_the_open_position_at_the_next_decision() -> None:
+    from arbitrage_lite.core.events import DECISION_KINDS
+    from arbitrage_lite.core.kernel import N_COUNTERS
+    from arbitrage_lite.core.replay import build_result, kernel_params, step
+    from arbitrage_lite.core.route_state import S_FLATTEN, S_POS_DIR, RouteState
+
+    events = bar_market(spike_prices(at=60, until=100, bps=60.0))  # rich for 40 minutes: no revert before 100
+    cut = int(np.searchsorted(events.ts, T0 + 70 * MIN))
+    state = RouteState.new(N_COUNTERS, series_hint=int(np.isin(events.kind, DECISION_KINDS).sum()) + 16)
+    params = kernel_params(config(), BTC_RULES)
+    step(state, events, 0, cut, False, True, params)
+    assert state.si[S_POS_DIR] == 1  # sold Upbit / bought Binance at minute 60
+    state.si[S_FLATTEN] = 1  # the kill switch asks this route to flatten
+    step(state, events, cut, len(events), True, True, params)
+    res = build_result("BTC", state, config(), int(events.ts[0]), int(events.ts[-1]))
+    (trip,) = res.trips
+    assert trip.exit_reason == "flatten" and trip.closed
+    assert T0 + 70 * MIN <= trip.ts[2] < T0 + 71 * MIN  # the first decision after the request
+    assert state.si[S_FLATTEN] == 0 and state.si[S_POS_DIR] == 0

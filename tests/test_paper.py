@@ -60,3 +60,19 @@ def test_risk_coordinator_rules_on_every_open(sample_stores: dict[str, Path], tm
     assert set(route["risk_rejections"]) == {"max_order_notional"}
     assert paper["paper"]["risk_decisions"] == paper["rejections"]["rejected_risk"]
     assert any(a["rule"] == "risk_reject" for a in paper["paper"]["alerts"])
+
+
+def test_drawdown_kill_switch_halts_opens_and_raises_p0(sample_stores: dict[str, Path], tmp_path: Path,
+                                                        ray_session: object) -> None:
+    free = run_paper(PaperRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path / "free", risk=None))
+    limits = RiskLimits(max_drawdown_krw=Decimal(50_000), circuit_breaker_losses=50, global_circuit_breaker_losses=None,
+                        daily_loss_limit_krw=Decimal(10**9), max_order_notional_krw=Decimal(20_000_000),
+                        max_route_position_krw=Decimal(20_000_000))
+    halted = run_paper(PaperRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path / "halted", risk=limits))
+    # the sample's second round trip takes equity more than 50k KRW below its peak: no open after that
+    assert free["trades"] == 4 and halted["trades"] == 2
+    assert halted["rejections"]["rejected_risk"] >= 1
+    assert halted["paper"]["portfolio"]["halted"] is True
+    kill = [a for a in halted["paper"]["alerts"] if a["rule"] == "kill_switch"]
+    assert len(kill) == 1 and kill[0]["severity"] == "P0" and "drawdown" in kill[0]["message"]
+    assert set(halted["paper"]["routes"][0]["risk_rejections"]) == {"halted"}
