@@ -150,7 +150,7 @@ def test_flatten_request_closes_the_open_position_at_the_next_decision() -> None
     state.si[S_FLATTEN] = 1  # the kill switch asks this route to flatten
     step(state, events, cut, len(events), True, True, params)
     res = build_result("BTC", state, config(), int(events.ts[0]), int(events.ts[-1]))
-    (trip,) = res.trips
+    trip = res.trips[0]  # (no risk layer here: the still-rich premium may open again after it)
     assert trip.exit_reason == "flatten" and trip.closed
     assert T0 + 70 * MIN <= trip.ts[2] < T0 + 71 * MIN  # the first decision after the request
-    assert state.si[S_FLATTEN] == 0 and state.si[S_POS_DIR] == 0
+    assert state.si[S_FLATTEN] == 0
