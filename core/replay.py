@@ -178,3 +178,28 @@ def build_result(route: str, state: RouteState, cfg: EngineConfig, first_ts: int
         initial=initial, ledger=ledger, series_ts=s_ts, series_premium_bps=s_prem, series_dev_bps=s_dev,
         series_ref_premium_bps=s_ref, final_mids=final_mids, final_fx=float(final[2]),
         first_ts=first_ts, last_ts=last_ts)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel path once, in this process.
+
+    Call it before starting Ray workers: they then load the cached machine code instead of all compiling
+    the same functions at once on a small machine.
+    """
+    from .config import EngineConfig
+    from .event_builders import bars_to_events, fx_to_events
+    from .paper_venue import PaperVenue, VenueOrder
+    from .rules import binance_rules
+
+    ts = np.arange(4, dtype=np.int64) * 60_000_000_000
+    px = np.full(4, 100_000_000.0)
+    events = EventBatch.concat_sorted([fx_to_events(ts[:1], np.array([1400.0])), bars_to_events(ts, px, px, 0),
+                                       bars_to_events(ts, px / 1400.0, px / 1400.0, 1)])
+    rules = binance_rules("0.01", "0.00001", "5")
+    run_route("WARM", events, EngineConfig(), rules)
+    state = RouteState.new(N_COUNTERS)
+    step(state, events, 0, len(events), True, False, kernel_params(EngineConfig(), rules))
+    venue = PaperVenue(Venue.BINANCE, EngineConfig().costs.binance.taker_fee)
+    venue.list_symbol("WARM-USDT", rules, 0.01, 0.0, rules.tick_units)
+    venue.on_events("WARM-USDT", int(ts[-1]) + 1, events)
+    venue.fill(VenueOrder("warm-1", "WARM-USDT", Side.BUY, 100_000, int(ts[1])))

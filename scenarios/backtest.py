@@ -50,8 +50,10 @@ def run_one_route(store: Path, base: str, cfg: EngineConfig, start_ns: int | Non
 def _run_routes(req: BacktestRequest, routes: Sequence[str],
                 on_done: Callable[[str], None]) -> list[RouteRun]:
     if req.use_ray and len(routes) > 1:
+        from ..core.replay import warm_up
         from ..infra.ray_runtime import ensure_ray
 
+        warm_up()  # compile here once; the workers load the cache
         ray = ensure_ray()
         task = ray.remote(run_one_route)
         refs = {task.remote(req.store, b, req.config, req.start_ns, req.end_ns): b for b in routes}

@@ -65,8 +65,10 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     from ..actors.portfolio import PortfolioActor
     from ..actors.risk import RiskCoordinatorActor
     from ..actors.route import RouteActor
+    from ..core.replay import warm_up
     from ..infra.ray_runtime import ensure_ray
 
+    warm_up()  # compile here once; the actors load the cache
     ray = ensure_ray(dashboard=req.dashboard)
     cfg = req.config
     alerts = ray.remote(AlertActor).remote(req.run_id)

@@ -19,6 +19,14 @@ def shared_data_dir() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernel() -> None:
+    """Compile the kernel once, in the test process, before any Ray worker needs it."""
+    from arbitrage_lite.core.replay import warm_up
+
+    warm_up()
+
+
 @pytest.fixture(scope="session")
 def sample_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The bundled real sample imported once per session: BTC 1m bars and the multi-coin snapshots."""
