@@ -1,0 +1,374 @@
+"""Snapshots of stateful actors, kept in Redis (or in files when no Redis is configured).
+
+Keyspace ``arbitrage:{env}:{run}:{domain}:{name}:{field}``; every save is versioned (a sequence per key),
+checksummed (sha256 of the encoded payload) and stamped with the caller's ``now_ns`` (the store reads no
+clock). ``load`` returns the newest good snapshot and reports what it skipped. See docs/snapshots.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, cast
+from urllib.parse import urlsplit
+
+import redis
+from loguru import logger
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from . import snapshot_codec
+from .snapshot_codec import BlobError, pack_blob, unpack_blob
+
+PREFIX = "arbitrage"
+DEFAULT_TTL_S = 7 * 86_400
+DEFAULT_KEEP = 5
+SNAP_FIELD = "snap"  # per (domain, name): seq -> blob
+RUN_DOMAIN, RUN_NAME, RUN_FIELD = "_run", "marker", "last_ns"  # per run: the newest created_ns saved in it
+_PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+
+Skip = tuple[int, str]  # (seq, reason)
+
+
+class SnapshotError(Exception):
+    """Base class of the snapshot store's errors."""
+
+
+class SnapshotUnavailable(SnapshotError):
+    """The backing store cannot be reached or written (Redis down, disk error): buffer and retry later."""
+
+
+def check_part(kind: str, value: str) -> str:
+    """``value`` if it is a safe key part (ASCII letters, digits, ``_ - .``; no colon, space, slash, leading dot)."""
+    if not isinstance(value, str) or _PART.fullmatch(value) is None:
+        raise ValueError(f"{kind} must match {_PART.pattern}, got {value!r}")
+    return value
+
+
+class SnapshotKey(NamedTuple):
+    env: str
+    run: str
+    domain: str
+    name: str
+    field: str
+
+
+def snapshot_key(env: str, run: str, domain: str, name: str, field: str = SNAP_FIELD) -> str:
+    """``arbitrage:{env}:{run}:{domain}:{name}:{field}``; ``ValueError`` on an unsafe part."""
+    parts = SnapshotKey(env, run, domain, name, field)
+    for kind, value in zip(SnapshotKey._fields, parts, strict=True):
+        check_part(kind, value)
+    return ":".join((PREFIX, *parts))
+
+
+def parse_key(key: str | bytes) -> SnapshotKey:
+    """The parts of a key ``snapshot_key`` built; ``ValueError`` on anything else."""
+    text = key.decode() if isinstance(key, bytes) else key
+    parts = text.split(":")
+    if len(parts) != 6 or parts[0] != PREFIX:
+        raise ValueError(f"not a {PREFIX}:{{env}}:{{run}}:{{domain}}:{{name}}:{{field}} key: {text!r}")
+    snapshot_key(*parts[1:])  # validates every part
+    return SnapshotKey(*parts[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """One stored snapshot. When ``problem`` is set (``history`` of a bad one) only ``seq`` holds."""
+
+    env: str
+    run: str
+    domain: str
+    name: str
+    seq: int
+    version: int  # the payload's schema version, given by the caller
+    created_ns: int  # given by the caller
+    sha256: str  # hex digest of the encoded payload
+    size: int  # encoded payload bytes
+    encoding: str  # "bytes" | "codec"
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    meta: SnapshotMeta
+    payload: bytes | dict[str, Any]
+    skipped: list[Skip] = field(default_factory=list)  # newer snapshots passed over, newest first
+
+
+class SnapshotStore(Protocol):
+    env: str
+    run: str
+    last_skipped: list[Skip]
+
+    def save(self, domain: str, name: str, payload: bytes | dict[str, Any], version: int, *,
+             now_ns: int) -> SnapshotMeta: ...
+    def load(self, domain: str, name: str, *, now_ns: int | None = None,
+             max_age_ns: int | None = None) -> Snapshot | None: ...
+    def history(self, domain: str, name: str) -> list[SnapshotMeta]: ...
+    def runs(self) -> list[str]: ...
+    def latest_run(self) -> str | None: ...
+
+
+class _BaseStore(ABC):
+    """Save/load/fallback logic over a backend that stores blobs by (domain, name, seq)."""
+
+    def __init__(self, env: str, run: str, keep: int, ttl_s: int) -> None:
+        self.env, self.run = check_part("env", env), check_part("run", run)
+        if keep < 1 or ttl_s < 1:
+            raise ValueError(f"keep and ttl_s must be >= 1, got {keep}, {ttl_s}")
+        self.keep, self.ttl_s = keep, ttl_s
+        self.last_skipped: list[Skip] = []
+
+    def save(self, domain: str, name: str, payload: bytes | dict[str, Any], version: int, *,
+             now_ns: int) -> SnapshotMeta:
+        """Store a new snapshot; older ones beyond ``keep`` are dropped. ``SnapshotUnavailable`` if unreachable."""
+        self._key(domain, name)
+        for kind, n in (("version", version), ("now_ns", now_ns)):
+            if type(n) is not int or n < 0:
+                raise ValueError(f"{kind} must be an int >= 0, got {n!r}")
+        blob, head = pack_blob(payload, version, now_ns)
+        seq = self._put(domain, name, blob, now_ns)
+        return self._meta(domain, name, seq, head)
+
+    def load(self, domain: str, name: str, *, now_ns: int | None = None,
+             max_age_ns: int | None = None) -> Snapshot | None:
+        """The newest good snapshot, or None. Corrupt ones, and with ``max_age_ns`` those created more than
+        that before ``now_ns``, are skipped; the skips are in ``Snapshot.skipped`` and ``self.last_skipped``."""
+        if (now_ns is None) != (max_age_ns is None):
+            raise ValueError("now_ns and max_age_ns go together")
+        self._key(domain, name)
+        skipped: list[Skip] = []
+        self.last_skipped = skipped
+        for seq in self._seqs(domain, name):
+            try:
+                head, payload = self._read(domain, name, seq)
+                if now_ns is not None and max_age_ns is not None and now_ns - head["created_ns"] > max_age_ns:
+                    raise BlobError(f"stale: created {now_ns - head['created_ns']} ns before now > {max_age_ns} ns")
+            except BlobError as bad:
+                skipped.append((seq, str(bad)))
+                logger.warning("snapshot {} seq {} skipped: {}", self._key(domain, name), seq, bad)
+                continue
+            return Snapshot(self._meta(domain, name, seq, head), payload, list(skipped))
+        return None
+
+    def history(self, domain: str, name: str) -> list[SnapshotMeta]:
+        """Every retained snapshot, newest first; those ``load`` would skip as unusable have ``problem`` set."""
+        out = []
+        for seq in self._seqs(domain, name):
+            try:
+                out.append(self._meta(domain, name, seq, self._read(domain, name, seq)[0]))
+            except BlobError as bad:
+                out.append(SnapshotMeta(self.env, self.run, domain, name, seq, 0, 0, "", 0, "", str(bad)))
+        return out
+
+    def latest_run(self) -> str | None:
+        """The run (of this env) holding the newest ``created_ns``; ties go to the greater run id."""
+        marks = self._markers()
+        return max(marks, key=lambda r: (marks[r], r)) if marks else None
+
+    def runs(self) -> list[str]:
+        """The runs of this env that still have snapshots, sorted."""
+        return sorted(self._markers())
+
+    def _key(self, domain: str, name: str, field: str = SNAP_FIELD) -> str:
+        if domain == RUN_DOMAIN:
+            raise ValueError(f"domain {RUN_DOMAIN!r} is reserved")
+        return snapshot_key(self.env, self.run, domain, name, field)
+
+    def _meta(self, domain: str, name: str, seq: int, head: dict[str, Any]) -> SnapshotMeta:
+        return SnapshotMeta(self.env, self.run, domain, name, seq, head["version"], head["created_ns"],
+                            head["sha256"], head["size"], head["encoding"])
+
+    def _read(self, domain: str, name: str, seq: int) -> tuple[dict[str, Any], bytes | dict[str, Any]]:
+        """(header, payload) of a usable snapshot; ``BlobError`` (the reason) otherwise."""
+        head, data = unpack_blob(self._get(domain, name, seq))
+        if head["encoding"] == "bytes":
+            return head, data
+        try:
+            obj = snapshot_codec.decode(data)
+        except snapshot_codec.CodecError as exc:
+            raise BlobError(f"undecodable: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise BlobError(f"undecodable: payload is a {type(obj).__name__}, not a dict")
+        return head, obj
+
+    # the backend: blobs by (domain, name, seq), and the run markers
+    @abstractmethod
+    def _put(self, domain: str, name: str, blob: bytes, created_ns: int) -> int: ...  # the new seq
+    @abstractmethod
+    def _seqs(self, domain: str, name: str) -> list[int]: ...  # retained, newest first
+    @abstractmethod
+    def _get(self, domain: str, name: str, seq: int) -> bytes: ...  # BlobError when it cannot be read
+    @abstractmethod
+    def _markers(self) -> dict[str, int]: ...  # run -> newest created_ns, for every run of this env
+
+
+# KEYS: snap hash, run marker. ARGV: blob, keep, ttl_s, created_ns zero-padded to 20 digits (compared as text).
+_SAVE_LUA = """
+local seqs = {}
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local n = tonumber(f)
+  if n then seqs[#seqs + 1] = n end
+end
+table.sort(seqs)
+local seq = (seqs[#seqs] or 0) + 1
+redis.call('HSET', KEYS[1], string.format('%d', seq), ARGV[1])
+for i = 1, #seqs + 1 - tonumber(ARGV[2]) do redis.call('HDEL', KEYS[1], string.format('%d', seqs[i])) end
+local cur = redis.call('GET', KEYS[2])
+if (not cur) or cur < ARGV[4] then redis.call('SET', KEYS[2], ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return seq
+"""
+
+
+class RedisSnapshotStore(_BaseStore):
+    """Snapshots in a Redis hash per (domain, name): field = seq, value = blob. A save is one atomic script."""
+
+    def __init__(self, url: str, env: str, run: str, *, keep: int = DEFAULT_KEEP, ttl_s: int = DEFAULT_TTL_S,
+                 timeout_s: float = 2.0, retries: int = 2) -> None:
+        super().__init__(env, run, keep, ttl_s)
+        parts = urlsplit(url)
+        self._where = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"  # no credentials
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                           retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries))
+        self._save_script = self.client.register_script(_SAVE_LUA)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise SnapshotUnavailable(f"redis at {self._where} unavailable: {type(exc).__name__}: {exc}") from exc
+
+    def _put(self, domain: str, name: str, blob: bytes, created_ns: int) -> int:
+        keys = [self._key(domain, name), snapshot_key(self.env, self.run, RUN_DOMAIN, RUN_NAME, RUN_FIELD)]
+        with self._errors():
+            return int(self._save_script(keys=keys, args=[blob, self.keep, self.ttl_s, f"{created_ns:020d}"]))
+
+    def _seqs(self, domain: str, name: str) -> list[int]:
+        with self._errors():
+            fields = cast(list[bytes], self.client.hkeys(self._key(domain, name)))
+        return sorted((int(f) for f in fields if f.isdigit()), reverse=True)
+
+    def _get(self, domain: str, name: str, seq: int) -> bytes:
+        with self._errors():
+            blob = cast(bytes | None, self.client.hget(self._key(domain, name), str(seq)))
+        if blob is None:
+            raise BlobError("unreadable: gone (trimmed or expired while loading)")
+        return blob
+
+    def _markers(self) -> dict[str, int]:
+        pattern = f"{PREFIX}:{self.env}:*:{RUN_DOMAIN}:{RUN_NAME}:{RUN_FIELD}"  # parts hold no glob characters
+        out = {}
+        with self._errors():
+            for key in cast(Iterator[bytes], self.client.scan_iter(match=pattern, count=1000)):
+                value = cast(bytes | None, self.client.get(key))
+                with suppress(ValueError):  # a key the glob matched that is not ours (e.g. an extra colon)
+                    out[parse_key(key).run] = int(value or b"")
+        return out
+
+
+class FileSnapshotStore(_BaseStore):
+    """Snapshots as files: the key's parts are directories, each snapshot ``{seq:012d}.snap``, written
+    atomically (temp file, fsync, rename). One writer per (domain, name). No automatic TTL: call
+    ``expire_runs(now_ns)`` (e.g. at start-up) to delete runs idle for longer than ``ttl_s``."""
+
+    def __init__(self, dir: str | os.PathLike[str], env: str, run: str, *, keep: int = DEFAULT_KEEP,
+                 ttl_s: int = DEFAULT_TTL_S) -> None:
+        super().__init__(env, run, keep, ttl_s)
+        self.root = Path(dir) / PREFIX / self.env
+
+    def _dir(self, domain: str, name: str) -> Path:
+        self._key(domain, name)  # validates the parts
+        return self.root / self.run / domain / name / SNAP_FIELD
+
+    def _marker(self, run: str) -> Path:
+        return self.root / run / RUN_DOMAIN / RUN_NAME / RUN_FIELD
+
+    def _put(self, domain: str, name: str, blob: bytes, created_ns: int) -> int:
+        d = self._dir(domain, name)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            seqs = self._seqs(domain, name)
+            seq = (seqs[0] if seqs else 0) + 1
+            _atomic_write(d / f"{seq:012d}.snap", blob)
+            for old in [seq, *seqs][self.keep:]:
+                (d / f"{old:012d}.snap").unlink(missing_ok=True)
+            marker = self._marker(self.run)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            last = marker.read_bytes() if marker.is_file() else b""
+            if not last.isdigit() or int(last) < created_ns:
+                _atomic_write(marker, f"{created_ns:020d}".encode())
+        except OSError as exc:
+            raise SnapshotUnavailable(f"snapshot directory {self.root} unusable: {exc}") from exc
+        return seq
+
+    def _seqs(self, domain: str, name: str) -> list[int]:
+        d = self._dir(domain, name)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise SnapshotUnavailable(f"cannot list {d}: {exc}") from exc
+        return sorted((int(n[:-5]) for n in names if n.endswith(".snap") and n[:-5].isdigit()), reverse=True)
+
+    def _get(self, domain: str, name: str, seq: int) -> bytes:
+        try:
+            return (self._dir(domain, name) / f"{seq:012d}.snap").read_bytes()
+        except OSError as exc:
+            raise BlobError(f"unreadable: {exc}") from exc
+
+    def _markers(self) -> dict[str, int]:
+        out = {}
+        try:
+            for run in os.listdir(self.root) if self.root.is_dir() else []:
+                marker = self._marker(run)
+                if _PART.fullmatch(run) and marker.is_file() and (text := marker.read_bytes()).isdigit():
+                    out[run] = int(text)
+        except OSError as exc:
+            raise SnapshotUnavailable(f"cannot read runs under {self.root}: {exc}") from exc
+        return out
+
+    def expire_runs(self, now_ns: int) -> list[str]:
+        """Delete the runs (never this one) whose newest snapshot was created more than ``ttl_s`` before
+        ``now_ns``; returns them."""
+        cutoff = now_ns - self.ttl_s * 1_000_000_000
+        old = sorted(r for r, last in self._markers().items() if r != self.run and last < cutoff)
+        for run in old:
+            shutil.rmtree(self.root / run, ignore_errors=True)
+        return old
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def open_store(env: str, run: str, *, redis_url: str | None = None, dir: str | os.PathLike[str] = "snapshots",
+               keep: int = DEFAULT_KEEP, ttl_s: int = DEFAULT_TTL_S) -> RedisSnapshotStore | FileSnapshotStore:
+    """Redis when a URL is configured, else the embedded file store under ``dir``."""
+    if redis_url:
+        return RedisSnapshotStore(redis_url, env, run, keep=keep, ttl_s=ttl_s)
+    return FileSnapshotStore(dir, env, run, keep=keep, ttl_s=ttl_s)
