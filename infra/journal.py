@@ -1,0 +1,605 @@
+"""The journal: order intents (written before the order is sent), order events, fills, two-leg trade
+transitions, risk verdicts, PnL snapshots and alerts, as idempotent records (see docs/journal.md).
+
+``JournalWriter.submit`` never waits: records go to a bounded buffer that a background task writes in batches.
+Under pressure (buffer full, or an overflow file not yet drained) low-priority records are dropped and
+counted, the rest are appended to an on-disk overflow file (JSONL) and written after it, in order. Every
+row is keyed by (run_id, kind, key) and inserted with ``ON CONFLICT DO NOTHING``, so retrying or replaying
+a batch never doubles a row. Backends: ``journal_pg.PostgresJournal`` and ``journal_sqlite.SqliteJournal``
+(the embedded default, ``make_backend``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum, IntEnum, StrEnum
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from ..core.domain import Venue
+
+if TYPE_CHECKING:
+    from ..core.alerts import Alert
+    from ..core.ledger import Fill
+    from ..core.order_fsm import Order, OrderEvent
+    from ..core.risk import RiskVerdict
+    from ..core.trade_fsm import Trade
+
+# record types ---------------------------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    INTENT = "intent"  # key: client order id
+    ORDER_EVENT = "order_event"  # key: client id : event seq
+    FILL = "fill"  # key: venue : venue trade id
+    TRADE_TRANSITION = "trade_transition"  # key: trade id : step seq
+    RISK_VERDICT = "risk_verdict"  # key: decision seq
+    PNL_SNAPSHOT = "pnl_snapshot"  # key: route : ts_local
+    ALERT = "alert"  # key: rule : alert key : now_ns
+
+
+T = TypeVar("T")
+LOW_PRIORITY: frozenset[Kind] = frozenset({Kind.PNL_SNAPSHOT})  # the only kind dropped under backpressure
+_I64 = 2**63 - 1
+
+
+_AS_IS = frozenset({str, int, bool, type(None)})  # exact types: IntEnums are ints, but are mapped below
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy: Decimal -> exact plain string ("0.00000001"), Venue -> label, other IntEnums ->
+    name, Enums -> value, tuples/sets -> lists. Floats must be finite; money belongs in Decimals."""
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is Decimal:
+        if not value.is_finite():
+            raise ValueError(f"non-finite Decimal {value} in a journal payload")
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise TypeError(f"journal payload keys must be str, got {k!r}")
+            out[k] = v if type(v) in _AS_IS else plain(v)
+        return out
+    if isinstance(value, Venue):
+        return value.label
+    if isinstance(value, IntEnum):
+        return value.name
+    if isinstance(value, Enum):
+        return plain(value.value)
+    if isinstance(value, Decimal | str | int):  # subclasses of the plain types
+        return plain(Decimal(value) if isinstance(value, Decimal) else str(value) if isinstance(value, str)
+                     else int(value))
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"non-finite float {value} in a journal payload")
+        return value
+    if isinstance(value, set | frozenset):
+        return sorted((plain(v) for v in value), key=str)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    raise TypeError(f"cannot journal a {type(value).__name__}: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """One journal row. ``payload`` is normalised by ``plain`` on construction, so a record read back equals
+    the record written. ``payload["client_id"]``, when present, also fills the indexed client_id column."""
+
+    kind: Kind
+    key: str  # idempotency key within (run_id, kind)
+    run_id: str
+    route: str  # "*" when portfolio-wide
+    ts_venue: int  # ns; -1 when unknown or local
+    ts_local: int  # ns
+    payload: dict[str, Any]
+    payload_json: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Kind(self.kind))
+        for name in ("key", "run_id", "route"):
+            text = getattr(self, name)
+            if not isinstance(text, str) or not text or "\x00" in text:
+                raise ValueError(f"journal record {name} must be a non-empty string without NUL, got {text!r}")
+        for name, low in (("ts_venue", -1), ("ts_local", 0)):
+            ts = getattr(self, name)
+            if isinstance(ts, bool) or not isinstance(ts, int) or not low <= ts <= _I64:
+                raise ValueError(f"journal record {name} must be an int64 ns >= {low}, got {ts!r}")
+        payload = plain(dict(self.payload))
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+        if "\\u0000" in text:  # PostgreSQL text/jsonb cannot hold NUL: refuse here, not in a failing batch
+            raise ValueError("journal payload strings must not contain NUL")
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "payload_json", text)
+
+    @property
+    def client_id(self) -> str | None:
+        cid = self.payload.get("client_id")
+        return cid if isinstance(cid, str) and cid else None
+
+    def to_json(self) -> str:
+        head = json.dumps([self.kind.value, self.key, self.run_id, self.route, self.ts_venue, self.ts_local])
+        return f'{{"r":{head},"p":{self.payload_json}}}'
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> JournalRecord:
+        obj = json.loads(line)
+        kind, key, run_id, route, ts_venue, ts_local = obj["r"]
+        return cls(Kind(kind), key, run_id, route, ts_venue, ts_local, obj["p"])
+
+
+# builders: one per kind, from the core's own objects -------------------------------------------------------
+
+
+def intent_record(run_id: str, route: str, order: Order, ts_local: int, *, trade_id: str = "", role: str = "entry",
+                  **extra: Any) -> JournalRecord:
+    """The order as decided, before it is sent (status INITIALIZED). Key: the client order id."""
+    payload = {"client_id": order.client_id, "venue": order.venue, "symbol": order.symbol, "side": order.side,
+               "qty": order.qty, "limit_price": order.limit_price, "trade_id": trade_id, "role": role, **extra}
+    return JournalRecord(Kind.INTENT, order.client_id, run_id, route, -1, ts_local, payload)
+
+
+def order_event_record(run_id: str, route: str, order: Order, seq: int | None = None) -> JournalRecord:
+    """``order.events[seq - 1]`` (default: the last) with the status it led to. Key: client id : seq, so an
+    event the FSM ignored (duplicate fill, stale report: ``order`` unchanged) maps onto the row already there."""
+    seq = len(order.events) if seq is None else seq
+    if not 1 <= seq <= len(order.events):
+        raise ValueError(f"order {order.client_id} has no event #{seq}")
+    ev = order.events[seq - 1]
+    payload = {"client_id": order.client_id, "seq": seq, "event": ev.kind, "status": order.status,
+               "terminal": order.is_terminal, "trade_id": ev.trade_id, "qty": ev.qty, "price": ev.price,
+               "fee": ev.fee, "cum_qty": ev.cum_qty, "venue_status": ev.venue_status, "reason": ev.reason,
+               "filled_qty": order.filled_qty, "venue_filled_qty": order.venue_filled_qty}
+    return JournalRecord(Kind.ORDER_EVENT, f"{order.client_id}:{seq}", run_id, route, ev.ts_venue, ev.ts_local,
+                         payload)
+
+
+def fill_record(run_id: str, route: str, fill: Fill, *, trade_id: str, client_id: str = "") -> JournalRecord:
+    """A ledger fill (paper, backtest). Key: venue : trade id, the same key as ``fill_event_record``."""
+    payload = {"client_id": client_id, "trade_id": trade_id, "venue": fill.venue, "side": fill.side,
+               "price": fill.price, "qty": fill.qty, "fee": fill.fee, "ref_price": fill.ref_price,
+               "trip": fill.trip, "action": fill.action, "ts_decision": fill.ts_decision}
+    return JournalRecord(Kind.FILL, f"{fill.venue.label}:{trade_id}", run_id, route, fill.ts_venue, fill.ts_local,
+                         payload)
+
+
+def fill_event_record(run_id: str, route: str, order: Order, event: OrderEvent) -> JournalRecord:
+    """A venue fill report (a FILL ``OrderEvent`` of ``order``). Key: venue : trade id."""
+    if not event.trade_id:
+        raise ValueError("a fill record needs the venue's trade id")
+    payload = {"client_id": order.client_id, "trade_id": event.trade_id, "venue": order.venue, "side": order.side,
+               "price": event.price, "qty": event.qty, "fee": event.fee}
+    return JournalRecord(Kind.FILL, f"{order.venue.label}:{event.trade_id}", run_id, route, event.ts_venue,
+                         event.ts_local, payload)
+
+
+def trade_transition_record(run_id: str, route: str, trade: Trade, seq: int | None = None) -> JournalRecord:
+    """``trade.history[seq - 1]`` (default: the last step). Key: trade id : seq."""
+    seq = len(trade.history) if seq is None else seq
+    if not 1 <= seq <= len(trade.history):
+        raise ValueError(f"trade {trade.trade_id} has no step #{seq}")
+    step = trade.history[seq - 1]
+    payload = {"trade_id": trade.trade_id, "seq": seq, "event": step.kind, "status": step.status,
+               "legs": [leg.order.client_id for leg in trade.legs], "net_exposure": trade.net_exposure,
+               "unhedged_notional": trade.unhedged_notional}
+    return JournalRecord(Kind.TRADE_TRANSITION, f"{trade.trade_id}:{seq}", run_id, route, -1, step.ts_local, payload)
+
+
+def risk_verdict_record(run_id: str, route: str, verdict: RiskVerdict, *, seq: int, action: str, ts_local: int,
+                        **extra: Any) -> JournalRecord:
+    """Key: the caller's decision sequence number (unique within the run)."""
+    payload = {"seq": seq, "action": action, "allowed": verdict.allowed, "verdict": verdict.verdict,
+               "first_trigger": verdict.first_trigger, "tier": verdict.tier, "reasons": verdict.reasons, **extra}
+    return JournalRecord(Kind.RISK_VERDICT, str(seq), run_id, route, -1, ts_local, payload)
+
+
+def pnl_snapshot_record(run_id: str, route: str, ts_local: int, values: Mapping[str, Any]) -> JournalRecord:
+    """Low priority: dropped (and counted) under backpressure. Key: route : ts_local."""
+    return JournalRecord(Kind.PNL_SNAPSHOT, f"{route}:{ts_local}", run_id, route, -1, ts_local, dict(values))
+
+
+def alert_record(run_id: str, alert: Alert, route: str = "*") -> JournalRecord:
+    """Key: rule : alert key : now_ns."""
+    payload = {"rule": alert.rule, "severity": alert.severity, "key": alert.key, "message": alert.message,
+               "suppressed": alert.suppressed}
+    return JournalRecord(Kind.ALERT, f"{alert.rule}:{alert.key}:{alert.now_ns}", run_id, route, -1, alert.now_ns,
+                         payload)
+
+
+# backends -------------------------------------------------------------------------------------------------
+
+
+class JournalBackend(Protocol):
+    """What the writer and the reports need from a store. ``open`` connects and migrates (idempotent)."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def write_batch(self, records: Sequence[JournalRecord]) -> int:
+        """Insert in order, skipping (run_id, kind, key) already present; returns the rows inserted."""
+        ...
+    async def records(self, run_id: str, kind: Kind | str | None = None,
+                      route: str | None = None) -> list[JournalRecord]: ...
+    async def counts(self, run_id: str) -> dict[Kind, int]: ...
+    async def intents_without_outcome(self, run_id: str) -> list[JournalRecord]: ...
+    async def purge_older_than(self, run_id: str | None, before_ns: int) -> int: ...
+    async def applied_migrations(self) -> list[int]: ...
+
+
+def make_backend(dsn: str | None = None, *, sqlite_path: str | Path = "journal.sqlite3",
+                 schema: str = "public") -> JournalBackend:
+    """PostgreSQL when a DSN is given (or ``ARBITRAGE_LITE_JOURNAL_DSN`` is set), else embedded SQLite."""
+    dsn = dsn or os.environ.get("ARBITRAGE_LITE_JOURNAL_DSN")
+    if dsn:
+        from .journal_pg import PostgresJournal
+        return PostgresJournal(dsn, schema=schema)
+    from .journal_sqlite import SqliteJournal
+    return SqliteJournal(sqlite_path)
+
+
+# the writer -----------------------------------------------------------------------------------------------
+
+
+class JournalUnavailable(RuntimeError):
+    """An intent could be written neither to the backend nor to the overflow file: do not send the order."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStats:
+    submitted: int
+    written: int  # records the backend acknowledged (replays included)
+    duplicates: int  # of those, rows already present (idempotent replays and retries)
+    pending: int  # buffered + in the overflow file, not yet acknowledged
+    buffered: int
+    spilled: int  # records sent to the overflow file so far
+    dropped: int  # low-priority records refused under backpressure
+    retries: int  # failed backend writes (each is retried)
+    intents_fsynced: int  # intents made durable in the overflow file
+    corrupt: int  # unreadable overflow lines skipped (a torn last line after a crash)
+    backend_ok: bool
+    last_error: str | None
+
+
+class _Overflow:
+    """The append-only JSONL overflow file. Writes, fsyncs and truncation run in order on one worker thread:
+    the event loop never waits on the disk (an ext4 write can stall behind a journal commit for 100s of ms).
+    ``lines`` counts the lines appended and not yet written to the backend (the loop thread's view)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        self.path, self._fd = path, os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise RuntimeError(f"overflow file {path} is used by another journal writer") from None
+        if created:
+            _fsync_dir(path.parent)
+        self.lines, self.torn = _recover(path)
+        self._size, self._rfd = os.fstat(self._fd).st_size, os.open(path, os.O_RDONLY)
+        self._lock, self._queue, self._scheduled = threading.Lock(), list[bytes](), False
+        self.error: OSError | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="journal-overflow")
+        self._pool.submit(int)  # start the thread now, not on the first spill
+
+    def append(self, line: bytes) -> None:
+        with self._lock:
+            self._queue.append(line)
+            schedule, self._scheduled = not self._scheduled, True
+        self.lines += 1
+        if schedule:
+            self._pool.submit(self.write_queued)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the worker, after every append made so far."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def write_queued(self) -> None:
+        with self._lock:
+            data, self._queue, self._scheduled = self._queue, [], False
+        if not data:
+            return
+        try:
+            view = memoryview(b"".join(data))
+            while view:
+                view = view[os.write(self._fd, view):]
+            self._size, self.error = self._size + sum(map(len, data)), None
+        except OSError as exc:  # cut what got through (no torn line mid-file), keep the lines for the next try
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            with self._lock:
+                self._queue[:0] = data
+            self.error = exc
+
+    def sync(self) -> None:
+        """(worker) Everything appended so far is on disk and fsync'ed, or OSError."""
+        self.write_queued()
+        if self._queue or self.error:
+            raise self.error or OSError("overflow lines not written")
+        os.fsync(self._fd)
+
+    def truncate_if_drained(self, read_at: int) -> bool:
+        """(worker) Empty the file if the backend has everything in it; lines appended meanwhile are queued
+        behind this job, so they land after the cut."""
+        with self._lock:
+            if self._queue or self._size != read_at:
+                return False
+        os.ftruncate(self._fd, 0)  # a crash before this only replays (idempotent keys)
+        self._size = 0
+        return True
+
+    def read(self, offset: int, max_lines: int) -> tuple[list[bytes], int]:
+        """Complete lines from ``offset`` (up to ``max_lines``) and the offset after them."""
+        size, data = 1 << 20, b""
+        while True:  # grow the read for a line longer than the chunk
+            data = os.pread(self._rfd, size, offset)
+            if b"\n" in data or len(data) < size:
+                break
+            size *= 4
+        lines = data.split(b"\n")[:-1][:max_lines]
+        return lines, offset + sum(len(x) + 1 for x in lines)
+
+    def close(self, first: Iterable[bytes], read_at: int) -> int:
+        """Finish the queued writes; when ``first`` has lines, rewrite the file as ``first`` + the unread lines
+        (fsync'ed, swapped in atomically). Returns the lines put first."""
+        self._pool.shutdown(wait=True)
+        self.write_queued()
+        head = b"".join(first)
+        if head:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "wb") as out:
+                out.write(head)
+                while chunk := os.pread(self._rfd, 1 << 20, read_at):
+                    out.write(chunk)
+                    read_at += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        os.close(self._rfd)
+        os.close(self._fd)
+        return head.count(b"\n")
+
+
+_Entry = tuple[JournalRecord, "asyncio.Future[bool] | None"]
+
+
+class JournalWriter:
+    """Batched, non-blocking, durable journal writer. Use it from one event loop; ``start`` it first."""
+
+    def __init__(self, backend: JournalBackend, overflow_path: str | Path, *, buffer_size: int = 10_000,
+                 batch_size: int = 500, flush_interval: float = 0.05, intent_timeout: float = 0.5,
+                 retry_initial: float = 0.05, retry_max: float = 1.0, open_timeout: float = 5.0,
+                 low_priority: frozenset[Kind] = LOW_PRIORITY, owns_backend: bool = False) -> None:
+        if buffer_size < 1 or batch_size < 1:
+            raise ValueError("buffer_size and batch_size must be >= 1")
+        self.backend, self.overflow_path = backend, Path(overflow_path)
+        self.buffer_size, self.batch_size, self.flush_interval = buffer_size, batch_size, flush_interval
+        self.intent_timeout, self.retry_initial, self.retry_max = intent_timeout, retry_initial, retry_max
+        self.open_timeout, self.low_priority, self.owns_backend = open_timeout, low_priority, owns_backend
+        self._buf: deque[_Entry] = deque()
+        self._ovf: _Overflow | None = None
+        self._read_at = 0  # overflow bytes already in the backend
+        self._task: asyncio.Task[None] | None = None
+        self._wake, self._drained = asyncio.Event(), asyncio.Event()
+        self._closed, self._backend_ok = False, True
+        self._last_error: str | None = None
+        self._n = dict.fromkeys(("submitted", "written", "duplicates", "spilled", "dropped", "retries",
+                                 "intents_fsynced", "corrupt"), 0)
+
+    async def __aenter__(self) -> JournalWriter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Lock and recover the overflow file (what a crash left there is written first), open the backend if
+        it answers (if not, records wait and the writer retries), start the flusher."""
+        if self._task is not None or self._closed:
+            raise RuntimeError("a JournalWriter starts once")
+        self._ovf = _Overflow(self.overflow_path)
+        self._n["corrupt"] += self._ovf.torn
+        try:
+            await asyncio.wait_for(self.backend.open(), self.open_timeout)
+        except Exception as exc:  # the backend may come back later: the flusher retries
+            self._failed(exc)
+        self._task = asyncio.create_task(self._run(), name="journal-writer")
+
+    def submit(self, record: JournalRecord) -> bool:
+        """Queue a record without waiting. False only for a low-priority record dropped under backpressure."""
+        ovf = self._running()
+        self._n["submitted"] += 1
+        if ovf.lines or len(self._buf) >= self.buffer_size:  # overflowing: keep the order, go to the file
+            if record.kind in self.low_priority:
+                self._n["dropped"] += 1
+                return False
+            self._drained.clear()
+            ovf.append(record.to_json().encode() + b"\n")
+            self._n["spilled"] += 1
+            return True
+        self._drained.clear()
+        self._buf.append((record, None))
+        if len(self._buf) >= self.batch_size:
+            self._wake.set()
+        return True
+
+    async def write_intent_before_send(self, record: JournalRecord) -> Literal["backend", "overflow"]:
+        """Return once the intent is durable: in the backend, or (backend down or slower than
+        ``intent_timeout``, or the overflow file not drained) fsync'ed in the overflow file.
+        Raises ``JournalUnavailable`` when neither worked: then do not send the order."""
+        ovf = self._running()
+        if record.kind is not Kind.INTENT:
+            raise ValueError(f"write_intent_before_send takes intents, not {record.kind}")
+        self._n["submitted"] += 1
+        self._drained.clear()
+        if self._backend_ok and not ovf.lines and len(self._buf) < self.buffer_size:
+            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._buf.append((record, done))
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                if await asyncio.wait_for(asyncio.shield(done), self.intent_timeout):
+                    return "backend"
+            # not acknowledged: the queued copy stays (same key: one row at most); the file copy is durable
+        ovf.append(record.to_json().encode() + b"\n")
+        self._n["spilled"] += 1
+        try:
+            await ovf.run(ovf.sync)
+        except OSError as exc:
+            raise JournalUnavailable(f"intent {record.key} is not durable: {exc!r}") from exc
+        self._n["intents_fsynced"] += 1
+        return "overflow"
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything submitted so far is in the backend (TimeoutError after ``timeout`` s)."""
+        self._running()
+        assert self._task is not None
+        if self._task.done():  # the flusher died of a bug: say so rather than wait forever
+            self._task.result()
+        if self._pending():
+            self._drained.clear()
+            self._wake.set()
+            await asyncio.wait_for(self._drained.wait(), timeout)
+
+    async def close(self, timeout: float | None = 10.0) -> None:
+        """Flush (up to ``timeout``) and stop. Whatever is still buffered is persisted to the overflow file
+        (fsync), ahead of its unwritten lines, for the next writer on that file to write first."""
+        if self._closed:
+            return
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await self.flush(timeout)
+            self._closed = True
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._closed = True
+        if self._ovf is not None:
+            head = [r.to_json().encode() + b"\n" for r, _ in self._buf]
+            moved = await asyncio.to_thread(self._ovf.close, head, self._read_at)
+            self._n["spilled"] += moved
+            self._ovf.lines += moved
+        for _, done in self._buf:
+            if done is not None and not done.done():
+                done.set_result(False)
+        self._buf.clear()
+        if self.owns_backend:
+            await self.backend.close()
+
+    def stats(self) -> JournalStats:
+        return JournalStats(pending=self._pending(), buffered=len(self._buf), backend_ok=self._backend_ok,
+                            last_error=self._last_error, **self._n)
+
+    # ---- internals
+    def _running(self) -> _Overflow:
+        if self._task is None or self._closed or self._ovf is None:
+            raise RuntimeError("the JournalWriter is not running (start it; do not use it after close)")
+        return self._ovf
+
+    def _pending(self) -> int:
+        return len(self._buf) + (self._ovf.lines if self._ovf else 0)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._backend_ok, self._last_error = False, f"{type(exc).__name__}: {exc}"
+
+    async def _run(self) -> None:
+        """Buffered records first (the overflow file only ever holds newer ones), then the overflow file."""
+        assert self._ovf is not None
+        ovf, delay = self._ovf, self.retry_initial
+        while True:
+            if self._buf:
+                entries = list(islice(self._buf, 0, self.batch_size))
+                records, end, lines = [r for r, _ in entries], 0, 0
+            elif ovf.lines:
+                try:
+                    raw, end = ovf.read(self._read_at, self.batch_size)
+                except OSError as exc:
+                    self._last_error = f"overflow read failed: {exc!r}"
+                    await asyncio.sleep(self.retry_max)
+                    continue
+                if not raw:  # appended, not on disk yet: wait for the worker (retrying if the disk fails)
+                    await ovf.run(ovf.write_queued)
+                    if ovf.error:
+                        self._last_error = f"overflow write failed: {ovf.error!r}"
+                        await asyncio.sleep(self.retry_max)
+                    elif not ovf.read(self._read_at, 1)[0]:
+                        ovf.lines = 0  # the count disagrees with the file: trust the file
+                    continue
+                records, lines = self._parse(raw), len(raw)
+            else:
+                self._drained.set()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                continue
+            try:
+                inserted = await self.backend.write_batch(records) if records else 0
+            except Exception as exc:  # down, restarting, timed out: keep everything, retry in order
+                self._failed(exc)
+                self._n["retries"] += 1
+                for _, done in islice(self._buf, 0, 0 if lines else len(records)):
+                    if done is not None and not done.done():
+                        done.set_result(False)  # the intent's caller falls back to the overflow file
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            delay, self._backend_ok = self.retry_initial, True
+            self._n["written"] += len(records)
+            self._n["duplicates"] += len(records) - inserted
+            if not lines:
+                for _ in records:
+                    _, done = self._buf.popleft()
+                    if done is not None and not done.done():
+                        done.set_result(True)
+                continue
+            self._read_at, ovf.lines = end, ovf.lines - lines
+            if not ovf.lines and await ovf.run(ovf.truncate_if_drained, self._read_at):
+                self._read_at = 0  # no line was appended meanwhile (if one was, ovf.lines says so)
+
+    def _parse(self, raw: list[bytes]) -> list[JournalRecord]:
+        records = []
+        for line in raw:
+            try:
+                records.append(JournalRecord.from_json(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                self._n["corrupt"] += 1
+                self._last_error = f"corrupt overflow line skipped: {exc!r}"
+        return records
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _recover(path: Path) -> tuple[int, int]:
+    """Count the overflow file's complete lines; cut a torn last line (a crash mid-append). -> (lines, torn)."""
+    lines, size, last_nl = 0, 0, -1
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                last_nl = size + nl
+            size += len(chunk)
+    if size > last_nl + 1:
+        os.truncate(path, last_nl + 1)
+        return lines, 1
+    return lines, 0
