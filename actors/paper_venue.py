@@ -13,6 +13,7 @@ from ..core.domain import Venue
 from ..core.events import EventBatch
 from ..core.paper_venue import ExecutionReport, PaperVenue, VenueOrder
 from ..core.rules import InstrumentRules
+from .feed import Batches
 from .inbox import SequencedInbox
 
 
@@ -21,6 +22,7 @@ class PaperVenueActor:
         self._venue = PaperVenue(Venue(venue), Decimal(taker_fee))
         self._progress = asyncio.Condition()
         self._inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
+        self._inbox_many: SequencedInbox[tuple[int, Batches]] = SequencedInbox()
         self.orders = 0
 
     async def list_symbol(self, symbol: str, rules: InstrumentRules, half_spread_bps: float,
@@ -31,6 +33,14 @@ class PaperVenueActor:
         async with self._progress:
             for upto, batch in self._inbox.accept(symbol, seq, (upto_ns, events)):
                 self._venue.on_events(symbol, upto, batch)
+            self._progress.notify_all()
+
+    async def on_events_many(self, seq: int, upto_ns: int, parts: Batches) -> None:
+        """One feed window for every symbol at once: one message per window instead of one per symbol."""
+        async with self._progress:
+            for upto, batches in self._inbox_many.accept("feed", seq, (upto_ns, parts)):
+                for symbol, batch in batches.items():
+                    self._venue.on_events(symbol, upto, batch)
             self._progress.notify_all()
 
     async def submit(self, order: VenueOrder) -> ExecutionReport:

@@ -6,11 +6,11 @@ Exact money (core.ledger, Decimal). Every fill carries an id; a fill seen twice 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from ..core.domain import Currency, Venue
-from ..core.ledger import Fill, Ledger
+from ..core.ledger import EXACT, Fill, Ledger
 
 
 class PortfolioActor:
@@ -53,10 +53,11 @@ class PortfolioActor:
     async def on_trip_closed(self, route: str, gross: Decimal, fees: Decimal, slippage: Decimal, net: Decimal,
                              now_ns: int = 0) -> None:
         acc = self._pnl.setdefault(route, dict.fromkeys(("gross", "fees", "slippage", "net"), Decimal(0)))
-        acc["gross"] += gross
-        acc["fees"] += fees
-        acc["slippage"] += slippage
-        acc["net"] += net
+        with localcontext(EXACT):
+            acc["gross"] += gross
+            acc["fees"] += fees
+            acc["slippage"] += slippage
+            acc["net"] += net
         self._trips[route] = self._trips.get(route, 0) + 1
         if self._risk is None:
             return
@@ -67,10 +68,11 @@ class PortfolioActor:
                 self._alerts.raise_alert.remote("kill_switch", "portfolio", str(report["halt_reason"]), now_ns)
         for name in report["flatten"]:
             if name in self._routes:
-                self._routes[name].flatten.remote()
+                self._routes[name].flatten.remote(name)  # a route actor, or the host running that route
 
     def net_pnl_krw(self) -> Decimal:
-        return sum((acc["net"] for acc in self._pnl.values()), Decimal(0))
+        with localcontext(EXACT):
+            return sum((acc["net"] for acc in self._pnl.values()), Decimal(0))
 
     def balances(self, route: str) -> dict[str, str]:
         ledger = self._ledgers[route]

@@ -26,7 +26,7 @@ from ..core.kernel import ACTION_OPEN, N_COUNTERS, inject_fills, resolve_candida
 from ..core.ledger import Fill, fee_for, units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
-from ..core.replay import RouteResult, build_result, kernel_params, step
+from ..core.replay import RouteResult, build_result, kernel_params, step, warm_up
 from ..core.route_state import (
     F_FX,
     FI_ACTION,
@@ -60,11 +60,28 @@ from ..core.route_state import (
     TI_TS3,
     RouteState,
 )
-from ..core.rules import InstrumentRules
+from ..core.rules import InstrumentRules, binance_rules
+from .feed import Batches
 from .inbox import SequencedInbox
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
 ACTIONS = ("open", "close", "unwind")
+_warm = False
+
+
+def _load_compiled() -> None:
+    """Load every compiled function a route calls (numba's cache) once per process, at start-up: otherwise
+    the first feed message, the first open and the first fill each pay for loading one (tens of ms)."""
+    global _warm
+    if _warm:
+        return
+    _warm = True
+    warm_up()
+    s = RouteState.new(N_COUNTERS)  # a throwaway state: nothing here touches a real route
+    p = kernel_params(EngineConfig(), binance_rules("0.01", "0.00001", "5"))
+    resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, p, False)
+    units = np.zeros(1, np.int64)
+    inject_fills(s.si, s.sf, s.legs, s.fills, p, 0, units, units, 0)
 
 
 class RouteActor:
@@ -100,10 +117,19 @@ class RouteActor:
         self.events_in: dict[str, int] = {}
         self.inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
         self.log = logger.bind(run_id=run_id, route=route)
+        _load_compiled()
 
     # ---- events in
-    async def on_events(self, source: str, seq: int, upto_ns: int, events: EventBatch) -> None:
-        received = time.perf_counter_ns()
+    async def on_events(self, source: str, seq: int, upto_ns: int, events: EventBatch,
+                        received_ns: int | None = None) -> None:
+        """One feed message. Latencies count from ``received_ns`` (``perf_counter_ns``) when a RouteHostActor
+        took the message in for all its routes (so they include the other routes' turns), else from now."""
+        received = time.perf_counter_ns() if received_ns is None else received_ns
+        self.accept(source, seq, upto_ns, events)
+        await self.process(received)
+
+    def accept(self, source: str, seq: int, upto_ns: int, events: EventBatch) -> bool:
+        """Take a feed message in (in the sender's order); True if there may be new events to process."""
         for upto, batch in self.inbox.accept(source, seq, (upto_ns, events)):
             self.events_in[source] = self.events_in.get(source, 0) + len(batch)
             if len(batch):
@@ -113,8 +139,11 @@ class RouteActor:
                     self.first_ts = int(market[0]) if self.first_ts < 0 else self.first_ts
                     self.last_ts = int(market[-1])
             self.upto[source] = max(self.upto[source], upto)
+        return min(self.upto.values()) > self.processed_until  # else _process would return at once
+
+    async def process(self, received_ns: int) -> None:
         async with self.lock:
-            await self._process(received)
+            await self._process(received_ns)
 
     async def _process(self, received_ns: int) -> None:
         watermark = min(self.upto.values())
@@ -122,14 +151,19 @@ class RouteActor:
             return
         parts = []
         for s in SOURCES:
-            if not self.buffers[s]:
+            buffered = self.buffers[s]
+            if not buffered:
                 continue
-            batch = EventBatch.concat_sorted(self.buffers[s])
+            batch = buffered[0] if len(buffered) == 1 else EventBatch.concat_sorted(buffered)  # each one is sorted
             cut = int(np.searchsorted(batch.ts, watermark, side="left"))
-            parts.append(batch.slice_time(None, watermark) if cut < len(batch) else batch)
-            rest = batch.slice_time(watermark, None)
-            self.buffers[s] = [rest] if len(rest) else []
-        chunk = EventBatch.concat_sorted(parts)
+            if cut == len(batch):
+                parts.append(batch)
+                self.buffers[s] = []
+            else:
+                parts.append(batch.slice_time(None, watermark))
+                rest = batch.slice_time(watermark, None)
+                self.buffers[s] = [rest] if len(rest) else []
+        chunk = parts[0] if len(parts) == 1 else EventBatch.concat_sorted(parts)
         final = watermark >= NO_MORE_EVENTS
         self.processed_until = watermark
         i = 0
@@ -140,6 +174,7 @@ class RouteActor:
             if status == ST_NEED_RISK:
                 await self._report_trips()  # risk must know every closed trip before ruling on a new open
                 await self._risk_verdict(chunk, i)
+                self._send_new_legs(received_ns)  # the legs the next step would show, sent without waiting for it
             elif status == ST_NEED_FILLS:
                 await self._collect_due_fills(int(chunk.ts[i]) if i < len(chunk) else NO_MORE_EVENTS)
             elif status == ST_DONE:
@@ -162,6 +197,7 @@ class RouteActor:
     # ---- legs out
     def _send_new_legs(self, received_ns: int) -> None:
         legs, si = self.state.legs, self.state.si
+        sent: list[tuple[str, str, Side, int]] = []
         for slot in range(4):
             if not legs[slot, L_ACTIVE] or legs[slot, L_DONE]:
                 continue
@@ -180,6 +216,8 @@ class RouteActor:
             ref = self.venues[v].submit.remote(VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE])))
             self.sent[slot] = (key, cid, ref)
             self.latencies_s.append((time.perf_counter_ns() - received_ns) / 1e9)
+            sent.append((cid, symbol, side, qty))
+        for cid, symbol, side, qty in sent:  # logged once every leg of the action is out
             self.log.bind(client_order_id=cid).debug("leg sent: {} {} {}", symbol, side.name, units_to_dec(qty))
 
     def _pending_is_open(self) -> bool:
@@ -246,7 +284,7 @@ class RouteActor:
         rate = self.cfg.costs.upbit.taker_fee if v is Venue.UPBIT else self.cfg.costs.binance.taker_fee
         price, qty = units_to_dec(int(r[FI_PX])), units_to_dec(int(r[FI_QTY]))
         return Fill(trip=int(r[FI_TRIP]), venue=v, side=Side(int(r[FI_SIDE])), price=price, qty=qty,
-                    fee=fee_for(price * qty, rate), ref_price=units_to_dec(int(r[FI_REF])),
+                    fee=fee_for(price, qty, rate), ref_price=units_to_dec(int(r[FI_REF])),
                     ts_decision=int(r[FI_TS_DEC]), ts_venue=int(r[FI_TS_FILL]), ts_local=time.time_ns(),
                     action=ACTIONS[int(r[FI_ACTION])])
 
@@ -297,8 +335,9 @@ class RouteActor:
                 if self.risk is not None:
                     self.risk.on_round_trip_closed.remote(self.route, pnl.net_krw, int(s.trips_i[trip, TI_TS3]))
 
-    async def flatten(self) -> None:
-        """Kill switch: close any open position at the next decision (the RiskCoordinator refuses new opens)."""
+    async def flatten(self, route: str | None = None) -> None:
+        """Kill switch: close any open position at the next decision (the RiskCoordinator refuses new opens).
+        ``route``: ignored here (this actor is one route); a RouteHostActor needs it."""
         self.state.si[S_FLATTEN] = 1
         self.flatten_requests += 1
 
@@ -323,3 +362,44 @@ class RouteActor:
                 "client_ids_unique": len(set(self.issued)) == len(self.issued),
                 "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
                 "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests}
+
+
+class RouteHostActor:
+    """Several routes in one process (co-location), for machines with fewer cores than routes.
+
+    Each route is a plain :class:`RouteActor` object, run as a coroutine of this one async actor, so its
+    decisions, orders and fills are exactly those of a route in its own actor. What changes: one process
+    (one interpreter, one copy of numpy/numba/Ray) for all of them instead of one each, and one feed message
+    per window for all of them instead of one per route. Latencies count from this actor's receipt of a
+    message, so a route's figure includes the turns of the routes before it in that message.
+    """
+
+    def __init__(self, routes: dict[str, tuple[EngineConfig, InstrumentRules]], run_id: str,
+                 venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
+                 alerts: Any | None = None, metrics: Any | None = None) -> None:
+        self.routes = {name: RouteActor(name, cfg, rules, run_id, venues, risk, portfolio, alerts, metrics)
+                       for name, (cfg, rules) in routes.items()}
+
+    async def on_events_many(self, source: str, seq: int, upto_ns: int, parts: Batches) -> None:
+        """One feed message for several routes (each route keeps its own per-source order). Every route takes
+        its events in; those whose watermark moved then run, concurrently (one may wait on a verdict or a fill
+        while the others go on)."""
+        received = time.perf_counter_ns()
+        due = [route for name, events in parts.items()
+               if (route := self.routes[name]).accept(source, seq, upto_ns, events)]
+        if len(due) == 1:
+            await due[0].process(received)
+        elif due:
+            await asyncio.gather(*[route.process(received) for route in due])
+
+    async def flatten(self, route: str) -> None:
+        await self.routes[route].flatten()
+
+    async def wait_finished(self, route: str) -> bool:
+        return await self.routes[route].wait_finished()
+
+    async def result(self, route: str) -> RouteResult:
+        return await self.routes[route].result()
+
+    async def stats(self, route: str) -> dict[str, Any]:
+        return await self.routes[route].stats()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from .domain import Side, Venue
 from .ledger import EXACT, Fill
@@ -34,6 +34,11 @@ class LegSummary:
     def of(fills: Sequence[Fill]) -> LegSummary:
         if not fills:
             return LegSummary(0, Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+        with localcontext(EXACT):
+            return LegSummary._of(fills)
+
+    @staticmethod
+    def _of(fills: Sequence[Fill]) -> LegSummary:
         signed = sum((EXACT.multiply(Decimal(int(f.side)), f.qty) for f in fills), Decimal(0))
         qty = sum((f.qty for f in fills), Decimal(0))
         vwap = EXACT.divide(sum((f.notional for f in fills), Decimal(0)), qty)

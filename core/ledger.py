@@ -47,8 +47,9 @@ class Fill:
         return EXACT.multiply(EXACT.multiply(Decimal(int(self.side)), self.price - self.ref_price), self.qty)
 
 
-def fee_for(notional: Decimal, rate: Decimal) -> Decimal:
-    return EXACT.multiply(notional, rate)
+def fee_for(price: Decimal, qty: Decimal, rate: Decimal) -> Decimal:
+    """Taker fee on a fill, exact (the default 28-digit context would round a large notional)."""
+    return EXACT.multiply(EXACT.multiply(price, qty), rate)
 
 
 @dataclass

@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import numpy as np
 
 from .accounting import signed_notional_krw
+from .ledger import EXACT
 from .replay import RoundTrip, RouteResult
 
 DAY_NS = 86_400_000_000_000
@@ -53,10 +54,11 @@ def equity_curve(trips: Sequence[RoundTrip]) -> EquityCurve:
 def max_drawdown_exact(trips: Sequence[RoundTrip]) -> Decimal:
     """Largest fall of realized cumulative net PnL from its running peak (exact)."""
     peak = cum = worst = Decimal(0)
-    for t in sorted(trips, key=lambda t: (t.ts[3], t.route, t.trip)):
-        cum += t.pnl.net_krw
-        peak = max(peak, cum)
-        worst = max(worst, peak - cum)
+    with localcontext(EXACT):
+        for t in sorted(trips, key=lambda t: (t.ts[3], t.route, t.trip)):
+            cum += t.pnl.net_krw
+            peak = max(peak, cum)
+            worst = max(worst, peak - cum)
     return worst
 
 
@@ -75,6 +77,12 @@ def daily_sharpe(trips: Sequence[RoundTrip], first_ts: int, last_ts: int) -> flo
 
 def figures(trips: Sequence[RoundTrip], open_trips: Sequence[RoundTrip], capital_krw: Decimal,
             first_ts: int, last_ts: int) -> dict[str, object]:
+    with localcontext(EXACT):  # sums of exact amounts stay exact (the default context keeps 28 digits)
+        return _figures(trips, open_trips, capital_krw, first_ts, last_ts)
+
+
+def _figures(trips: Sequence[RoundTrip], open_trips: Sequence[RoundTrip], capital_krw: Decimal,
+             first_ts: int, last_ts: int) -> dict[str, object]:
     gross = sum((t.pnl.gross_krw for t in trips), Decimal(0))
     fees = sum((t.pnl.fees_krw for t in trips), Decimal(0))
     slip = sum((t.pnl.slippage_krw for t in trips), Decimal(0))

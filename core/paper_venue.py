@@ -102,7 +102,7 @@ class PaperVenue:
         for j in range(k):
             self._trade_seq += 1
             px, qty = int(self._tmp_px[j]), int(self._tmp_qty[j])
-            fee = fee_for(units_to_dec(px) * units_to_dec(qty), self.taker_fee)
+            fee = fee_for(units_to_dec(px), units_to_dec(qty), self.taker_fee)
             fills.append((f"{self.venue.label[:2]}{self._trade_seq}", px, qty, fee))
         filled = sum(q for _, _, q, _ in fills)
         status = OrderStatus.FILLED if filled == order.qty_units else (

@@ -135,7 +135,7 @@ def build_result(route: str, state: RouteState, cfg: EngineConfig, first_ts: int
         price, qty = units_to_dec(int(f_px[k])), units_to_dec(int(f_qty[k]))
         fills.append(Fill(
             trip=int(f_trip[k]), venue=v, side=Side(int(f_side[k])), price=price, qty=qty,
-            fee=fee_for(price * qty, fee_rate[v]), ref_price=units_to_dec(int(f_ref[k])),
+            fee=fee_for(price, qty, fee_rate[v]), ref_price=units_to_dec(int(f_ref[k])),
             ts_decision=int(f_ts_dec[k]), ts_venue=int(f_ts_fill[k]), ts_local=int(f_ts_fill[k]),
             action=ACTION_NAMES[int(f_action[k])]))
     initial = {

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import numpy as np
 
 from ..core.config import EngineConfig
 from ..core.fx import split_premium_series
+from ..core.ledger import EXACT
 from ..core.metrics import closed_trips, figures, funnel, money, rejections
 from ..core.replay import RouteResult, run_route
 from .market_data import RouteData, load_route, resolve_routes
@@ -80,13 +81,18 @@ def capital_krw(cfg: EngineConfig) -> Decimal:
 SUSPECT_PREMIUM_BPS = 1000.0
 
 
+def _exact_sum(values: Iterable[Decimal]) -> Decimal:
+    with localcontext(EXACT):
+        return sum(values, Decimal(0))
+
+
 def _route_figures(run: RouteRun, cfg: EngineConfig) -> dict[str, object]:
     r = run.real
     trips = [t for t in r.trips if t.closed]
     open_trips = [t for t in r.trips if not t.closed]
     out = figures(trips, open_trips, capital_krw(cfg), r.first_ts, r.last_ts)
     zero = [t for t in run.zero_cost.trips if t.closed]
-    out["zero_cost_net_pnl_krw"] = money(sum((t.pnl.net_krw for t in zero), Decimal(0)))
+    out["zero_cost_net_pnl_krw"] = money(_exact_sum(t.pnl.net_krw for t in zero))
     out["zero_cost_trades"] = len(zero)
     out["resolution"] = run.data.resolution
     out["fx_source"] = run.data.fx_source
@@ -134,7 +140,7 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
         "data": {"from": iso(first), "to": iso(last), "resolution": ", ".join(resolutions),
                  "fx_source": ", ".join(fx_sources), "events": int(sum(len(r.data.events) for r in runs))},
         **head,
-        "zero_cost_net_pnl_krw": money(sum((t.pnl.net_krw for t in zero), Decimal(0))),
+        "zero_cost_net_pnl_krw": money(_exact_sum(t.pnl.net_krw for t in zero)),
         "zero_cost_trades": len(zero),
         "funnel": funnel(real),
         "rejections": rejections(real),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class PaperRequest:
     dashboard: bool = False
     window_events: int = 20_000
     spread_nodes: bool = False  # place route actors with the SPREAD strategy (multi-node clusters)
+    window_ns: int | None = None  # fixed feed windows of this much market time (real time: ~100 ms), else by events
+    route_hosts: int = 0  # 0: one actor (process) per route; N: the routes run co-located in N RouteHostActors
 
 
 def _split(events: EventBatch) -> dict[str, EventBatch]:
@@ -64,7 +67,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     from ..actors.paper_venue import PaperVenueActor
     from ..actors.portfolio import PortfolioActor
     from ..actors.risk import RiskCoordinatorActor
-    from ..actors.route import RouteActor
+    from ..actors.route import RouteActor, RouteHostActor
     from ..core.replay import warm_up
     from ..infra.ray_runtime import ensure_ray
 
@@ -79,36 +82,61 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
               int(Venue.BINANCE): ray.remote(PaperVenueActor).remote(int(Venue.BINANCE),
                                                                       str(cfg.costs.binance.taker_fee))}
     route_opts: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if req.spread_nodes else {}
-    routes: dict[str, Any] = {}
+    routes: dict[str, Any] = {}  # route -> its actor, or the RouteHostActor running it
+    hosts: list[tuple[Any, list[str]]] | None = None
+    if req.route_hosts > 0:
+        names = list(data)
+        hosts = []
+        for group in (names[j::req.route_hosts] for j in range(min(req.route_hosts, len(names)))):
+            host = ray.remote(RouteHostActor).options(**route_opts).remote(
+                {b: (cfg.model_copy(update={"costs": data[b].costs}), data[b].binance) for b in group}, req.run_id,
+                venues, risk, portfolio, alerts, metrics)
+            hosts.append((host, group))
+            routes.update(dict.fromkeys(group, host))
     for base, d in data.items():
-        rcfg = cfg.model_copy(update={"costs": d.costs})
-        routes[base] = ray.remote(RouteActor).options(**route_opts).remote(base, rcfg, d.binance, req.run_id, venues,
-                                                                            risk, portfolio, alerts, metrics)
+        if hosts is None:
+            rcfg = cfg.model_copy(update={"costs": d.costs})
+            routes[base] = ray.remote(RouteActor).options(**route_opts).remote(base, rcfg, d.binance, req.run_id,
+                                                                                venues, risk, portfolio, alerts,
+                                                                                metrics)
         await venues[0].list_symbol.remote(f"{base}-KRW", d.binance, d.costs.upbit.half_spread_bps,
                                            d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
         await venues[1].list_symbol.remote(f"{base}-USDT", d.binance, d.costs.binance.half_spread_bps,
                                            d.costs.binance.impact_bps_per_m_quote, d.binance.tick_units)
     await portfolio.connect.remote(risk, routes, alerts, capital_krw(cfg) * len(data))
-    fx_agg = ray.remote(FxAggregatorActor).remote(MAX_FX_AGE_NS, 200.0, 1, "USDT/KRW", "store", routes)
+    fx_agg = ray.remote(FxAggregatorActor).remote(MAX_FX_AGE_NS, 200.0, 1, "USDT/KRW", "store", routes, hosts)
     split = {b: _split(d.events) for b, d in data.items()}
     all_ts = np.concatenate([d.events.ts for d in data.values()])
-    edges = windows(int(all_ts.min()), int(all_ts.max()), int(all_ts.size) // max(len(data), 1),
-                    req.window_events, 2 * int(max(cfg.costs.upbit.latency_ms, cfg.costs.binance.latency_ms) * 1e6) + 1)
+    if req.window_ns is not None:
+        edges = np.arange(int(all_ts.min()) + req.window_ns, int(all_ts.max()) + req.window_ns + 1, req.window_ns,
+                          dtype=np.int64)
+    else:
+        edges = windows(int(all_ts.min()), int(all_ts.max()), int(all_ts.size) // max(len(data), 1),
+                        req.window_events,
+                        2 * int(max(cfg.costs.upbit.latency_ms, cfg.costs.binance.latency_ms) * 1e6) + 1)
     feeds = {name: ray.remote(FeedActor).remote(name, {b: split[b][name] for b in data}, edges, req.speed)
              for name in SOURCE_CODES}
-    runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts),
-            feeds["upbit"].run.remote(routes, venues[0], None, alerts),
-            feeds["binance"].run.remote(routes, venues[1], None, alerts)]
+    actors = [h for h in {id(h): h for h in [*routes.values(), *feeds.values(), fx_agg, risk, alerts]}.values()
+              if h is not None]
+    await asyncio.gather(*[h.__ray_ready__.remote() for h in actors])  # all started before market time runs
+    start_at = time.time() + 0.2  # one clock for the three feeds: they release each window together
+    runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts, hosts=hosts, start_at=start_at),
+            feeds["upbit"].run.remote(routes, venues[0], None, alerts, hosts=hosts, start_at=start_at),
+            feeds["binance"].run.remote(routes, venues[1], None, alerts, hosts=hosts, start_at=start_at)]
     feed_stats = await asyncio.gather(*runs)
-    results = dict(zip(routes, await asyncio.gather(*[r.result.remote() for r in routes.values()]), strict=True))
-    stats = await asyncio.gather(*[r.stats.remote() for r in routes.values()])
-    extras: dict[str, Any] = {"feeds": feed_stats, "routes": stats,
+    feeds_wall = (start_at, time.time())
+    args = {b: (b,) if hosts is not None else () for b in routes}  # a host is told which of its routes
+    results = dict(zip(routes, await asyncio.gather(*[routes[b].result.remote(*args[b]) for b in routes]),
+                       strict=True))
+    stats = await asyncio.gather(*[routes[b].stats.remote(*args[b]) for b in routes])
+    extras: dict[str, Any] = {"feeds": feed_stats, "routes": stats, "feeds_wall_s": feeds_wall,
                               "alerts": await alerts.alerts.remote(),
                               "risk_decisions": len(await risk.decisions.remote()) if risk is not None else 0,
                               "portfolio": await portfolio.report.remote()}
     lat = np.array([x for s in stats for x in s["latencies_s"]])
     extras["feed_to_intent_latency_ms"] = ({"p50": float(np.percentile(lat, 50) * 1e3),
-                                            "p99": float(np.percentile(lat, 99) * 1e3), "intents": int(lat.size)}
+                                            "p99": float(np.percentile(lat, 99) * 1e3),
+                                            "max": float(lat.max() * 1e3), "intents": int(lat.size)}
                                            if lat.size else None)
     if metrics is not None:
         extras["metrics_port"] = await metrics.port.remote()
@@ -117,7 +145,8 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     for name in ("feeds", "routes"):
         for s in extras[name]:
             s.pop("latencies_s", None)
-    for h in [*routes.values(), *feeds.values(), *venues.values(), fx_agg, alerts, portfolio]:
+    for h in [*{id(r): r for r in routes.values()}.values(), *feeds.values(), *venues.values(), fx_agg, alerts,
+              portfolio]:
         ray.kill(h)
     if risk is not None:
         ray.kill(risk)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pytest
 
+from arbitrage_lite.core.ledger import EXACT
 from arbitrage_lite.infra.cli import main
 from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
 
@@ -16,6 +17,11 @@ MONEY = ("gross_pnl_krw", "fees_krw", "slippage_krw", "net_pnl_krw", "max_drawdo
 
 
 def check_identities(summary: dict, out: Path) -> None:
+    with localcontext(EXACT):  # exact sums: 28 digits would round them
+        _check_identities(summary, out)
+
+
+def _check_identities(summary: dict, out: Path) -> None:
     d = {k: Decimal(summary[k]) for k in MONEY}
     assert d["net_pnl_krw"] == d["gross_pnl_krw"] - d["fees_krw"] - d["slippage_krw"]
     per = summary["per_route"]

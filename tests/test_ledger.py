@@ -1,11 +1,11 @@
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbitrage_lite.core.domain import Currency, Side, Venue
-from arbitrage_lite.core.ledger import Fill, Ledger, fee_for, units_to_dec
+from arbitrage_lite.core.ledger import EXACT, Fill, Ledger, fee_for, units_to_dec
 
 INITIAL = {
     (Venue.UPBIT, Currency.KRW): Decimal("30000000"),
@@ -25,7 +25,7 @@ fill_args = st.tuples(
 
 def make_fill(venue: Venue, side: Side, px_units: int, qty_units: int) -> Fill:
     price, qty = units_to_dec(px_units), units_to_dec(qty_units)
-    return Fill(trip=0, venue=venue, side=side, price=price, qty=qty, fee=fee_for(price * qty, RATE[venue]),
+    return Fill(trip=0, venue=venue, side=side, price=price, qty=qty, fee=fee_for(price, qty, RATE[venue]),
                 ref_price=price, ts_decision=0, ts_venue=1, ts_local=2, action="open")
 
 
@@ -35,6 +35,11 @@ def test_final_balances_are_initial_plus_fills_minus_fees_exactly(args: list[tup
     fills = [make_fill(*a) for a in args]
     ledger = Ledger.funded(INITIAL)
     ledger.apply_all(fills)
+    with localcontext(EXACT):  # the expectation must be exact too (28 digits would round it)
+        check_balances(ledger, fills)
+
+
+def check_balances(ledger: Ledger, fills: list[Fill]) -> None:
     for venue in Venue:
         coin = INITIAL[(venue, Currency.COIN)] + sum(
             (f.qty * int(f.side) for f in fills if f.venue is venue), Decimal(0))
