@@ -10,7 +10,9 @@ leg is sent and never reused; every leg's lifecycle runs through the order state
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +29,7 @@ from ..core.ledger import Fill, fee_for, units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
 from ..core.replay import RouteResult, build_result, kernel_params, step, warm_up
+from ..core.risk import RiskLimits, RiskVerdict
 from ..core.route_state import (
     F_FX,
     FI_ACTION,
@@ -63,9 +66,11 @@ from ..core.route_state import (
 from ..core.rules import InstrumentRules, binance_rules
 from .feed import Batches
 from .inbox import SequencedInbox
+from .risk import RiskCoordinatorActor
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
 ACTIONS = ("open", "close", "unwind")
+FULL_GC_EVERY = 100  # windows (a RouteHostActor collects the young generations after every window)
 _warm = False
 
 
@@ -376,9 +381,23 @@ class RouteHostActor:
 
     def __init__(self, routes: dict[str, tuple[EngineConfig, InstrumentRules]], run_id: str,
                  venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
-                 alerts: Any | None = None, metrics: Any | None = None) -> None:
-        self.routes = {name: RouteActor(name, cfg, rules, run_id, venues, risk, portfolio, alerts, metrics)
+                 alerts: Any | None = None, metrics: Any | None = None,
+                 local_risk: RiskLimits | None = None) -> None:
+        """``local_risk``: run the RiskCoordinator here, with these limits, instead of asking the ``risk`` actor
+        (only when this host runs every route of the run: one coordinator must see them all). A verdict is
+        then a function call, not a Ray round trip; the other actors reach the coordinator through this host's
+        RiskCoordinator methods below."""
+        self.risk = RiskCoordinatorActor(local_risk) if local_risk is not None else None
+        route_risk = _Local(self.risk) if self.risk is not None else risk
+        self.routes = {name: RouteActor(name, cfg, rules, run_id, venues, route_risk, portfolio, alerts, metrics)
                        for name, (cfg, rules) in routes.items()}
+        # Garbage collection between windows, not in the middle of one: a collection pauses every coroutine of
+        # this process (a full one here took up to tens of ms). What start-up made is frozen (never scanned
+        # again); automatic collections are off; on_events_many collects the young generations once a window
+        # is done, and everything every FULL_GC_EVERY windows.
+        gc.freeze()
+        gc.disable()
+        self.windows_done = 0
 
     async def on_events_many(self, source: str, seq: int, upto_ns: int, parts: Batches) -> None:
         """One feed message for several routes (each route keeps its own per-source order). Every route takes
@@ -387,10 +406,14 @@ class RouteHostActor:
         received = time.perf_counter_ns()
         due = [route for name, events in parts.items()
                if (route := self.routes[name]).accept(source, seq, upto_ns, events)]
+        if not due:
+            return
         if len(due) == 1:
             await due[0].process(received)
-        elif due:
+        else:
             await asyncio.gather(*[route.process(received) for route in due])
+        self.windows_done += 1  # this window's intents are out: collect now, before the next window comes
+        gc.collect(2 if self.windows_done % FULL_GC_EVERY == 0 else 1)
 
     async def flatten(self, route: str) -> None:
         await self.routes[route].flatten()
@@ -403,3 +426,63 @@ class RouteHostActor:
 
     async def stats(self, route: str) -> dict[str, Any]:
         return await self.routes[route].stats()
+
+    # ---- the co-located RiskCoordinator (``local_risk``), for the portfolio and the run
+    def _coordinator(self) -> RiskCoordinatorActor:
+        if self.risk is None:
+            raise RuntimeError("this route host has no co-located RiskCoordinator (local_risk)")
+        return self.risk
+
+    async def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
+                         fx_stale: bool = False) -> RiskVerdict:
+        return self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale)
+
+    async def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
+                          now_ns: int) -> RiskVerdict:
+        return self._coordinator().check_close(route, symbol, venue_notionals, now_ns)
+
+    async def on_position_opened(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal]) -> None:
+        self._coordinator().on_position_opened(route, symbol, venue_notionals)
+
+    async def on_round_trip_closed(self, route: str, net_pnl_krw: Decimal, now_ns: int) -> tuple[str, ...]:
+        return self._coordinator().on_round_trip_closed(route, net_pnl_krw, now_ns)
+
+    async def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
+        return self._coordinator().on_equity(equity_krw, now_ns)
+
+    async def pause(self, reason: str, now_ns: int) -> None:
+        self._coordinator().pause(reason, now_ns)
+
+    async def resume(self, now_ns: int) -> None:
+        self._coordinator().resume(now_ns)
+
+    async def decisions(self) -> list[dict[str, Any]]:
+        return self._coordinator().decisions()
+
+    async def snapshot(self) -> dict[str, Any]:
+        return self._coordinator().snapshot()
+
+
+class _Local:
+    """An object of this process behind the shape of a Ray actor handle: ``h.method.remote(*args)`` runs the
+    method at once and returns a done future (awaited for a verdict, ignored for fire-and-forget calls, as
+    with Ray). Calls run in the order they are made, as Ray runs one caller's calls to a threaded actor."""
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def __getattr__(self, name: str) -> _LocalMethod:
+        return _LocalMethod(getattr(self._obj, name))
+
+
+class _LocalMethod:
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
+
+    def remote(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            fut.set_result(self._fn(*args, **kwargs))
+        except Exception as exc:  # delivered where it is awaited, as a Ray task error would be
+            fut.set_exception(exc)
+        return fut

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import _synthetic as synth
 import numpy as np
@@ -296,13 +297,15 @@ class Variant:
     name: str
     window_ms: float | None  # fixed windows of market time; None = PaperRequest's event-count default
     hosts: int  # 0 = one actor per route
+    risk_in_host: bool = False  # the RiskCoordinator runs in the (single) route host
 
 
 def parse_variants(spec: str, default_window_ms: float, hosts: int) -> list[Variant]:
     """``default``: one actor per route, PaperRequest's default windows (20,000 events a route: here the whole
     run in one window); ``per-route``: one actor per route, fixed windows; ``hosts``: the routes co-located in
-    ``hosts`` processes, fixed windows; ``hosts:N`` the same with N processes. ``@MS`` after a variant sets its
-    window (market ms), else ``default_window_ms``."""
+    ``hosts`` processes, fixed windows; ``hosts:N`` the same with N processes; ``hosts:1+risk`` one host that
+    also runs the RiskCoordinator. ``@MS`` after a variant sets its window (market ms), else
+    ``default_window_ms``."""
     out = []
     for spec_item in (x.strip() for x in spec.split(",") if x.strip()):
         item, _, ms = spec_item.partition("@")  # per-variant window: hosts:2@50
@@ -312,10 +315,13 @@ def parse_variants(spec: str, default_window_ms: float, hosts: int) -> list[Vari
         elif item == "per-route":
             out.append(Variant(f"1 actor/route, {window_ms:g} ms windows", window_ms, 0))
         elif item.startswith("hosts"):
+            item, plus_risk = item.removesuffix("+risk"), item.endswith("+risk")
             n = int(item.split(":")[1]) if ":" in item else hosts
-            out.append(Variant(f"{n} route host{'s' if n > 1 else ''}, {window_ms:g} ms windows", window_ms, n))
+            name = f"{n} route host{'s' if n > 1 else ''}{' + risk' if plus_risk else ''}, {window_ms:g} ms windows"
+            out.append(Variant(name, window_ms, n, plus_risk))
         else:
-            raise SystemExit(f"unknown variant {spec_item!r}: use default, per-route, hosts or hosts:N (+ @MS)")
+            raise SystemExit(f"unknown variant {spec_item!r}: use default, per-route, hosts, hosts:N or hosts:1+risk "
+                             "(each + @MS)")
     return out
 
 
@@ -356,7 +362,7 @@ def run_variant(v: Variant, data: dict[str, RouteData], args: argparse.Namespace
     tmp = Path(tempfile.mkdtemp(prefix="paper_latency_"))
     req = PaperRequest(store=tmp, routes=",".join(data), out=tmp, config=cfg, risk=bench_limits(), speed=args.speed,
                        run_id=f"lat{index}", window_ns=None if v.window_ms is None else int(v.window_ms * 1e6),
-                       route_hosts=v.hosts)
+                       route_hosts=v.hosts, risk_in_host=v.risk_in_host)
     budget = args.seconds / args.speed * 3 + 240  # generous: start-up of 60 processes on 2 cores included
     sampler = Sampler().start()
     t0 = time.time()
@@ -389,6 +395,41 @@ def wait_for_workers_to_exit(sampler: Sampler, timeout: float = 20.0) -> None:
                for p in s.rss for t in [(_read(f"/proc/{p}/cmdline") or "")]):
             return
         time.sleep(0.5)
+
+
+class _Echo:
+    def check(self, *args: Any) -> bool:
+        return True
+
+
+class _Prober:
+    async def run(self, target: Any, n: int) -> dict[str, float]:
+        from arbitrage_lite.core.domain import Venue
+
+        args = ("S000", "S000", {Venue.UPBIT: Decimal("10000000.00"), Venue.BINANCE: Decimal("9999999.99")}, 1)
+        rtt = []
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            await target.check.remote(*args)
+            rtt.append((time.perf_counter_ns() - t) / 1e6)
+        t = time.perf_counter_ns()
+        refs = [target.check.remote(*args) for _ in range(n)]
+        submit_us = (time.perf_counter_ns() - t) / n / 1e3
+        await asyncio.gather(*refs)
+        return {"n": n, "rtt_p50": float(np.percentile(rtt, 50)), "rtt_p99": float(np.percentile(rtt, 99)),
+                "submit_us": submit_us}
+
+
+def ray_round_trip(n: int = 300) -> dict[str, float]:
+    """The floor under an open leg's latency on this machine: a Ray actor call's round trip, and its submit cost."""
+    import ray
+
+    echo, prober = ray.remote(_Echo).remote(), ray.remote(_Prober).remote()
+    ray.get(prober.run.remote(echo, 30))  # warm-up
+    out: dict[str, float] = ray.get(prober.run.remote(echo, n))
+    for h in (echo, prober):
+        ray.kill(h)
+    return out
 
 
 def start_ray() -> None:
@@ -498,15 +539,18 @@ def main(argv: list[str] | None = None) -> int:
           f"(limits never reached); built in {time.perf_counter() - t0:.1f} s\n")
     start_ray()
     outs = []
-    for i, v in enumerate(variants):
-        print(f"running: {v.name} ...", flush=True)
-        o = run_variant(v, data, args, i)
-        outs.append(o)
-        lat = o.latency_ms or {}
-        print(f"  done in {o.wall_s:.0f} s: feeds {o.feeds_s:.1f} s for {args.seconds / args.speed:g} s of market, "
-              f"{int(lat.get('intents', 0))} intents, p50 {lat.get('p50', float('nan')):.2f} ms, "
-              f"p99 {lat.get('p99', float('nan')):.2f} ms; paper = backtest: {o.parity}", flush=True)
-    ray.shutdown()
+    try:
+        for i, v in enumerate(variants):
+            print(f"running: {v.name} ...", flush=True)
+            o = run_variant(v, data, args, i)
+            outs.append(o)
+            lat = o.latency_ms or {}
+            print(f"  done in {o.wall_s:.0f} s: feeds {o.feeds_s:.1f} s for {args.seconds / args.speed:g} s of market, "
+                  f"{int(lat.get('intents', 0))} intents, p50 {lat.get('p50', float('nan')):.2f} ms, "
+                  f"p99 {lat.get('p99', float('nan')):.2f} ms; paper = backtest: {o.parity}", flush=True)
+        probe = ray_round_trip()
+    finally:
+        ray.shutdown()
     market = args.seconds / args.speed
     print()
     print(fmt_table(outs, market))
@@ -526,6 +570,11 @@ def main(argv: list[str] | None = None) -> int:
           "with hosts, the turns of the routes before it in that message. It excludes the window itself (an event "
           f"waits up to one window, {args.window_ms:g} ms here, before its feed releases it), the feed -> route "
           "transport and queueing, and the venue's fill.")
+    print(f"\nRay on this machine, idle (after the runs; {probe['n']} calls from an async actor to a sync one, the "
+          f"route -> RiskCoordinator path): round trip p50 {probe['rtt_p50']:.2f} ms, p99 {probe['rtt_p99']:.2f} ms; "
+          f"submitting one call (.remote(), the cost of sending a leg) {probe['submit_us']:.0f} us. An open leg waits "
+          f"for one round trip and one or two submits, so it cannot beat about "
+          f"{probe['rtt_p50'] + probe['submit_us'] / 1e3:.1f} ms here.")
     chosen = outs[-1]
     print(f"\ntargets ({chosen.variant.name}, {os.cpu_count()} cores):")
     for line in verdicts(chosen):

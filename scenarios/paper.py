@@ -47,6 +47,7 @@ class PaperRequest:
     spread_nodes: bool = False  # place route actors with the SPREAD strategy (multi-node clusters)
     window_ns: int | None = None  # fixed feed windows of this much market time (real time: ~100 ms), else by events
     route_hosts: int = 0  # 0: one actor (process) per route; N: the routes run co-located in N RouteHostActors
+    risk_in_host: bool = False  # with route_hosts=1: the RiskCoordinator runs in that host (a verdict is a call)
 
 
 def _split(events: EventBatch) -> dict[str, EventBatch]:
@@ -76,7 +77,10 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     cfg = req.config
     alerts = ray.remote(AlertActor).remote(req.run_id)
     portfolio = ray.remote(PortfolioActor).remote()
-    risk = ray.remote(RiskCoordinatorActor).remote(req.risk) if req.risk is not None else None
+    if req.risk_in_host and req.route_hosts != 1:
+        raise ValueError("risk_in_host needs route_hosts=1: the one RiskCoordinator must see every route")
+    local_risk = req.risk if req.risk_in_host else None
+    risk = ray.remote(RiskCoordinatorActor).remote(req.risk) if req.risk is not None and local_risk is None else None
     metrics = ray.remote(MetricsActor).remote(req.metrics_port) if req.metrics_port is not None else None
     venues = {int(Venue.UPBIT): ray.remote(PaperVenueActor).remote(int(Venue.UPBIT), str(cfg.costs.upbit.taker_fee)),
               int(Venue.BINANCE): ray.remote(PaperVenueActor).remote(int(Venue.BINANCE),
@@ -90,9 +94,11 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         for group in (names[j::req.route_hosts] for j in range(min(req.route_hosts, len(names)))):
             host = ray.remote(RouteHostActor).options(**route_opts).remote(
                 {b: (cfg.model_copy(update={"costs": data[b].costs}), data[b].binance) for b in group}, req.run_id,
-                venues, risk, portfolio, alerts, metrics)
+                venues, risk, portfolio, alerts, metrics, local_risk)
             hosts.append((host, group))
             routes.update(dict.fromkeys(group, host))
+            if local_risk is not None:
+                risk = host  # the host answers for the RiskCoordinator it runs
     for base, d in data.items():
         if hosts is None:
             rcfg = cfg.model_copy(update={"costs": d.costs})
@@ -148,7 +154,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     for h in [*{id(r): r for r in routes.values()}.values(), *feeds.values(), *venues.values(), fx_agg, alerts,
               portfolio]:
         ray.kill(h)
-    if risk is not None:
+    if risk is not None and local_risk is None:  # else it was a route host, gone already
         ray.kill(risk)
     return results, extras
 
