@@ -23,7 +23,7 @@ from ..core.accounting import fx_to_dec, trip_pnl
 from ..core.client_ids import ClientIdFactory
 from ..core.config import EngineConfig
 from ..core.domain import Currency, Side, Venue
-from ..core.events import EventBatch
+from ..core.events import EventBatch, empty_batch
 from ..core.kernel import ACTION_OPEN, N_COUNTERS, inject_fills, resolve_candidate
 from ..core.ledger import Fill, fee_for, units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
@@ -87,6 +87,17 @@ def _load_compiled() -> None:
     resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, p, False)
     units = np.zeros(1, np.int64)
     inject_fills(s.si, s.sf, s.legs, s.fills, p, 0, units, units, 0)
+
+
+def _merge(parts: list[EventBatch]) -> EventBatch:
+    """``EventBatch.concat_sorted`` for non-empty parts, with a third less overhead (it runs for most routes in
+    most windows): one stable sort by time, ties in the order of ``parts``."""
+    ts = np.concatenate([p.ts for p in parts])
+    order = np.argsort(ts, kind="stable")
+    return EventBatch(ts[order], *(np.concatenate([getattr(p, c) for p in parts])[order] for c in _COLUMNS[1:]))
+
+
+_COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
 
 
 class RouteActor:
@@ -168,7 +179,7 @@ class RouteActor:
                 parts.append(batch.slice_time(None, watermark))
                 rest = batch.slice_time(watermark, None)
                 self.buffers[s] = [rest] if len(rest) else []
-        chunk = parts[0] if len(parts) == 1 else EventBatch.concat_sorted(parts)
+        chunk = parts[0] if len(parts) == 1 else _merge(parts) if parts else empty_batch()
         final = watermark >= NO_MORE_EVENTS
         self.processed_until = watermark
         i = 0

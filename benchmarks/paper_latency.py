@@ -2,9 +2,11 @@
 
     python benchmarks/paper_latency.py [--routes 50] [--seconds 60] [--speed 1.0] [--variants ...]
 
-Drives the real paper actor system (``scenarios.paper._run_actors``: FeedActor per venue + FX, RouteActor per
-route, PaperVenueActor per venue, RiskCoordinator, Portfolio, FxAggregator, Alert) over a stream paced at
-market time, and reports the feed-message -> order-intent latency, intents, events/s, memory and CPU.
+Drives the real paper actor system (``scenarios.paper._run_actors``: FeedActor per venue + FX, RouteActors (one
+actor per route, or co-located in route hosts), PaperVenueActor per venue, RiskCoordinator, Portfolio,
+FxAggregator, Alert) over a synthetic stream calibrated on the real data and paced at market time, and reports
+the feed-message -> order-intent latency, intents, events/s, memory and CPU of each variant (same load, same
+run), checks paper = backtest, and judges the last variant against the targets.
 See benchmarks/README.md ("Paper latency") for what each figure means and the measured values.
 """
 
@@ -27,12 +29,13 @@ import _synthetic as synth
 import numpy as np
 import replay_throughput as rt
 
+from arbitrage_lite.actors.route import RouteActor, RouteHostActor, _Local
 from arbitrage_lite.core.config import CostConfig, EngineConfig, StrategyConfig
 from arbitrage_lite.core.event_builders import depth_diffs_to_events, fx_to_events, trades_to_events
 from arbitrage_lite.core.events import VENUE_BINANCE, EventBatch
 from arbitrage_lite.core.replay import RouteResult, run_route
 from arbitrage_lite.core.risk import RiskLimits
-from arbitrage_lite.core.rules import binance_rules
+from arbitrage_lite.core.rules import InstrumentRules, binance_rules
 from arbitrage_lite.scenarios.market_data import RouteData
 from arbitrage_lite.scenarios.paper import PaperRequest, _run_actors
 
@@ -363,7 +366,7 @@ def run_variant(v: Variant, data: dict[str, RouteData], args: argparse.Namespace
     req = PaperRequest(store=tmp, routes=",".join(data), out=tmp, config=cfg, risk=bench_limits(), speed=args.speed,
                        run_id=f"lat{index}", window_ns=None if v.window_ms is None else int(v.window_ms * 1e6),
                        route_hosts=v.hosts, risk_in_host=v.risk_in_host)
-    budget = args.seconds / args.speed * 3 + 240  # generous: start-up of 60 processes on 2 cores included
+    budget = args.seconds / args.speed * 4 + 120  # start-up of 60 processes on 2 cores, an overloaded run
     sampler = Sampler().start()
     t0 = time.time()
     timed_out = False
@@ -380,10 +383,89 @@ def run_variant(v: Variant, data: dict[str, RouteData], args: argparse.Namespace
     f0, f1 = extras.get("feeds_wall_s", (t0, t0 + wall))
     events = sum(int(f["events"]) for f in extras.get("feeds", []))
     parity, trips = check_parity(data, results, cfg) if results and not args.skip_parity else ("not checked", 0)
+    rejected = {s["route"]: s["order_status"].get("REJECTED", 0) for s in extras.get("routes", [])}
+    if parity.startswith("DIFFERS") and any(rejected.values()):
+        parity += (f" (venue REJECTED legs on {', '.join(r for r, n in rejected.items() if n)}: a leg the backtest "
+                   "fills, see README)")
     sys_rss = max(sum(s.rss[p] for p in sampler.mine(s, ("ray system",))) for s in sampler.samples)
     return Outcome(v, wall, f1 - f0, events, extras.get("feed_to_intent_latency_ms"),
                    sampler.peak(("worker", "driver")), sys_rss, sampler.cpu_between(f0, f1), parity, trips,
                    int(extras["feeds"][0]["windows"]) if extras else 0, timed_out)
+
+
+class _TimedRoute(RouteActor):
+    """RouteActor plus timestamps at each stage of a leg's way out (``--breakdown`` only: pickled by value, so
+    run this file as a script)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stages: list[tuple[float, float, float, float, bool]] = []
+        self._t: dict[str, int] = {}
+
+    async def process(self, received_ns: int) -> None:
+        self._t = {"recv": received_ns, "start": time.perf_counter_ns()}
+        await super().process(received_ns)
+
+    async def _risk_verdict(self, chunk: EventBatch, i: int) -> None:
+        await super()._risk_verdict(chunk, i)
+        self._t["open"] = 1
+
+    def _send_new_legs(self, received_ns: int) -> None:
+        n, t = len(self.latencies_s), time.perf_counter_ns()
+        super()._send_new_legs(received_ns)
+        if len(self.latencies_s) > n and "recv" in self._t:
+            r, first, last = self._t["recv"], self.latencies_s[n] * 1e3, self.latencies_s[-1] * 1e3
+            self.stages.append(((self._t["start"] - r) / 1e6, (t - self._t["start"]) / 1e6, first - (t - r) / 1e6,
+                                last - first, "open" in self._t))
+            self._t.pop("open", None)
+
+    async def stats(self) -> dict[str, Any]:
+        return await super().stats() | {"stages": self.stages}
+
+
+class _TimedHost(RouteHostActor):
+    def __init__(self, routes: dict[str, tuple[EngineConfig, InstrumentRules]], run_id: str, venues: dict[int, Any],
+                 risk: Any | None = None, portfolio: Any | None = None, alerts: Any | None = None,
+                 metrics: Any | None = None, local_risk: RiskLimits | None = None) -> None:
+        super().__init__(routes, run_id, venues, risk, portfolio, alerts, metrics, local_risk)
+        route_risk = _Local(self.risk) if self.risk is not None else risk
+        self.routes = {name: _TimedRoute(name, cfg, rules, run_id, venues, route_risk, portfolio, alerts, metrics)
+                       for name, (cfg, rules) in routes.items()}
+
+
+def breakdown(v: Variant, data: dict[str, RouteData], args: argparse.Namespace) -> list[str]:
+    """The last variant again, its routes timestamped: where a leg's latency goes."""
+    import arbitrage_lite.actors.route as route_module
+
+    if not v.hosts:
+        return ["breakdown: only for route host variants"]
+    req = PaperRequest(store=Path(tempfile.mkdtemp()), routes=",".join(data), out=Path(tempfile.mkdtemp()),
+                       config=latency_config(), risk=bench_limits(), speed=args.speed, run_id="latbd",
+                       window_ns=None if v.window_ms is None else int(v.window_ms * 1e6), route_hosts=v.hosts,
+                       risk_in_host=v.risk_in_host)
+    route_module.RouteHostActor = _TimedHost  # type: ignore[misc]  # _run_actors imports it at call time
+    try:
+        _, extras = asyncio.run(_run_actors(req, data))
+    finally:
+        route_module.RouteHostActor = RouteHostActor  # type: ignore[misc]
+    rows = [r for s in extras["routes"] for r in s["stages"]]
+    if not rows:
+        return ["breakdown: no intents"]
+    a = np.array([r[:4] for r in rows])
+    opens = np.array([r[4] for r in rows])
+
+    def pct(x: np.ndarray) -> str:
+        return "p50 {:.2f} / p90 {:.2f} / p99 {:.2f} ms".format(*np.percentile(x, [50, 90, 99])) if x.size else "-"
+
+    lat = extras["feed_to_intent_latency_ms"]
+    return [f"breakdown ({v.name}, a second run, {len(rows)} actions, legs p50 {lat['p50']:.2f} ms, p99 "
+            f"{lat['p99']:.2f} ms):",
+            f"  wait for this route's turn (host receipt -> the route runs): {pct(a[:, 0])}",
+            f"  the route up to its first leg, opens (merge, kernel, verdict): {pct(a[opens, 1])}",
+            f"  the route up to its first leg, closes (merge, kernel to the window's end, fills due): "
+            f"{pct(a[~opens, 1])}",
+            f"  first leg out (client id, order state machine, submit): {pct(a[:, 2])}",
+            f"  second leg after the first: {pct(a[:, 3])}"]
 
 
 def wait_for_workers_to_exit(sampler: Sampler, timeout: float = 20.0) -> None:
@@ -508,8 +590,11 @@ def main(argv: list[str] | None = None) -> int:
                     "variants (default 100: Binance's diff cadence)")
     ap.add_argument("--hosts", type=int, default=os.cpu_count() or 2,
                     help="route host processes of the 'hosts' variant (default: one per core)")
-    ap.add_argument("--variants", default="default,per-route,hosts",
-                    help="comma list of default, per-route, hosts, hosts:N (run in this order, same load)")
+    ap.add_argument("--variants", default="per-route,hosts,hosts:1+risk@50",
+                    help="comma list of default, per-route, hosts, hosts:N, hosts:1+risk, each with an optional @MS "
+                         "window (run in this order, same load); the last one is judged against the targets")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="run the last (route host) variant once more with timestamps at each stage of a leg")
     ap.add_argument("--data-dir", type=Path, default=rt.SHARED, help="the shared data folder (default ../shared/data)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--skip-parity", action="store_true", help="do not re-run the backtest to check paper = backtest")
@@ -549,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{int(lat.get('intents', 0))} intents, p50 {lat.get('p50', float('nan')):.2f} ms, "
                   f"p99 {lat.get('p99', float('nan')):.2f} ms; paper = backtest: {o.parity}", flush=True)
         probe = ray_round_trip()
+        extra = breakdown(variants[-1], data, args) if args.breakdown else []
     finally:
         ray.shutdown()
     market = args.seconds / args.speed
@@ -563,22 +649,33 @@ def main(argv: list[str] | None = None) -> int:
               f"on the machine {other:.1f} s; Ray daemons' RSS {o.rss_system / 1e9:.2f} GB (not in the RSS column); "
               f"{o.trips} round trips")
     print()
-    print("latency = RouteActor.latencies_s: from the moment the route (or its host) starts handling the feed message "
-          "that completes its watermark, to the return of the leg's submit to the venue. It includes merging the "
-          "sources' events, the kernel up to the decision (for a close: to the end of the window), the "
-          "RiskCoordinator's verdict for an open (a Ray round trip), the client id and order state machine, and, "
-          "with hosts, the turns of the routes before it in that message. It excludes the window itself (an event "
-          f"waits up to one window, {args.window_ms:g} ms here, before its feed releases it), the feed -> route "
-          "transport and queueing, and the venue's fill.")
+    print("latency = RouteActor.latencies_s, one sample per leg sent: from the moment the route (or its host) "
+          "starts handling the feed message that completes its watermark, to the return of the leg's submit to the "
+          "venue. It includes merging the sources' events, the kernel up to the decision (for a close: to the end "
+          "of the window), the RiskCoordinator's verdict for an open (a Ray round trip; a call with +risk), fills "
+          "that fall due earlier in the same window, the client id and order state machine, and, with hosts, the "
+          "turns of the routes before it in that message. It excludes the window itself (an event waits up to one "
+          "window before its feed releases it), the feed -> route transport and queueing, and the venue's fill.")
     print(f"\nRay on this machine, idle (after the runs; {probe['n']} calls from an async actor to a sync one, the "
           f"route -> RiskCoordinator path): round trip p50 {probe['rtt_p50']:.2f} ms, p99 {probe['rtt_p99']:.2f} ms; "
-          f"submitting one call (.remote(), the cost of sending a leg) {probe['submit_us']:.0f} us. An open leg waits "
-          f"for one round trip and one or two submits, so it cannot beat about "
-          f"{probe['rtt_p50'] + probe['submit_us'] / 1e3:.1f} ms here.")
+          f"submitting one call (.remote(), the cost of sending a leg) {probe['submit_us']:.0f} us. With the "
+          f"RiskCoordinator in its own actor an open's first leg cannot beat about "
+          f"{probe['rtt_p50'] + probe['submit_us'] / 1e3:.1f} ms here; a second leg adds a submit.")
+    print(*extra, sep="\n")
     chosen = outs[-1]
     print(f"\ntargets ({chosen.variant.name}, {os.cpu_count()} cores):")
     for line in verdicts(chosen):
         print("  " + line)
+    lat = chosen.latency_ms or {}
+    if lat and (lat["p50"] >= 1.0 or lat["p99"] >= 5.0):
+        n_proc = chosen.rss[1]
+        print(f"why: every window reaches all {args.routes} routes at once (windows are common to all routes), so a "
+              f"route waits for the routes before it in its host, each a few tens of us of Python (--breakdown "
+              f"measures it); an open needs a RiskCoordinator verdict, a Ray round trip (idle p50 "
+              f"{probe['rtt_p50']:.2f} ms here) unless the coordinator runs in the host; each leg is a Ray call to "
+              f"its venue ({probe['submit_us']:.0f} us to submit, idle); and {n_proc} processes (feeds, venues, FX "
+              f"aggregator, portfolio, hosts) do their share of each window on {os.cpu_count()} cores at the same "
+              "moment.")
     return 0
 
 
