@@ -1,15 +1,22 @@
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+
+if TYPE_CHECKING:
+    from arbitrage_lite.infra.throwaway import ThrowawayPostgres
 
 sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (market_fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"
+PG_DSN = os.environ.get("JOURNAL_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def shared_data_dir() -> Path | None:
@@ -47,3 +54,44 @@ def ray_session() -> Iterator[object]:
     ray = ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()  # type: ignore[attr-defined]
+
+
+def _unavailable(what: str) -> NoReturn:
+    """A service the test needs is missing: skipped locally, failed in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(what)
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The shared PostgreSQL; the ``test`` database is created if missing."""
+    import asyncpg
+
+    async def check() -> None:
+        try:
+            conn = await asyncpg.connect(PG_DSN, timeout=5)
+        except asyncpg.InvalidCatalogNameError:
+            admin = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/postgres", timeout=5)
+            await admin.execute("CREATE DATABASE test")
+            await admin.close()
+            conn = await asyncpg.connect(PG_DSN, timeout=5)
+        await conn.close()
+    try:
+        asyncio.run(check())
+    except (OSError, asyncpg.PostgresError) as exc:
+        _unavailable(f"PostgreSQL at {PG_DSN} is not reachable: {exc!r}")
+    return PG_DSN
+
+
+@pytest.fixture(scope="module")
+def throwaway_pg() -> Iterator[ThrowawayPostgres]:
+    """A private PostgreSQL cluster per test module (infra/throwaway.py), for tests that take the server down."""
+    from arbitrage_lite.infra.throwaway import ThrowawayError, ThrowawayPostgres
+
+    try:
+        cluster = ThrowawayPostgres()
+    except ThrowawayError as exc:
+        _unavailable(f"no throwaway PostgreSQL: {exc}")
+    with cluster:
+        yield cluster

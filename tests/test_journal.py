@@ -1,19 +1,15 @@
 """The journal against real stores: PostgreSQL on 127.0.0.1 (database ``test``, one schema per test) and the
-embedded SQLite. Tests that take PostgreSQL down run a throwaway cluster of their own (initdb + pg_ctl on a
-free port) and stop only that one.
+embedded SQLite. Tests that take PostgreSQL down run a throwaway cluster of their own (``throwaway_pg``:
+infra/throwaway.py, initdb + pg_ctl on a free port) and stop only that one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from conftest import PG_DSN
 
 from arbitrage_lite.core.alerts import AlertBook
 from arbitrage_lite.core.domain import Side, Venue
@@ -49,9 +46,9 @@ from arbitrage_lite.infra.journal import (
 from arbitrage_lite.infra.journal_pg import PostgresJournal, migrate
 from arbitrage_lite.infra.journal_sqlite import SqliteJournal
 from arbitrage_lite.infra.migrations import MigrationError, load
+from arbitrage_lite.infra.throwaway import ThrowawayPostgres
 
 D = Decimal
-PG_DSN = os.environ.get("JOURNAL_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 MakeBackend = Callable[[], JournalBackend]
 
 
@@ -111,27 +108,6 @@ def every_kind(run: str) -> list[JournalRecord]:
 
 # ---- fixtures ----------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def pg_dsn() -> str:
-    """The shared server; the ``test`` database is created if missing. Unreachable: skipped locally, failed in CI."""
-    async def check() -> None:
-        try:
-            conn = await asyncpg.connect(PG_DSN, timeout=5)
-        except asyncpg.InvalidCatalogNameError:
-            admin = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/postgres", timeout=5)
-            await admin.execute("CREATE DATABASE test")
-            await admin.close()
-            conn = await asyncpg.connect(PG_DSN, timeout=5)
-        await conn.close()
-    try:
-        asyncio.run(check())
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_DSN} is not reachable: {exc!r}")
-        pytest.skip(f"PostgreSQL at {PG_DSN} is not reachable: {exc!r}")
-    return PG_DSN
-
-
 def drop_schema(dsn: str, schema: str) -> None:
     async def drop() -> None:
         conn = await asyncpg.connect(dsn)
@@ -149,58 +125,6 @@ def new_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make
     dsn, schema = request.getfixturevalue("pg_dsn"), f"jt_{uuid.uuid4().hex[:12]}"
     yield lambda: PostgresJournal(dsn, schema=schema)
     drop_schema(dsn, schema)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ThrowawayPostgres:
-    """A private cluster in a temp dir, run as ``postgres`` when we are root (initdb refuses root)."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="journal-pg-"))
-        self.data, self.port = self.root / "data", free_port()
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
-            shutil.chown(self.root, "postgres", "postgres")
-        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        self.running = False
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _pg(self, *args: str) -> None:
-        subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=60)
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._pg("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start")
-        self.running = True
-
-    def stop(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-        self.running = False
-
-    def destroy(self) -> None:
-        if self.running:
-            self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def throwaway_pg() -> Iterator[ThrowawayPostgres]:
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.skip("initdb / pg_ctl not on PATH")
-    cluster = ThrowawayPostgres()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 # ---- schema and migrations ---------------------------------------------------------------------------------

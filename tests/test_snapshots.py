@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -21,8 +18,6 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from arbitrage_lite.core.domain import Venue
 from arbitrage_lite.core.fx_aggregate import FxAggregator, FxQuote
@@ -40,6 +35,7 @@ from arbitrage_lite.infra.snapshots import (
     parse_key,
     snapshot_key,
 )
+from arbitrage_lite.infra.throwaway import ThrowawayRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NOW = 1_767_225_600_000_000_000  # 2026-01-01T00:00Z
@@ -344,60 +340,20 @@ def test_redis_keys_carry_the_ttl() -> None:
                                                                                  "last_ns"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def _pings(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)).ping())
-    except redis.RedisError:
-        return False
-
-
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_until(lambda: _pings(port) or proc.poll() is not None)
-    assert proc.poll() is None, "throwaway redis-server exited"
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def test_redis_down_is_unavailable_and_saves_work_after_restart(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = _start_redis(port, tmp_path)
-    try:
-        store = RedisSnapshotStore(f"redis://127.0.0.1:{port}/0", "paper", "run42", timeout_s=0.5)
+def test_redis_down_is_unavailable_and_saves_work_after_restart() -> None:
+    with ThrowawayRedis() as server:
+        store = RedisSnapshotStore(server.url, "paper", "run42", timeout_s=0.5)
         assert store.save("route", "BTC", {"n": 1}, 1, now_ns=NOW).seq == 1
-        _stop(proc)
-        _wait_until(lambda: not _pings(port))
+        server.stop()  # returns once the process is gone and the port refuses
         for call in (lambda: store.save("route", "BTC", {"n": 2}, 1, now_ns=NOW + 1),
                      lambda: store.load("route", "BTC"), lambda: store.history("route", "BTC"), store.runs,
                      store.latest_run):
-            with pytest.raises(SnapshotUnavailable, match=f"127.0.0.1:{port}"):
+            with pytest.raises(SnapshotUnavailable, match=f"127.0.0.1:{server.port}"):
                 call()
-        proc = _start_redis(port, tmp_path)  # no persistence: it comes back empty
+        server.start()  # same port; no persistence: it comes back empty
         assert store.save("route", "BTC", {"n": 3}, 1, now_ns=NOW + 2).seq == 1
         assert store.load("route", "BTC").payload == {"n": 3}  # type: ignore[union-attr]
         assert store.latest_run() == "run42"
-    finally:
-        if proc.poll() is None:
-            _stop(proc)
 
 
 def test_file_store_writes_atomically_and_expires_old_runs(snap_dir: Path) -> None:

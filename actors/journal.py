@@ -1,0 +1,113 @@
+"""JournalActor: one per run, an async Ray actor over ``infra.journal.JournalWriter`` (docs/journal.md).
+
+The writer does the work: records are buffered and written in batches; with the backend down they wait (and
+spill to the overflow file) and are written once it is back, each exactly once (keys are idempotent).
+
+```python
+journal = ray.remote(JournalActor).remote("out/run42/journal.overflow.jsonl", dsn)  # no DSN: embedded SQLite
+await journal.start.remote()
+where = await journal.write_intent.remote(intent)   # durable before the order leaves: "backend" / "overflow"
+journal.submit.remote([fill, event])                # fire-and-forget
+```
+
+From inside another actor, ``JournalClient(handle)`` batches records locally and sends one ``submit`` call
+per ``batch_size`` records (or per ``flush()``), never waiting on the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ..infra.journal import JournalRecord, JournalWriter, Kind, make_backend
+
+
+class JournalActor:
+    """The run's journal. Methods are async: everything runs on the actor's one event loop, as the writer
+    requires. ``writer_options`` go to ``JournalWriter`` (buffer_size, batch_size, intent_timeout, retry_max...)."""
+
+    def __init__(self, overflow_path: str | Path, dsn: str | None = None, *,
+                 sqlite_path: str | Path = "journal.sqlite3", schema: str = "public", **writer_options: Any) -> None:
+        self._backend = make_backend(dsn, sqlite_path=sqlite_path, schema=schema)
+        self._writer = JournalWriter(self._backend, overflow_path, owns_backend=True, **writer_options)
+        self._started = False
+
+    async def start(self) -> None:
+        """Recover the overflow file and open the backend (if it is down, the writer retries). Idempotent."""
+        if not self._started:
+            await self._writer.start()
+            self._started = True
+
+    async def write_intent(self, record: JournalRecord) -> str:
+        """Return once the intent is durable: ``"backend"`` or ``"overflow"`` (fsync'ed). Raises
+        ``JournalUnavailable`` when neither worked: then the order must not be sent."""
+        return await self._writer.write_intent_before_send(record)
+
+    async def submit(self, records: list[JournalRecord]) -> int:
+        """Queue a batch without waiting on the backend; returns how many were accepted (low-priority records
+        may be dropped under backpressure)."""
+        return sum(self._writer.submit(r) for r in records)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """True once everything submitted so far is in the backend; False after ``timeout`` seconds."""
+        try:
+            await self._writer.flush(timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stats(self) -> dict[str, Any]:
+        """The writer's ``JournalStats`` as a dict (submitted, written, duplicates, pending, spilled, ...)."""
+        return dataclasses.asdict(self._writer.stats())
+
+    async def counts(self, run_id: str) -> dict[str, int]:
+        """Rows per kind of ``run_id`` in the backend (raises while the backend is down)."""
+        return {kind.value: n for kind, n in (await self._backend.counts(run_id)).items()}
+
+    async def records(self, run_id: str, kind: Kind | str | None = None) -> list[JournalRecord]:
+        """The run's rows (optionally one kind) in (ts_local, insertion) order; for tests and drills."""
+        return await self._backend.records(run_id, kind)
+
+    async def close(self, timeout: float | None = 10.0) -> dict[str, Any]:
+        """Flush up to ``timeout``, stop; what is still buffered goes to the overflow file. Final stats."""
+        await self._writer.close(timeout)  # closes the backend too
+        return dataclasses.asdict(self._writer.stats())
+
+
+class JournalClient:
+    """Journal from inside another actor without waiting: ``submit`` batches records here and sends one
+    fire-and-forget ``JournalActor.submit`` call per ``batch_size`` records or per ``flush()``. Calls from one
+    caller reach the actor in order, so ``write_intent`` (which sends the batch first) keeps the order."""
+
+    def __init__(self, handle: Any, batch_size: int = 100) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.handle, self.batch_size = handle, batch_size
+        self._batch: list[JournalRecord] = []
+        self.sent_records = self.sent_calls = 0
+
+    @property
+    def pending(self) -> int:
+        """Records batched here, not sent yet."""
+        return len(self._batch)
+
+    def submit(self, record: JournalRecord) -> None:
+        self._batch.append(record)
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> Any:
+        """Send the batched records now (one call, not awaited). Returns the call's ref (None if nothing was
+        batched): await it to learn how many the actor accepted."""
+        if not self._batch:
+            return None
+        batch, self._batch = self._batch, []
+        self.sent_records += len(batch)
+        self.sent_calls += 1
+        return self.handle.submit.remote(batch)
+
+    async def write_intent(self, record: JournalRecord) -> str:
+        """Send what is batched, then wait until the intent is durable (see ``JournalActor.write_intent``)."""
+        self.flush()
+        return str(await self.handle.write_intent.remote(record))
