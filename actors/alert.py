@@ -6,22 +6,32 @@ from typing import Any
 
 from loguru import logger
 
-from ..core.alerts import Alert, AlertBook
+from ..core.alerts import Alert, AlertBook, Severity
+from .recovery import RecoveryConfig, Snapshots, incarnation, restarted
 
 
 class AlertActor:
-    """Fire-and-forget: callers never wait on it, so an alert can never block trading."""
+    """Fire-and-forget: callers never wait on it, so an alert can never block trading. With a RecoveryConfig
+    the alerts sent so far are snapshotted and come back after a restart."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, recovery: RecoveryConfig | None = None) -> None:
         self._book = AlertBook.default()
         self._run_id = run_id
         self._sent: list[Alert] = []
+        self.snaps = Snapshots(recovery, "alert", "sent") if recovery is not None else None
+        if self.snaps is not None and recovery is not None and (restarted() or recovery.resume):
+            snap = self.snaps.load()
+            if snap is not None:
+                self._sent = [Alert(r, Severity(int(sev)), k, m, int(t), int(n)) for r, sev, k, m, t, n in snap["sent"]]
 
     def raise_alert(self, rule: str, key: str, message: str, now_ns: int) -> bool:
         alert = self._book.raise_alert(rule, key, message, now_ns)
         if alert is None:
             return False
         self._sent.append(alert)
+        if self.snaps is not None:
+            self.snaps.save({"sent": [[a.rule, int(a.severity), a.key, a.message, a.now_ns, a.suppressed]
+                                      for a in self._sent]})
         logger.bind(run_id=self._run_id, rule=alert.rule, key=alert.key).log(
             "CRITICAL" if alert.severity <= 1 else "WARNING" if alert.severity == 2 else "INFO",
             "[{}] {} {}: {} (suppressed {})", alert.severity.name, alert.rule, alert.key, alert.message,
@@ -31,3 +41,6 @@ class AlertActor:
     def alerts(self) -> list[dict[str, Any]]:
         return [{"rule": a.rule, "severity": a.severity.name, "key": a.key, "message": a.message,
                  "now_ns": a.now_ns, "suppressed": a.suppressed} for a in self._sent]
+
+    def ping(self) -> dict[str, Any]:
+        return incarnation()

@@ -1,7 +1,14 @@
-"""FxAggregatorActor: USDT/KRW and USD/KRW from several sources, median with outlier rejection (core)."""
+"""FxAggregatorActor: USDT/KRW and USD/KRW from several sources, median with outlier rejection (core).
+
+It sits between the FX feed and the routes: each feed window is aggregated per route (each route's own view)
+and passed on with the window's sequence number. It keeps what it passed on (``LOG_KEEP`` windows) so that a
+restarted route can ask for it again; with a RecoveryConfig it snapshots after every window (its per-route
+state, how far it got, the last windows it sent) and after a restart asks the FX feed to resend from there.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -10,12 +17,16 @@ from ..core.events import EventBatch, fx_to_events_like
 from ..core.fx_aggregate import FxAggregator, FxQuote, FxReading
 from .feed import Batches
 from .inbox import SequencedInbox
+from .recovery import Named, RecoveryConfig, Snapshots, incarnation, restarted
+
+LOG_KEEP = 4096  # windows kept per subscriber for resends
+SNAP_LOG_KEEP = 16  # of which the newest go into the snapshot too
 
 
 class FxAggregatorActor:
     def __init__(self, max_age_ns: int, outlier_bps: float = 100.0, min_sources: int = 1,
                  pair: str = "USDT/KRW", source: str = "store", routes: dict[str, Any] | None = None,
-                 hosts: list[tuple[Any, list[str]]] | None = None) -> None:
+                 hosts: list[tuple[Any, list[str]]] | None = None, recovery: RecoveryConfig | None = None) -> None:
         self._agg = FxAggregator(max_age_ns=max_age_ns, outlier_bps=outlier_bps, min_sources=min_sources)
         self._settings = (max_age_ns, outlier_bps, min_sources)
         self._per_route: dict[str, FxAggregator] = {}  # each route's own view (its data may start earlier)
@@ -24,10 +35,15 @@ class FxAggregatorActor:
         self._pair, self._source = pair, source
         self._routes = routes or {}
         self._inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
-        self._sent: dict[str, int] = {}
+        self._sent: dict[str, int] = {}  # subscriber key (route, or "host{j}") -> next sequence number
         self._hosts = hosts  # co-located routes: (RouteHostActor, its routes), one message per host
         self._inbox_many: SequencedInbox[tuple[int, Batches]] = SequencedInbox()
-        self._sent_hosts: dict[int, int] = {}
+        self._log: dict[str, OrderedDict[int, tuple[int, Batches]]] = {}  # key -> seq -> (upto, message)
+        self.resent = 0
+        self.snaps = Snapshots(recovery, "fx", pair.replace("/", "")) if recovery is not None else None
+        if recovery is not None and (restarted() or recovery.resume):
+            self._restore()
+            Named(recovery.actor_name("feed:fx")).resend.remote("fx", self._inbox_many.next_seq("feed"))
 
     def subscribe(self, routes: dict[str, Any]) -> None:
         self._routes = routes
@@ -35,26 +51,48 @@ class FxAggregatorActor:
     async def forward(self, route: str, seq: int, upto_ns: int, quotes: EventBatch) -> None:
         """Aggregate a source's quotes and pass the resulting rate on to a route, as FX events (in order)."""
         for upto, batch in self._inbox.accept(route, seq, (upto_ns, quotes)):
-            self._forward_one(route, upto, batch)
+            self._send(route, upto, Batches.of([(route, self._aggregate(route, batch))]))
 
     async def forward_many(self, seq: int, upto_ns: int, parts: Batches) -> None:
         """One feed window for every route at once; passed on per route, or per host with co-located routes."""
         for upto, batches in self._inbox_many.accept("feed", seq, (upto_ns, parts)):
-            if self._hosts is None:
-                for route, quotes in batches.items():
-                    self._forward_one(route, upto, quotes)
-                continue
             rates = {route: self._aggregate(route, quotes) for route, quotes in batches.items()}
-            for j, (host, names) in enumerate(self._hosts):
-                n = self._sent_hosts.get(j, 0)
-                self._sent_hosts[j] = n + 1
-                host.on_events_many.remote("fx", n, upto, Batches.of((r, rates[r]) for r in names))
+            if self._hosts is None:
+                for route, events in rates.items():
+                    self._send(route, upto, Batches.of([(route, events)]))
+            else:
+                for j, (_, names) in enumerate(self._hosts):
+                    self._send(f"host{j}", upto, Batches.of((r, rates[r]) for r in names))
+            self._save()
 
-    def _forward_one(self, route: str, upto_ns: int, quotes: EventBatch) -> None:
-        events = self._aggregate(route, quotes)
-        seq = self._sent.get(route, 0)
-        self._sent[route] = seq + 1
-        self._routes[route].on_events.remote("fx", seq, upto_ns, events)
+    def _send(self, key: str, upto_ns: int, message: Batches, seq: int | None = None) -> None:
+        if seq is None:
+            seq = self._sent.get(key, 0)
+            self._sent[key] = seq + 1
+            log = self._log.setdefault(key, OrderedDict())
+            log[seq] = (upto_ns, message)
+            while len(log) > LOG_KEEP:
+                log.popitem(last=False)
+        if key.startswith("host"):
+            assert self._hosts is not None
+            self._hosts[int(key[4:])][0].on_events_many.remote("fx", seq, upto_ns, message)
+        else:
+            self._routes[key].on_events.remote("fx", seq, upto_ns, message.items()[0][1])
+
+    async def resend(self, key: str, from_seq: int) -> int:
+        """What this aggregator passed on to ``key`` from ``from_seq`` on, again (a route or host restarted)."""
+        log = self._log.get(key, OrderedDict())
+        upto = self._sent.get(key, 0)
+        missing = [s for s in range(from_seq, upto) if s not in log]
+        if missing:
+            raise RuntimeError(f"fx: cannot resend windows {missing[0]}..{missing[-1]} to {key}: no longer kept")
+        for s in range(from_seq, upto):
+            self._send(key, log[s][0], log[s][1], seq=s)
+        self.resent += max(upto - from_seq, 0)
+        return max(upto - from_seq, 0)
+
+    def next_seq(self) -> int:
+        return self._inbox_many.next_seq("feed")
 
     def _aggregate(self, route: str, quotes: EventBatch) -> EventBatch:
         """The route's own view of the aggregated rate at each quote, as FX events (stale readings dropped)."""
@@ -84,3 +122,34 @@ class FxAggregatorActor:
 
     def snapshot(self) -> dict[str, Any]:
         return self._agg.snapshot()
+
+    def ping(self) -> dict[str, Any]:
+        return incarnation() | {"next_seq": self.next_seq()}
+
+    # ---- snapshots
+    def _save(self) -> None:
+        if self.snaps is None:
+            return
+        log = {key: [[s, upto, list(m.keys), m.offsets, *m.columns] for s, (upto, m) in list(entries.items())
+                     [-SNAP_LOG_KEEP:]] for key, entries in self._log.items()}
+        self.snaps.save({"next_seq": self.next_seq(), "sent": dict(self._sent), "rejected": self.rejected,
+                         "stale_readings": self.stale_readings, "log": log,
+                         "per_route": {r: a.snapshot() for r, a in self._per_route.items()}})
+
+    def _restore(self) -> None:
+        assert self.snaps is not None
+        snap = self.snaps.load()
+        if snap is None:
+            return
+        self._inbox_many.restore({"feed": int(snap["next_seq"])})
+        self._sent = {str(k): int(v) for k, v in snap["sent"].items()}
+        self.rejected, self.stale_readings = int(snap["rejected"]), int(snap["stale_readings"])
+        max_age_ns, outlier_bps, min_sources = self._settings
+        for route, state in snap["per_route"].items():
+            agg = FxAggregator(max_age_ns, outlier_bps, min_sources)
+            agg.restore(state)
+            self._per_route[route] = agg
+        for key, entries in snap["log"].items():
+            log = self._log.setdefault(key, OrderedDict())
+            for s, upto, keys, offsets, *columns in entries:
+                log[int(s)] = (int(upto), Batches(tuple(keys), offsets, tuple(columns)))

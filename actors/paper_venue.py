@@ -2,6 +2,8 @@
 
 An order waits until the venue's feed has delivered every event up to the order's arrival time, then fills
 against the market as it is at that instant — exactly the backtest's rule, so paper equals backtest.
+The venue is the outside world in a chaos drill: it is never killed, and it keeps its record of every order
+by client id (``lookup``), which is what a restarted route asks instead of sending an order again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ class PaperVenueActor:
         self._progress = asyncio.Condition()
         self._inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
         self._inbox_many: SequencedInbox[tuple[int, Batches]] = SequencedInbox()
+        self._pending: set[str] = set()  # client ids received, waiting for their market
         self.orders = 0
+        self.lookups = 0
 
     async def list_symbol(self, symbol: str, rules: InstrumentRules, half_spread_bps: float,
                           impact_bps_per_m: float, binance_tick_units: int) -> None:
@@ -43,9 +47,28 @@ class PaperVenueActor:
                     self._venue.on_events(symbol, upto, batch)
             self._progress.notify_all()
 
+    def next_seq(self) -> int:
+        return self._inbox_many.next_seq("feed")
+
     async def submit(self, order: VenueOrder) -> ExecutionReport:
         """Fill a taker order once the market at its arrival time is known."""
+        self._pending.add(order.client_id)
+        try:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._venue.can_fill(order))
+                self.orders += 1
+                return self._venue.fill(order)
+        finally:
+            self._pending.discard(order.client_id)
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def lookup(self, client_id: str) -> ExecutionReport | None:
+        """The outcome of an order by client id (waits while it is still being filled); None if never received."""
+        self.lookups += 1
         async with self._progress:
-            await self._progress.wait_for(lambda: self._venue.can_fill(order))
-            self.orders += 1
-            return self._venue.fill(order)
+            await self._progress.wait_for(lambda: client_id not in self._pending)
+            return self._venue.report(client_id)
+
+    def stats(self) -> dict[str, int]:
+        return {"orders": self.orders, "lookups": self.lookups, "duplicate_messages": self._inbox_many.duplicates}

@@ -1,6 +1,8 @@
 """PortfolioActor: the ledger of record — balances per venue and route, fills, PnL per route and in total.
 
-Exact money (core.ledger, Decimal). Every fill carries an id; a fill seen twice is applied once.
+Exact money (core.ledger, Decimal). Every fill carries an id and every closed trip its route's trip number:
+seen twice, applied once. With a RecoveryConfig it snapshots after every change, before answering, and
+comes back from the newest snapshot after a restart; its peers are then found by name (``wiring``).
 """
 
 from __future__ import annotations
@@ -11,20 +13,31 @@ from typing import Any
 
 from ..core.domain import Currency, Venue
 from ..core.ledger import EXACT, Fill, Ledger
+from .recovery import Named, RecoveryConfig, Snapshots, incarnation, restarted
 
 
 class PortfolioActor:
-    def __init__(self) -> None:
+    def __init__(self, recovery: RecoveryConfig | None = None, wiring: dict[str, Any] | None = None) -> None:
+        """``wiring``: Ray names of the peers ({"risk": name | None, "routes": {route: name}, "alerts": name,
+        "capital_krw": str}) — what ``connect`` is given as handles, in a form that survives a restart."""
         self._ledgers: dict[str, Ledger] = {}
         self._seen: set[str] = set()
         self._pnl: dict[str, dict[str, Decimal]] = {}
         self._trips: dict[str, int] = {}
+        self._closed: set[str] = set()
         self.duplicates = 0
         self._risk: Any = None
         self._routes: dict[str, Any] = {}
         self._alerts: Any = None
         self._capital = Decimal(0)
         self.halted = False
+        self.snaps = Snapshots(recovery, "portfolio", "ledger") if recovery is not None else None
+        if wiring is not None:
+            self.connect(Named(wiring["risk"]) if wiring.get("risk") else None,
+                         {r: Named(n) for r, n in wiring["routes"].items()},
+                         Named(wiring["alerts"]) if wiring.get("alerts") else None, Decimal(wiring["capital_krw"]))
+        if recovery is not None and (restarted() or recovery.resume):
+            self._restore()
 
     def connect(self, risk: Any, routes: dict[str, Any], alerts: Any, capital_krw: Decimal) -> None:
         """Who hears about equity: the RiskCoordinator (kill switch), then the routes it says to flatten."""
@@ -34,6 +47,7 @@ class PortfolioActor:
         if route in self._ledgers:
             return  # funding is idempotent: a restarted route must not double its inventory
         self._ledgers[route] = Ledger.funded(initial)
+        self._save()
 
     def on_fills(self, route: str, fills: Iterable[tuple[str, Fill]]) -> int:
         """Apply ``(fill_id, fill)`` pairs; returns how many were new."""
@@ -48,10 +62,18 @@ class PortfolioActor:
             self._seen.add(fill_id)
             ledger.apply(fill)
             new += 1
+        if new:
+            self._save()
         return new
 
     async def on_trip_closed(self, route: str, gross: Decimal, fees: Decimal, slippage: Decimal, net: Decimal,
-                             now_ns: int = 0) -> None:
+                             now_ns: int = 0, trip: int | None = None) -> None:
+        if trip is not None:
+            key = f"{route}:{trip}"
+            if key in self._closed:
+                self.duplicates += 1
+                return
+            self._closed.add(key)
         acc = self._pnl.setdefault(route, dict.fromkeys(("gross", "fees", "slippage", "net"), Decimal(0)))
         with localcontext(EXACT):
             acc["gross"] += gross
@@ -59,11 +81,13 @@ class PortfolioActor:
             acc["slippage"] += slippage
             acc["net"] += net
         self._trips[route] = self._trips.get(route, 0) + 1
+        self._save()
         if self._risk is None:
             return
         report = await self._risk.on_equity.remote(self._capital + self.net_pnl_krw(), now_ns)
         if report["mode"] == "halted" and not self.halted:
             self.halted = True
+            self._save()
             if self._alerts is not None:
                 self._alerts.raise_alert.remote("kill_switch", "portfolio", str(report["halt_reason"]), now_ns)
         for name in report["flatten"]:
@@ -78,8 +102,42 @@ class PortfolioActor:
         ledger = self._ledgers[route]
         return {f"{v.label}.{c.name}": format(b, "f") for (v, c), b in sorted(ledger.balances.items())}
 
+    def all_balances(self) -> dict[str, dict[str, str]]:
+        return {route: self.balances(route) for route in sorted(self._ledgers)}
+
     def report(self) -> dict[str, Any]:
         per_route = {r: {k: format(v, "f") for k, v in acc.items()} | {"trades": self._trips.get(r, 0)}
                      for r, acc in sorted(self._pnl.items())}
         return {"routes": per_route, "net_pnl_krw": format(self.net_pnl_krw(), "f"), "halted": self.halted,
                 "fills_applied": len(self._seen), "duplicates_ignored": self.duplicates}
+
+    def ping(self) -> dict[str, Any]:
+        return incarnation()
+
+    # ---- snapshots
+    def _save(self) -> None:
+        if self.snaps is None:
+            return
+        ledgers = {route: {"balances": [[int(v), int(c), b] for (v, c), b in lg.balances.items()],
+                           "fees": [[int(v), int(c), b] for (v, c), b in lg.fees_paid.items()],
+                           "applied": lg.applied} for route, lg in self._ledgers.items()}
+        self.snaps.save({"ledgers": ledgers, "seen": sorted(self._seen), "closed": sorted(self._closed),
+                         "pnl": self._pnl, "trips": self._trips, "duplicates": self.duplicates,
+                         "halted": self.halted})
+
+    def _restore(self) -> None:
+        assert self.snaps is not None
+        snap = self.snaps.load()
+        if snap is None:
+            return
+        self._ledgers = {}
+        for route, lg in snap["ledgers"].items():
+            ledger = Ledger()
+            ledger.balances = {(Venue(v), Currency(c)): Decimal(b) for v, c, b in lg["balances"]}
+            ledger.fees_paid = {(Venue(v), Currency(c)): Decimal(b) for v, c, b in lg["fees"]}
+            ledger.applied = int(lg["applied"])
+            self._ledgers[route] = ledger
+        self._seen, self._closed = set(snap["seen"]), set(snap["closed"])
+        self._pnl = {r: {k: Decimal(v) for k, v in acc.items()} for r, acc in snap["pnl"].items()}
+        self._trips = {r: int(n) for r, n in snap["trips"].items()}
+        self.duplicates, self.halted = int(snap["duplicates"]), bool(snap["halted"])

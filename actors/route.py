@@ -66,7 +66,9 @@ from ..core.route_state import (
 from ..core.rules import InstrumentRules, binance_rules
 from .feed import Batches
 from .inbox import SequencedInbox
+from .recovery import Named, RecoveryConfig, Snapshots, restarted
 from .risk import RiskCoordinatorActor
+from .route_snapshot import restore_route, route_snapshot
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
 ACTIONS = ("open", "close", "unwind")
@@ -103,7 +105,11 @@ _COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
 class RouteActor:
     def __init__(self, route: str, cfg: EngineConfig, binance: InstrumentRules, run_id: str,
                  venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
-                 alerts: Any | None = None, metrics: Any | None = None) -> None:
+                 alerts: Any | None = None, metrics: Any | None = None, recovery: RecoveryConfig | None = None,
+                 in_host: bool = False, restore: bool | None = None) -> None:
+        """``recovery``: snapshot after every window and come back from the newest snapshot after a restart
+        (or at the first start with ``recovery.resume``). ``in_host``: run inside a RouteHostActor, which asks
+        the feeds to resend for all its routes at once; ``restore`` (hosts): whether this start restores."""
         self.route = route
         self.cfg = cfg
         self.params = kernel_params(cfg, binance)
@@ -119,6 +125,7 @@ class RouteActor:
         self.lock = asyncio.Lock()
         self.finished = asyncio.Event()
         self.sent: dict[int, tuple[tuple[int, ...], str, Any]] = {}  # slot -> (leg key, client id, report ref)
+        self.sent_orders: dict[int, VenueOrder] = {}
         self.orders: dict[str, Order] = {}
         self.issued: list[str] = []  # every client id handed to a venue, in order
         self.reported_opens = 0
@@ -133,7 +140,21 @@ class RouteActor:
         self.events_in: dict[str, int] = {}
         self.inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
         self.log = logger.bind(run_id=run_id, route=route)
+        self.risk_asks = 0  # numbers the verdicts: a verdict asked again after a restart gets the same answer
+        self.outbox: list[Any] = []  # fire-and-forget calls, acknowledged before each snapshot
+        self.recovering = False  # after a restore: an order is looked up at the venue before it is sent
+        self.recovered_orders = 0
+        self.resent_orders = 0
+        self.restored_at_ns = -1
+        self.restores = 0
+        self.order_counts: dict[str, int] = {}  # terminal orders dropped from ``orders`` by a restore
+        self.recovery = recovery
+        self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
         _load_compiled()
+        if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
+            self._restore()
+            if not in_host:
+                self.request_resend()
 
     # ---- events in
     async def on_events(self, source: str, seq: int, upto_ns: int, events: EventBatch,
@@ -196,8 +217,62 @@ class RouteActor:
             elif status == ST_DONE:
                 break
         await self._report_trips()
+        if self.snaps is not None:
+            await self._save()
         if final:
             self.finished.set()
+
+    # ---- snapshots and restore
+    async def _save(self) -> None:
+        """Snapshot at a window's end: every call made so far is acknowledged first, so what the snapshot
+        says was done, was done (a restart from it resends only what came after)."""
+        if self.outbox:
+            pending, self.outbox = self.outbox, []
+            await asyncio.gather(*pending)
+        assert self.snaps is not None
+        self.snaps.save(route_snapshot(self))
+
+    def _track(self, ref: Any) -> None:
+        """A fire-and-forget call whose delivery a snapshot must not get ahead of."""
+        if self.snaps is not None:
+            self.outbox.append(ref)
+
+    def _restore(self) -> None:
+        assert self.snaps is not None
+        snap = self.snaps.load()
+        self.restores += 1
+        self.restored_at_ns = time.time_ns()  # also stamps the restored in-flight orders' local time
+        self.recovering = True  # even from nothing: orders of the lost incarnation are looked up, not resent
+        if snap is not None:
+            restore_route(self, snap)
+        self.log.info("route restored from {} (resume at window {}, skipped {})", self.snaps.loaded_from,
+                      self.resume_seq(), len(self.snaps.skipped))
+        for slot, (key, cid, _) in list(self.sent.items()):  # legs in flight: outcome unknown, asked when due
+            self.sent[slot] = (key, cid, None)
+
+    def resume_seq(self) -> int:
+        """The first window this route needs (again) from every source."""
+        return min(self.inbox.next_seq(s) for s in SOURCES)
+
+    def request_resend(self) -> None:
+        """Ask the feeds and the FX aggregator for every window from ``resume_seq`` on (they resend what they
+        have sent since; this route drops what it already has)."""
+        assert self.recovery is not None
+        seq = self.resume_seq()
+        for role in ("feed:upbit", "feed:binance", "fx"):
+            Named(self.recovery.actor_name(role)).resend.remote(self.route, seq)
+
+    async def _resolve(self, order: VenueOrder) -> ExecutionReport:
+        """An order this route may have sent before a restart: the venue's record says what became of it; only
+        an order the venue never got is sent (with the same client id: the venue has not seen it)."""
+        venue = self.venues[0 if order.symbol.endswith("-KRW") else 1]
+        report: ExecutionReport | None = await venue.lookup.remote(order.client_id)
+        if report is not None:
+            self.recovered_orders += 1
+            return report
+        self.recovering = False  # ids are made in sequence: the ones after this were never sent either
+        self.resent_orders += 1
+        return await venue.submit.remote(order)
 
     def _fund_portfolio_once(self) -> None:
         """The kernel fixes the route's inventory at its first valid quote; the ledger of record starts there."""
@@ -205,10 +280,10 @@ class RouteActor:
             return
         self.funded = True
         u = self.state.init_units
-        self.portfolio.fund.remote(self.route, {
+        self._track(self.portfolio.fund.remote(self.route, {
             (Venue.UPBIT, Currency.KRW): units_to_dec(int(u[0])), (Venue.UPBIT, Currency.COIN): units_to_dec(int(u[1])),
             (Venue.BINANCE, Currency.USDT): units_to_dec(int(u[2])),
-            (Venue.BINANCE, Currency.COIN): units_to_dec(int(u[3]))})
+            (Venue.BINANCE, Currency.COIN): units_to_dec(int(u[3]))}))
 
     # ---- legs out
     def _send_new_legs(self, received_ns: int) -> None:
@@ -229,8 +304,11 @@ class RouteActor:
             symbol = f"{self.route}-{'KRW' if v == 0 else 'USDT'}"
             order = Order(cid, Venue(v), symbol, side, units_to_dec(qty))
             self.orders[cid] = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
-            ref = self.venues[v].submit.remote(VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE])))
+            vorder = VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE]))
+            ref = (asyncio.ensure_future(self._resolve(vorder)) if self.recovering
+                   else self.venues[v].submit.remote(vorder))
             self.sent[slot] = (key, cid, ref)
+            self.sent_orders[slot] = vorder
             self.latencies_s.append((time.perf_counter_ns() - received_ns) / 1e9)
             sent.append((cid, symbol, side, qty))
         for cid, symbol, side, qty in sent:  # logged once every leg of the action is out
@@ -248,12 +326,15 @@ class RouteActor:
             fx = Decimal(str(round(float(s.sf[F_FX]), 4)))
             notionals = {Venue.UPBIT: qty * Decimal(str(mids[0])), Venue.BINANCE: qty * Decimal(str(mids[1])) * fx}
             t = int(chunk.ts[i - 1]) if i > 0 else 0
-            verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t)
+            self.risk_asks += 1
+            verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
+                                                        key=f"{self.route}:{self.risk_asks}")
             allowed = verdict.allowed
             if not allowed:
                 self.risk_rejections.append(verdict.first_trigger or "")
                 if self.alerts is not None:
-                    self.alerts.raise_alert.remote("risk_reject", self.route, "; ".join(verdict.reasons), t)
+                    self._track(self.alerts.raise_alert.remote("risk_reject", self.route,
+                                                                      "; ".join(verdict.reasons), t))
         resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, self.params, allowed)
 
     async def _collect_due_fills(self, now_ns: int) -> None:
@@ -263,7 +344,7 @@ class RouteActor:
             if not s.legs[slot, L_ACTIVE] or s.legs[slot, L_DONE] or s.legs[slot, L_DUE] >= now_ns:
                 continue
             _, cid, ref = self.sent[slot]
-            report: ExecutionReport = await ref
+            report: ExecutionReport = await (ref if ref is not None else self._resolve(self.sent_orders[slot]))
             self._apply_report(cid, report)
             k = len(report.fills)
             while s.si[S_NF] + k + 1 >= s.fills.shape[0]:
@@ -277,6 +358,14 @@ class RouteActor:
 
     def _apply_report(self, cid: str, report: ExecutionReport) -> None:
         order, now = self.orders[cid], time.time_ns()
+        if order.status is OrderStatus.UNKNOWN:  # restored in flight: the venue's record settles it
+            order = order.apply(OrderEvent.reconcile(report.status, units_to_dec(report.filled_units),
+                                                     report.ts_venue, now))
+            for trade_id, px, qty, fee in report.fills:
+                order = order.apply(OrderEvent.fill(trade_id, units_to_dec(qty), units_to_dec(px), report.ts_venue,
+                                                    now, fee=fee))
+            self.orders[cid] = order
+            return
         order = order.apply(OrderEvent(EventKind.ACK, report.ts_venue, now))
         for trade_id, px, qty, fee in report.fills:
             order = order.apply(OrderEvent.fill(trade_id, units_to_dec(qty), units_to_dec(px), report.ts_venue, now,
@@ -292,7 +381,7 @@ class RouteActor:
             return
         fills = [(f"{report.client_id}:{tid}", self._fill_object(first_fill + j)) for j, (tid, *_)
                  in enumerate(report.fills)]
-        self.portfolio.on_fills.remote(self.route, fills)
+        self._track(self.portfolio.on_fills.remote(self.route, fills))
 
     def _fill_object(self, row: int) -> Fill:
         r = self.state.fills[row]
@@ -328,7 +417,8 @@ class RouteActor:
                     krw = f.notional if f.venue is Venue.UPBIT else f.notional * fx_to_dec(float(s.sf[F_FX]))
                     notionals[f.venue] = notionals.get(f.venue, Decimal(0)) + krw
                 if notionals:
-                    self.risk.on_position_opened.remote(self.route, self.route, notionals)
+                    self._track(self.risk.on_position_opened.remote(self.route, self.route, notionals,
+                                                                           key=f"{self.route}:{trip}"))
             if s.trips_i[trip, TI_TS3] >= 0 and trip not in self.reported_closes:
                 self.reported_closes.add(trip)
                 rows = np.flatnonzero(s.fills[: int(s.si[S_NF]), FI_TRIP] == trip)
@@ -347,15 +437,19 @@ class RouteActor:
                     # awaited: the kill switch must see this trip before the route decides anything later
                     await self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
                                                                pnl.slippage_krw, pnl.net_krw,
-                                                               int(s.trips_i[trip, TI_TS3]))
+                                                               int(s.trips_i[trip, TI_TS3]), trip=trip)
                 if self.risk is not None:
-                    self.risk.on_round_trip_closed.remote(self.route, pnl.net_krw, int(s.trips_i[trip, TI_TS3]))
+                    self._track(self.risk.on_round_trip_closed.remote(
+                        self.route, pnl.net_krw, int(s.trips_i[trip, TI_TS3]), key=f"{self.route}:{trip}"))
 
     async def flatten(self, route: str | None = None) -> None:
         """Kill switch: close any open position at the next decision (the RiskCoordinator refuses new opens).
         ``route``: ignored here (this actor is one route); a RouteHostActor needs it."""
         self.state.si[S_FLATTEN] = 1
         self.flatten_requests += 1
+
+    async def flatten_all(self) -> None:
+        await self.flatten()
 
     # ---- results
     async def wait_finished(self) -> bool:
@@ -367,7 +461,7 @@ class RouteActor:
         return build_result(self.route, self.state, self.cfg, self.first_ts, self.last_ts)
 
     async def stats(self) -> dict[str, Any]:
-        statuses: dict[str, int] = {}
+        statuses: dict[str, int] = dict(self.order_counts)
         for o in self.orders.values():
             statuses[o.status.name] = statuses.get(o.status.name, 0) + 1
         import ray
@@ -377,7 +471,16 @@ class RouteActor:
                 "orders": len(self.issued), "order_status": statuses,
                 "client_ids_unique": len(set(self.issued)) == len(self.issued),
                 "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
-                "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests}
+                "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests,
+                "recovery": {"restores": self.restores, "recovered_orders": self.recovered_orders,
+                             "resent_orders": self.resent_orders, "duplicate_messages": self.inbox.duplicates,
+                             "snapshots": self.snaps.stats() if self.snaps is not None else None}}
+
+    async def ping(self) -> dict[str, Any]:
+        """Health check: answers only when the event loop is free (a hung route does not)."""
+        from .recovery import incarnation
+
+        return incarnation() | {"restored_at_ns": self.restored_at_ns, "finished": self.finished.is_set()}
 
 
 class RouteHostActor:
@@ -393,15 +496,22 @@ class RouteHostActor:
     def __init__(self, routes: dict[str, tuple[EngineConfig, InstrumentRules]], run_id: str,
                  venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
                  alerts: Any | None = None, metrics: Any | None = None,
-                 local_risk: RiskLimits | None = None) -> None:
+                 local_risk: RiskLimits | None = None, recovery: RecoveryConfig | None = None,
+                 host_key: str = "host0") -> None:
         """``local_risk``: run the RiskCoordinator here, with these limits, instead of asking the ``risk`` actor
         (only when this host runs every route of the run: one coordinator must see them all). A verdict is
         then a function call, not a Ray round trip; the other actors reach the coordinator through this host's
-        RiskCoordinator methods below."""
-        self.risk = RiskCoordinatorActor(local_risk) if local_risk is not None else None
+        RiskCoordinator methods below. ``recovery``: every route (and the co-located coordinator) snapshots
+        and comes back after a restart; ``host_key`` is the name the feeds know this host by."""
+        restore = recovery is not None and (restarted() or recovery.resume)
+        self.risk = (RiskCoordinatorActor(local_risk, recovery, restore) if local_risk is not None else None)
         route_risk = _Local(self.risk) if self.risk is not None else risk
-        self.routes = {name: RouteActor(name, cfg, rules, run_id, venues, route_risk, portfolio, alerts, metrics)
+        self.routes = {name: RouteActor(name, cfg, rules, run_id, venues, route_risk, portfolio, alerts, metrics,
+                                        recovery, in_host=True, restore=restore)
                        for name, (cfg, rules) in routes.items()}
+        self.host_key, self.recovery = host_key, recovery
+        if restore:
+            self.request_resend()
         # Garbage collection between windows, not in the middle of one: a collection pauses every coroutine of
         # this process (a full one here took up to tens of ms). What start-up made is frozen (never scanned
         # again); automatic collections are off; on_events_many collects the young generations once a window
@@ -426,8 +536,24 @@ class RouteHostActor:
         self.windows_done += 1  # this window's intents are out: collect now, before the next window comes
         gc.collect(2 if self.windows_done % FULL_GC_EVERY == 0 else 1)
 
+    def request_resend(self) -> None:
+        """After a restore: one resend per sender for all this host's routes, from the earliest they need."""
+        assert self.recovery is not None
+        seq = min(r.resume_seq() for r in self.routes.values())
+        for role in ("feed:upbit", "feed:binance", "fx"):
+            Named(self.recovery.actor_name(role)).resend.remote(self.host_key, seq)
+
+    async def ping(self) -> dict[str, Any]:
+        from .recovery import incarnation
+
+        return incarnation() | {"restored_at_ns": max(r.restored_at_ns for r in self.routes.values())}
+
     async def flatten(self, route: str) -> None:
         await self.routes[route].flatten()
+
+    async def flatten_all(self) -> None:
+        for r in self.routes.values():
+            await r.flatten()
 
     async def wait_finished(self, route: str) -> bool:
         return await self.routes[route].wait_finished()
@@ -445,18 +571,20 @@ class RouteHostActor:
         return self.risk
 
     async def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
-                         fx_stale: bool = False) -> RiskVerdict:
-        return self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale)
+                         fx_stale: bool = False, key: str | None = None) -> RiskVerdict:
+        return self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale, key)
 
     async def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
                           now_ns: int) -> RiskVerdict:
         return self._coordinator().check_close(route, symbol, venue_notionals, now_ns)
 
-    async def on_position_opened(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal]) -> None:
-        self._coordinator().on_position_opened(route, symbol, venue_notionals)
+    async def on_position_opened(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
+                                 key: str | None = None) -> None:
+        self._coordinator().on_position_opened(route, symbol, venue_notionals, key)
 
-    async def on_round_trip_closed(self, route: str, net_pnl_krw: Decimal, now_ns: int) -> tuple[str, ...]:
-        return self._coordinator().on_round_trip_closed(route, net_pnl_krw, now_ns)
+    async def on_round_trip_closed(self, route: str, net_pnl_krw: Decimal, now_ns: int,
+                                   key: str | None = None) -> tuple[str, ...]:
+        return self._coordinator().on_round_trip_closed(route, net_pnl_krw, now_ns, key)
 
     async def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
         return self._coordinator().on_equity(equity_krw, now_ns)

@@ -64,6 +64,8 @@ class PaperVenue:
         self.taker_fee = taker_fee
         self._markets: dict[str, _SymbolMarket] = {}
         self._seen_ids: set[str] = set()
+        self._reports: dict[str, ExecutionReport] = {}  # the venue's record, by client order id
+        self._orders: dict[str, VenueOrder] = {}
         self._trade_seq = 0
         self._tmp_px = np.zeros(MAX_LEVELS, np.int64)
         self._tmp_qty = np.zeros(MAX_LEVELS, np.int64)
@@ -89,11 +91,19 @@ class PaperVenue:
             raise RuntimeError(f"market for {order.symbol} is only known until {m.watermark}, order arrives "
                                f"{order.arrive_ns}")
         if order.client_id in self._seen_ids:
+            # idempotent by client id: the same order again gets its first answer, another order is refused
+            first = self._orders[order.client_id]
+            recorded = self._reports.get(order.client_id)
+            if first == order and recorded is not None:
+                return recorded
             return ExecutionReport(order.client_id, OrderStatus.REJECTED, (), order.arrive_ns, "duplicate client id")
         self._seen_ids.add(order.client_id)
+        self._orders[order.client_id] = order
         self._advance(m, order.arrive_ns)
         if order.qty_units <= 0 or order.qty_units % m.rules.step_units:
-            return ExecutionReport(order.client_id, OrderStatus.REJECTED, (), order.arrive_ns, "lot size")
+            rejected = ExecutionReport(order.client_id, OrderStatus.REJECTED, (), order.arrive_ns, "lot size")
+            self._reports[order.client_id] = rejected
+            return rejected
         v = int(self.venue)
         book_px, book_q, book_n, quotes = m.books
         k = execute_leg(book_px, book_q, book_n, quotes, v, int(order.side), order.qty_units, order.arrive_ns,
@@ -108,7 +118,14 @@ class PaperVenue:
         status = OrderStatus.FILLED if filled == order.qty_units else (
             OrderStatus.EXPIRED if filled else OrderStatus.REJECTED)  # a taker remainder expires (IOC)
         reason = "" if status is OrderStatus.FILLED else ("no liquidity" if not filled else "partial: depth ran out")
-        return ExecutionReport(order.client_id, status, tuple(fills), order.arrive_ns, reason)
+        report = ExecutionReport(order.client_id, status, tuple(fills), order.arrive_ns, reason)
+        self._reports[order.client_id] = report
+        return report
+
+    def report(self, client_id: str) -> ExecutionReport | None:
+        """The venue's record of an order it has filled, by client order id (None: it never got it) -- what a
+        restarted route asks about an order whose outcome it did not see, instead of sending it again."""
+        return self._reports.get(client_id)
 
     def _market(self, symbol: str) -> _SymbolMarket:
         try:

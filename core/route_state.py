@@ -79,6 +79,35 @@ class RouteState:
     def copy(self) -> RouteState:
         return RouteState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
+    def to_snapshot(self) -> dict[str, np.ndarray]:
+        """The state as arrays, the output buffers cut to their used rows (a snapshot grows with what was
+        done, not with the buffers' capacity)."""
+        used = {"fills": int(self.si[S_NF]), "trips_i": int(self.si[S_NTR]), "trips_f": int(self.si[S_NTR]),
+                "series_ts": int(self.si[S_NS]), "series_f": int(self.si[S_NS])}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, n in used.items():
+            out[name] = out[name][:n]
+        out["capacity"] = np.array([self.fills.shape[0], self.trips_i.shape[0], self.series_ts.shape[0]], np.int64)
+        return {k: np.ascontiguousarray(v).copy() for k, v in out.items()}
+
+    @classmethod
+    def from_snapshot(cls, snap: dict[str, np.ndarray]) -> RouteState:
+        """The inverse of ``to_snapshot``: the same state, the same capacities."""
+        cap = [int(x) for x in snap["capacity"]]
+        fills_cap, trips_cap, series_cap = cap
+        pads = {"fills": (fills_cap, 0), "trips_i": (trips_cap, -1), "trips_f": (trips_cap, np.nan),
+                "series_ts": (series_cap, 0), "series_f": (series_cap, 0.0)}
+        parts = {}
+        for f in fields(cls):
+            a = np.asarray(snap[f.name])
+            if f.name in pads:
+                rows, fill = pads[f.name]
+                full = np.full((rows, *a.shape[1:]), fill, dtype=a.dtype)
+                full[: a.shape[0]] = a
+                a = full
+            parts[f.name] = a.copy()
+        return cls(**parts)
+
 
 def _doubled(a: np.ndarray, fill: float) -> np.ndarray:
     out = np.full((a.shape[0] * 2, *a.shape[1:]), fill, dtype=a.dtype)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..actors.recovery import RESTARTABLE, RecoveryConfig
 from ..core.config import EngineConfig
 from ..core.domain import Venue
 from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_UPBIT, EventBatch
@@ -48,6 +49,9 @@ class PaperRequest:
     window_ns: int | None = None  # fixed feed windows of this much market time (real time: ~100 ms), else by events
     route_hosts: int = 0  # 0: one actor (process) per route; N: the routes run co-located in N RouteHostActors
     risk_in_host: bool = False  # with route_hosts=1: the RiskCoordinator runs in that host (a verdict is a call)
+    recovery: RecoveryConfig | None = None  # snapshots + restartable named actors (supervision, drills, resume)
+    supervise: bool = False  # with recovery: a SupervisorActor health-checks every actor (restart intensity, halt)
+    chaos: Any = None  # scenarios.chaos.ChaosPlan: kill actors during the run (drills)
 
 
 def _split(events: EventBatch) -> dict[str, EventBatch]:
@@ -75,12 +79,29 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     warm_up()  # compile here once; the actors load the cache
     ray = ensure_ray(dashboard=req.dashboard)
     cfg = req.config
-    alerts = ray.remote(AlertActor).remote(req.run_id)
-    portfolio = ray.remote(PortfolioActor).remote()
+    rec = req.recovery
+
+    def opts(role: str) -> dict[str, Any]:
+        """Ray options of a run's actor: named and restartable when the run can recover."""
+        return {} if rec is None else {"name": rec.actor_name(role), **RESTARTABLE}
+
     if req.risk_in_host and req.route_hosts != 1:
         raise ValueError("risk_in_host needs route_hosts=1: the one RiskCoordinator must see every route")
+    if req.supervise and rec is None:
+        raise ValueError("supervise needs a recovery config: a supervised actor comes back from its snapshot")
+    names = list(data)
+    host_of = {b: f"host{j % max(req.route_hosts, 1)}" for j, b in enumerate(names)}
+    route_role = {b: f"route:{host_of[b]}" if req.route_hosts > 0 else f"route:{b}" for b in names}
+    alerts = ray.remote(AlertActor).options(**opts("alert")).remote(req.run_id, rec)
     local_risk = req.risk if req.risk_in_host else None
-    risk = ray.remote(RiskCoordinatorActor).remote(req.risk) if req.risk is not None and local_risk is None else None
+    wiring = None if rec is None else {
+        "risk": (rec.actor_name("route:host0") if local_risk is not None else
+                 rec.actor_name("risk") if req.risk is not None else None),
+        "routes": {b: rec.actor_name(route_role[b]) for b in names}, "alerts": rec.actor_name("alert"),
+        "capital_krw": str(capital_krw(cfg) * len(data))}
+    portfolio = ray.remote(PortfolioActor).options(**opts("portfolio")).remote(rec, wiring)
+    risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(req.risk, rec)
+            if req.risk is not None and local_risk is None else None)
     metrics = ray.remote(MetricsActor).remote(req.metrics_port) if req.metrics_port is not None else None
     venues = {int(Venue.UPBIT): ray.remote(PaperVenueActor).remote(int(Venue.UPBIT), str(cfg.costs.upbit.taker_fee)),
               int(Venue.BINANCE): ray.remote(PaperVenueActor).remote(int(Venue.BINANCE),
@@ -89,12 +110,11 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     routes: dict[str, Any] = {}  # route -> its actor, or the RouteHostActor running it
     hosts: list[tuple[Any, list[str]]] | None = None
     if req.route_hosts > 0:
-        names = list(data)
         hosts = []
-        for group in (names[j::req.route_hosts] for j in range(min(req.route_hosts, len(names)))):
-            host = ray.remote(RouteHostActor).options(**route_opts).remote(
+        for j, group in enumerate(names[j::req.route_hosts] for j in range(min(req.route_hosts, len(names)))):
+            host = ray.remote(RouteHostActor).options(**route_opts, **opts(f"route:host{j}")).remote(
                 {b: (cfg.model_copy(update={"costs": data[b].costs}), data[b].binance) for b in group}, req.run_id,
-                venues, risk, portfolio, alerts, metrics, local_risk)
+                venues, risk, portfolio, alerts, metrics, local_risk, rec, f"host{j}")
             hosts.append((host, group))
             routes.update(dict.fromkeys(group, host))
             if local_risk is not None:
@@ -102,15 +122,16 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     for base, d in data.items():
         if hosts is None:
             rcfg = cfg.model_copy(update={"costs": d.costs})
-            routes[base] = ray.remote(RouteActor).options(**route_opts).remote(base, rcfg, d.binance, req.run_id,
-                                                                                venues, risk, portfolio, alerts,
-                                                                                metrics)
+            routes[base] = ray.remote(RouteActor).options(**route_opts, **opts(route_role[base])).remote(
+                base, rcfg, d.binance, req.run_id, venues, risk, portfolio, alerts, metrics, rec)
         await venues[0].list_symbol.remote(f"{base}-KRW", d.binance, d.costs.upbit.half_spread_bps,
                                            d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
         await venues[1].list_symbol.remote(f"{base}-USDT", d.binance, d.costs.binance.half_spread_bps,
                                            d.costs.binance.impact_bps_per_m_quote, d.binance.tick_units)
-    await portfolio.connect.remote(risk, routes, alerts, capital_krw(cfg) * len(data))
-    fx_agg = ray.remote(FxAggregatorActor).remote(MAX_FX_AGE_NS, 200.0, 1, "USDT/KRW", "store", routes, hosts)
+    if rec is None:
+        await portfolio.connect.remote(risk, routes, alerts, capital_krw(cfg) * len(data))
+    fx_agg = ray.remote(FxAggregatorActor).options(**opts("fx")).remote(MAX_FX_AGE_NS, 200.0, 1, "USDT/KRW", "store",
+                                                                        routes, hosts, rec)
     split = {b: _split(d.events) for b, d in data.items()}
     all_ts = np.concatenate([d.events.ts for d in data.values()])
     if req.window_ns is not None:
@@ -120,8 +141,8 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         edges = windows(int(all_ts.min()), int(all_ts.max()), int(all_ts.size) // max(len(data), 1),
                         req.window_events,
                         2 * int(max(cfg.costs.upbit.latency_ms, cfg.costs.binance.latency_ms) * 1e6) + 1)
-    feeds = {name: ray.remote(FeedActor).remote(name, {b: split[b][name] for b in data}, edges, req.speed)
-             for name in SOURCE_CODES}
+    feeds = {name: ray.remote(FeedActor).options(**opts(f"feed:{name}")).remote(
+        name, {b: split[b][name] for b in data}, edges, req.speed, recovery=rec) for name in SOURCE_CODES}
     actors = [h for h in {id(h): h for h in [*routes.values(), *feeds.values(), fx_agg, risk, alerts]}.values()
               if h is not None]
     await asyncio.gather(*[h.__ray_ready__.remote() for h in actors])  # all started before market time runs
@@ -129,6 +150,22 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts, hosts=hosts, start_at=start_at),
             feeds["upbit"].run.remote(routes, venues[0], None, alerts, hosts=hosts, start_at=start_at),
             feeds["binance"].run.remote(routes, venues[1], None, alerts, hosts=hosts, start_at=start_at)]
+    children = {"alert": alerts, "portfolio": portfolio, "fx": fx_agg,
+                **({"risk": risk} if risk is not None and local_risk is None else {}),
+                **{f"feed:{n}": f for n, f in feeds.items()},
+                **{route_role[b]: h for b, h in routes.items()}}
+    supervisor = None
+    if req.supervise and rec is not None:
+        from ..supervision.supervisor import SupervisorActor, default_tree
+
+        supervisor = ray.remote(SupervisorActor).options(name=rec.actor_name("supervisor")).remote(
+            default_tree(list(children)), children, risk, alerts)
+        supervisor.run.remote()
+    chaos_task = None
+    if req.chaos is not None:
+        from .chaos import run_chaos
+
+        chaos_task = asyncio.ensure_future(run_chaos(req.chaos, children))
     feed_stats = await asyncio.gather(*runs)
     feeds_wall = (start_at, time.time())
     args = {b: (b,) if hosts is not None else () for b in routes}  # a host is told which of its routes
@@ -136,6 +173,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                        strict=True))
     stats = await asyncio.gather(*[routes[b].stats.remote(*args[b]) for b in routes])
     extras: dict[str, Any] = {"feeds": feed_stats, "routes": stats, "feeds_wall_s": feeds_wall,
+                              "venues": await asyncio.gather(*[v.stats.remote() for v in venues.values()]),
                               "alerts": await alerts.alerts.remote(),
                               "risk_decisions": len(await risk.decisions.remote()) if risk is not None else 0,
                               "portfolio": await portfolio.report.remote()}
@@ -144,6 +182,12 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                             "p99": float(np.percentile(lat, 99) * 1e3),
                                             "max": float(lat.max() * 1e3), "intents": int(lat.size)}
                                            if lat.size else None)
+    extras["ledger"] = await portfolio.all_balances.remote()
+    if chaos_task is not None:
+        extras["chaos"] = await chaos_task
+    if supervisor is not None:
+        extras["supervisor"] = await supervisor.stop.remote()
+        ray.kill(supervisor)
     if metrics is not None:
         extras["metrics_port"] = await metrics.port.remote()
         extras["metrics_scrape"] = await metrics.scrape.remote()  # what Prometheus saw at the end of the run

@@ -1,0 +1,160 @@
+"""What every restartable actor shares: where its snapshots go, how it finds its peers after a restart,
+and how it tells a first start from a restart.
+
+Restarting a dead or hung actor's process is Ray's mechanism (``max_restarts``; the constructor runs again
+with the same arguments); what is restarted, when, and when to give up is the supervisor's decision
+(supervision/). What comes back is the actor's own job: it loads its newest good snapshot here and asks its
+senders to resend what came after it. Every receiver drops a message it already has (SequencedInbox), every
+side effect is keyed (client order ids, fill ids, trip ids, verdict keys), so a resend or a retried call
+never counts twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from ..infra.snapshots import FileSnapshotStore, RedisSnapshotStore, SnapshotError
+
+SNAPSHOT_VERSION = 1
+REDIS_RETRY_S = 1.0
+# Ray options of every restartable actor: the supervisor bounds restarts (its intensity), so Ray's are
+# unbounded; calls in flight when an actor dies are retried on its next incarnation (receivers dedupe).
+RESTARTABLE: dict[str, Any] = {"max_restarts": -1, "max_task_retries": -1}
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Where a run's snapshots live and whether its actors start from them.
+
+    ``redis_url`` None: the embedded file store under ``dir`` only. With Redis, a save that Redis refuses
+    (down, timeout) goes to the file store instead, so a snapshot is never skipped; a load takes the newest
+    good snapshot of the two.
+    """
+
+    run_id: str
+    env: str = "paper"
+    redis_url: str | None = None
+    dir: str = "snapshots"
+    resume: bool = False  # restore at the first start too (``--resume``), not only after a restart
+
+    def actor_name(self, role: str) -> str:
+        """The Ray name of a run's actor (``{run}:{role}``): how a restarted actor finds its peers."""
+        return f"{self.run_id}:{role}"
+
+
+def restarted() -> bool:
+    """True in an actor's second and later incarnations."""
+    import ray
+
+    return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+def incarnation() -> dict[str, Any]:
+    """What a health ping returns: who answers (pid) and whether it is a restarted incarnation."""
+    return {"pid": os.getpid(), "restarted": restarted(), "at": time.time()}
+
+
+class Snapshots:
+    """One actor's snapshots (``domain``/``name``), saved to Redis with a file fallback. Never raises on save:
+    trading must not stop because Redis did; ``saved``/``fallbacks``/``failed`` count what happened."""
+
+    def __init__(self, cfg: RecoveryConfig, domain: str, name: str) -> None:
+        self.cfg, self.domain, self.name = cfg, domain, name
+        self._redis = (RedisSnapshotStore(cfg.redis_url, cfg.env, cfg.run_id, timeout_s=0.5, retries=1)
+                       if cfg.redis_url else None)
+        self._redis_down_until = 0.0  # after a failed save, skip Redis this long: no stall per message
+        self._file = FileSnapshotStore(cfg.dir, cfg.env, cfg.run_id)
+        self.saved = self.fallbacks = self.failed = 0
+        self.loaded_from: str | None = None
+        self.skipped: list[tuple[int, str]] = []
+
+    def save(self, payload: dict[str, Any]) -> bool:
+        now = time.time_ns()
+        if self._redis is not None and time.monotonic() >= self._redis_down_until:
+            try:
+                self._redis.save(self.domain, self.name, payload, SNAPSHOT_VERSION, now_ns=now)
+                self.saved += 1
+                return True
+            except SnapshotError as exc:
+                self._redis_down_until = time.monotonic() + REDIS_RETRY_S
+                self.fallbacks += 1
+                logger.warning("snapshot {}/{} to Redis failed ({}); writing the file fallback", self.domain,
+                               self.name, exc)
+        elif self._redis is not None:
+            self.fallbacks += 1
+        try:
+            self._file.save(self.domain, self.name, payload, SNAPSHOT_VERSION, now_ns=now)
+            self.saved += 1
+            return True
+        except (OSError, SnapshotError) as exc:
+            self.failed += 1
+            logger.error("snapshot {}/{} not saved: {}", self.domain, self.name, exc)
+            return False
+
+    def load(self) -> dict[str, Any] | None:
+        """The newest good snapshot in either store (corrupt ones skipped, see ``skipped``), or None."""
+        best: tuple[int, str, dict[str, Any]] | None = None
+        self.skipped = []
+        stores: list[tuple[str, Any]] = [("file", self._file)]
+        if self._redis is not None:
+            stores.insert(0, ("redis", self._redis))
+        for label, store in stores:
+            try:
+                snap = store.load(self.domain, self.name)
+            except SnapshotError as exc:
+                logger.warning("snapshot {}/{}: {} unreadable ({})", self.domain, self.name, label, exc)
+                continue
+            if snap is None:
+                self.skipped += store.last_skipped
+                continue
+            self.skipped += snap.skipped
+            if not isinstance(snap.payload, dict) or snap.meta.version != SNAPSHOT_VERSION:
+                self.skipped.append((snap.meta.seq, f"version {snap.meta.version}, expected {SNAPSHOT_VERSION}"))
+                continue
+            if best is None or snap.meta.created_ns > best[0]:
+                best = (snap.meta.created_ns, label, snap.payload)
+        if best is None:
+            return None
+        self.loaded_from = best[1]
+        return best[2]
+
+    def stats(self) -> dict[str, Any]:
+        return {"saved": self.saved, "fallbacks": self.fallbacks, "failed": self.failed,
+                "loaded_from": self.loaded_from, "skipped": len(self.skipped)}
+
+
+class Named:
+    """A peer actor by its Ray name, looked up when first used (and again after it fails): lets actors that
+    refer to each other in a circle be created in any order, and survives the peer's restarts."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handle: Any = None
+
+    def handle(self) -> Any:
+        if self._handle is None:
+            import ray
+
+            deadline = time.monotonic() + 30.0
+            while True:
+                try:
+                    self._handle = ray.get_actor(self.name)
+                    break
+                except ValueError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+        return self._handle
+
+    def __getattr__(self, method: str) -> Any:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return getattr(self.handle(), method)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (Named, (self.name,))

@@ -1,0 +1,90 @@
+"""A RouteActor's snapshot: the compiled engine's arrays plus what the actor shell keeps around them.
+
+Taken at the end of a window (see ``RouteActor._save``): every event before ``processed_until`` is applied,
+nothing after it is kept (events buffered beyond it are resent), and every order still in flight is listed
+with the order itself, so that a restart can ask the venue what became of it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..core.domain import Side, Venue
+from ..core.ledger import units_to_dec
+from ..core.order_fsm import EventKind, Order, OrderEvent
+from ..core.paper_venue import VenueOrder
+from ..core.route_state import RouteState
+
+if TYPE_CHECKING:
+    from .route import RouteActor
+
+SOURCES = ("fx", "upbit", "binance")
+
+
+def route_snapshot(r: RouteActor) -> dict[str, Any]:
+    in_flight = {slot: r.sent_orders[slot] for slot, (_, cid, _) in r.sent.items()
+                 if not r.orders[cid].is_terminal}
+    counts = dict(r.order_counts)
+    for o in r.orders.values():
+        if o.is_terminal:
+            counts[o.status.name] = counts.get(o.status.name, 0) + 1
+    return {
+        "state": r.state.to_snapshot(),
+        "resume_seq": r.resume_seq(),
+        "processed_until": r.processed_until,
+        "first_ts": r.first_ts, "last_ts": r.last_ts,
+        "client_seq": r.ids.state(),
+        "issued": list(r.issued),
+        "sent": [[slot, list(key), cid] for slot, (key, cid, _) in sorted(r.sent.items())],
+        "in_flight": [[slot, o.client_id, o.symbol, int(o.side), o.qty_units, o.arrive_ns]
+                      for slot, o in sorted(in_flight.items())],
+        "order_counts": counts,
+        "reported_opens": r.reported_opens, "reported_closes": sorted(r.reported_closes),
+        "net_krw": r.net_krw, "wins": r.wins, "funded": r.funded, "risk_asks": r.risk_asks,
+        "unhedged_ns_total": r.unhedged_ns_total, "max_unhedged_krw": r.max_unhedged_krw,
+        "risk_rejections": list(r.risk_rejections), "flatten_requests": r.flatten_requests,
+        "events_in": dict(r.events_in),
+        "recovered_orders": r.recovered_orders, "resent_orders": r.resent_orders, "restores": r.restores,
+    }
+
+
+def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
+    """Put ``snap`` back into a freshly built RouteActor (its constructor ran with the same arguments)."""
+    r.state = RouteState.from_snapshot(snap["state"])
+    seq = int(snap["resume_seq"])
+    r.inbox.restore(dict.fromkeys(SOURCES, seq))
+    r.processed_until = int(snap["processed_until"])
+    r.upto = dict.fromkeys(SOURCES, r.processed_until)
+    r.buffers = {s: [] for s in SOURCES}
+    r.first_ts, r.last_ts = int(snap["first_ts"]), int(snap["last_ts"])
+    r.ids.restore(int(snap["client_seq"]))
+    r.issued = list(snap["issued"])
+    r.order_counts = {str(k): int(v) for k, v in snap["order_counts"].items()}
+    r.orders = {}
+    r.sent_orders = {}
+    r.sent = {}
+    keys = {int(slot): (tuple(int(x) for x in key), str(cid)) for slot, key, cid in snap["sent"]}
+    for slot, cid, symbol, side, qty, arrive in snap["in_flight"]:
+        order = VenueOrder(str(cid), str(symbol), Side(int(side)), int(qty), int(arrive))
+        venue = Venue.UPBIT if order.symbol.endswith("-KRW") else Venue.BINANCE
+        o = Order(order.client_id, venue, order.symbol, order.side, units_to_dec(order.qty_units))
+        now = r.restored_at_ns
+        r.orders[order.client_id] = o.apply(OrderEvent(EventKind.SUBMIT, -1, now)).apply(
+            OrderEvent(EventKind.TIMEOUT, -1, now))  # unknown until the venue's record says
+        r.sent_orders[int(slot)] = order
+        r.sent[int(slot)] = (keys[int(slot)][0], order.client_id, None)
+    r.reported_opens = int(snap["reported_opens"])
+    r.reported_closes = {int(t) for t in snap["reported_closes"]}
+    r.net_krw = Decimal(snap["net_krw"])
+    r.wins = int(snap["wins"])
+    r.funded = bool(snap["funded"])
+    r.risk_asks = int(snap["risk_asks"])
+    r.unhedged_ns_total = int(snap["unhedged_ns_total"])
+    r.max_unhedged_krw = Decimal(snap["max_unhedged_krw"])
+    r.risk_rejections = [str(x) for x in snap["risk_rejections"]]
+    r.flatten_requests = int(snap["flatten_requests"])
+    r.events_in = {str(k): int(v) for k, v in snap["events_in"].items()}
+    r.recovered_orders = int(snap["recovered_orders"])
+    r.resent_orders = int(snap["resent_orders"])
+    r.restores += int(snap["restores"])

@@ -1,0 +1,85 @@
+"""Chaos: kill a run's actor at random moments while it trades, and time how long it takes to come back.
+
+A kill is either ``ray.kill(handle, no_restart=False)`` (Ray's own way to kill an actor that may restart)
+or SIGKILL to the actor's worker process (what a crash or the OOM killer does); ``mixed`` alternates. The
+moments are feed windows, drawn with a seed (the run's progress, not wall time, so a kill lands inside the
+run on a slow machine and a fast one alike). Recovery time: from the kill to the first health ping answered
+by the new incarnation (it has restored its snapshot by then: that happens in its constructor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+MODES = ("ray_kill", "sigkill", "mixed")
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    target: str  # a child's role: route:BTC (or route:host0), feed:upbit, portfolio, risk, fx, alert
+    times: int
+    seed: int = 0
+    mode: str = "mixed"
+    progress: str = "feed:binance"  # the feed whose windows say how far the run is
+    recover_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.times < 0:
+            raise ValueError(f"times must be >= 0, got {self.times}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+
+
+async def _ping(handle: Any, timeout: float = 1.0) -> dict[str, Any] | None:
+    try:
+        return await asyncio.wait_for(handle.ping.remote(), timeout)
+    except Exception:  # dead, restarting or hung: not answering is the answer
+        return None
+
+
+async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]:
+    """Kill ``plan.target`` ``plan.times`` times during the run; returns what happened, kill by kill."""
+    import ray
+
+    if plan.target not in children:
+        raise ValueError(f"no actor {plan.target!r} in this run; there are {sorted(children)}")
+    target, progress = children[plan.target], children[plan.progress]
+    rng = random.Random(plan.seed)
+    first = await _ping(progress, 30.0)
+    if first is None:
+        raise RuntimeError(f"{plan.progress} does not answer")
+    total = int(first["windows"])
+    points = sorted(rng.sample(range(1, max(total - 1, 2)), min(plan.times, max(total - 2, 1))))
+    kills: list[dict[str, Any]] = []
+    for j, point in enumerate(points):
+        while True:
+            state = await _ping(progress, 5.0)
+            if state is None or state["next_window"] >= point:
+                break
+            await asyncio.sleep(0.005)
+        if state is not None and state["next_window"] >= total:
+            break  # the run is over: no kill lands any more
+        before = await _ping(target, 10.0)
+        if before is None:
+            raise RuntimeError(f"{plan.target} does not answer before kill {j + 1}")
+        how = plan.mode if plan.mode != "mixed" else ("ray_kill" if j % 2 == 0 else "sigkill")
+        t0 = time.time()
+        if how == "ray_kill":
+            ray.kill(target, no_restart=False)
+        else:
+            os.kill(int(before["pid"]), signal.SIGKILL)
+        recovered = None
+        while time.time() - t0 < plan.recover_timeout_s:
+            now = await _ping(target, 2.0)
+            if now is not None and now["pid"] != before["pid"]:
+                recovered = time.time() - t0
+                break
+            await asyncio.sleep(0.01)
+        kills.append({"window": point, "how": how, "pid_before": before["pid"], "recover_s": recovered})
+    return {"target": plan.target, "planned": len(points), "kills": kills}
