@@ -82,11 +82,13 @@ class FeedActor:
         self.resent_windows = 0
         self._targets: dict[str, Any] | None = None
         self._early_resends: list[tuple[str, int]] = []
+        self._venue_from_zero = False  # a resumed run: its paper venue is new and rebuilds its market from 0
         self.snaps = Snapshots(recovery, "feed", source) if recovery is not None else None
         if recovery is not None and (restarted() or recovery.resume):
             snap = self.snaps.load() if self.snaps is not None else None
             if snap is not None:
                 self.acked = self.next_window = int(snap["acked"])
+                self._venue_from_zero = recovery.resume and not restarted()
 
     def _count_stale(self) -> dict[str, int]:
         out = {}
@@ -158,6 +160,9 @@ class FeedActor:
                     alerts.raise_alert.remote("feed_stale", f"{self.source}:{route}",
                                               f"{n} gaps longer than {self.stale_after_ns / 1e9:.0f} s", 0)
         self._targets = {"routes": routes, "venue": venue, "fx": fx, "hosts": hosts}
+        if self._venue_from_zero and venue is not None:
+            self._venue_from_zero = False
+            await self.resend("venue", 0)
         for target, seq in self._early_resends:
             await self.resend(target, seq)
         self._early_resends = []

@@ -10,6 +10,7 @@ leg is sent and never reused; every leg's lifecycle runs through the order state
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import time
 from collections.abc import Mapping
@@ -64,8 +65,10 @@ from ..core.route_state import (
     RouteState,
 )
 from ..core.rules import InstrumentRules, binance_rules
+from ..infra.journal import fill_record, intent_record, risk_verdict_record
 from .feed import Batches
 from .inbox import SequencedInbox
+from .journal import JournalClient
 from .recovery import Named, RecoveryConfig, Snapshots, restarted
 from .risk import RiskCoordinatorActor
 from .route_snapshot import restore_route, route_snapshot
@@ -106,7 +109,7 @@ class RouteActor:
     def __init__(self, route: str, cfg: EngineConfig, binance: InstrumentRules, run_id: str,
                  venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
                  alerts: Any | None = None, metrics: Any | None = None, recovery: RecoveryConfig | None = None,
-                 in_host: bool = False, restore: bool | None = None) -> None:
+                 in_host: bool = False, restore: bool | None = None, journal: Any | None = None) -> None:
         """``recovery``: snapshot after every window and come back from the newest snapshot after a restart
         (or at the first start with ``recovery.resume``). ``in_host``: run inside a RouteHostActor, which asks
         the feeds to resend for all its routes at once; ``restore`` (hosts): whether this start restores."""
@@ -149,6 +152,8 @@ class RouteActor:
         self.restores = 0
         self.order_counts: dict[str, int] = {}  # terminal orders dropped from ``orders`` by a restore
         self.recovery = recovery
+        self.run_id = run_id
+        self.journal = JournalClient(journal) if journal is not None else None  # intents durable before a send
         self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
         _load_compiled()
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
@@ -217,6 +222,8 @@ class RouteActor:
             elif status == ST_DONE:
                 break
         await self._report_trips()
+        if self.journal is not None:
+            self._track(self.journal.flush())
         if self.snaps is not None:
             await self._save()
         if final:
@@ -234,7 +241,7 @@ class RouteActor:
 
     def _track(self, ref: Any) -> None:
         """A fire-and-forget call whose delivery a snapshot must not get ahead of."""
-        if self.snaps is not None:
+        if self.snaps is not None and ref is not None:
             self.outbox.append(ref)
 
     def _restore(self) -> None:
@@ -261,6 +268,16 @@ class RouteActor:
         seq = self.resume_seq()
         for role in ("feed:upbit", "feed:binance", "fx"):
             Named(self.recovery.actor_name(role)).resend.remote(self.route, seq)
+
+    async def _journal_then_send(self, order: Order, vorder: VenueOrder) -> ExecutionReport:
+        """The intent is durable (journal backend, or its fsync'ed overflow file) before the order goes out."""
+        assert self.journal is not None
+        action = {"o": "open", "c": "close", "u": "unwind"}[order.client_id.rsplit("-", 1)[1][0]]
+        await self.journal.write_intent(intent_record(self.run_id, self.route, order, time.time_ns(), role=action,
+                                                      arrive_ns=vorder.arrive_ns))
+        if self.recovering:
+            return await self._resolve(vorder)
+        return await self.venues[0 if vorder.symbol.endswith("-KRW") else 1].submit.remote(vorder)
 
     async def _resolve(self, order: VenueOrder) -> ExecutionReport:
         """An order this route may have sent before a restart: the venue's record says what became of it; only
@@ -305,8 +322,11 @@ class RouteActor:
             order = Order(cid, Venue(v), symbol, side, units_to_dec(qty))
             self.orders[cid] = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
             vorder = VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE]))
-            ref = (asyncio.ensure_future(self._resolve(vorder)) if self.recovering
-                   else self.venues[v].submit.remote(vorder))
+            if self.journal is not None:
+                ref = asyncio.ensure_future(self._journal_then_send(order, vorder))
+            else:
+                ref = (asyncio.ensure_future(self._resolve(vorder)) if self.recovering
+                       else self.venues[v].submit.remote(vorder))
             self.sent[slot] = (key, cid, ref)
             self.sent_orders[slot] = vorder
             self.latencies_s.append((time.perf_counter_ns() - received_ns) / 1e9)
@@ -330,6 +350,10 @@ class RouteActor:
             verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
                                                         key=f"{self.route}:{self.risk_asks}")
             allowed = verdict.allowed
+            if self.journal is not None:
+                rec = risk_verdict_record(self.run_id, self.route, verdict, seq=self.risk_asks, action="open",
+                                          ts_local=time.time_ns(), route_key=f"{self.route}:{self.risk_asks}")
+                self.journal.submit(dataclasses.replace(rec, key=f"{self.route}:{self.risk_asks}"))
             if not allowed:
                 self.risk_rejections.append(verdict.first_trigger or "")
                 if self.alerts is not None:
@@ -377,11 +401,16 @@ class RouteActor:
         self.orders[cid] = order
 
     async def _to_portfolio(self, report: ExecutionReport, first_fill: int) -> None:
-        if self.portfolio is None or not report.fills:
+        if (self.portfolio is None and self.journal is None) or not report.fills:
             return
         fills = [(f"{report.client_id}:{tid}", self._fill_object(first_fill + j)) for j, (tid, *_)
                  in enumerate(report.fills)]
-        self._track(self.portfolio.on_fills.remote(self.route, fills))
+        if self.journal is not None:
+            for (_fid, fill), (tid, *_) in zip(fills, report.fills, strict=True):
+                self.journal.submit(fill_record(self.run_id, self.route, fill, trade_id=tid,
+                                                client_id=report.client_id))
+        if self.portfolio is not None:
+            self._track(self.portfolio.on_fills.remote(self.route, fills))
 
     def _fill_object(self, row: int) -> Fill:
         r = self.state.fills[row]
@@ -497,7 +526,7 @@ class RouteHostActor:
                  venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
                  alerts: Any | None = None, metrics: Any | None = None,
                  local_risk: RiskLimits | None = None, recovery: RecoveryConfig | None = None,
-                 host_key: str = "host0") -> None:
+                 host_key: str = "host0", journal: Any | None = None) -> None:
         """``local_risk``: run the RiskCoordinator here, with these limits, instead of asking the ``risk`` actor
         (only when this host runs every route of the run: one coordinator must see them all). A verdict is
         then a function call, not a Ray round trip; the other actors reach the coordinator through this host's
@@ -507,7 +536,7 @@ class RouteHostActor:
         self.risk = (RiskCoordinatorActor(local_risk, recovery, restore) if local_risk is not None else None)
         route_risk = _Local(self.risk) if self.risk is not None else risk
         self.routes = {name: RouteActor(name, cfg, rules, run_id, venues, route_risk, portfolio, alerts, metrics,
-                                        recovery, in_host=True, restore=restore)
+                                        recovery, in_host=True, restore=restore, journal=journal)
                        for name, (cfg, rules) in routes.items()}
         self.host_key, self.recovery = host_key, recovery
         if restore:

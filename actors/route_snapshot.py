@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.domain import Side, Venue
 from ..core.ledger import units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent
-from ..core.paper_venue import VenueOrder
+from ..core.paper_venue import NO_MORE_EVENTS, VenueOrder
 from ..core.route_state import RouteState
 
 if TYPE_CHECKING:
@@ -88,3 +88,5 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     r.recovered_orders = int(snap["recovered_orders"])
     r.resent_orders = int(snap["resent_orders"])
     r.restores += int(snap["restores"])
+    if r.processed_until >= NO_MORE_EVENTS:
+        r.finished.set()  # a resumed run that had already ended

@@ -113,7 +113,9 @@ class PaperVenue:
             self._trade_seq += 1
             px, qty = int(self._tmp_px[j]), int(self._tmp_qty[j])
             fee = fee_for(units_to_dec(px), units_to_dec(qty), self.taker_fee)
-            fills.append((f"{self.venue.label[:2]}{self._trade_seq}", px, qty, fee))
+            # a trade id that depends on the order only: a replay (or a restarted paper venue) gives the
+            # same ids, so every fill keeps one identity in the ledger and the journal
+            fills.append((f"{order.client_id}.{j + 1}", px, qty, fee))
         filled = sum(q for _, _, q, _ in fills)
         status = OrderStatus.FILLED if filled == order.qty_units else (
             OrderStatus.EXPIRED if filled else OrderStatus.REJECTED)  # a taker remainder expires (IOC)

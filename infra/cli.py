@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,31 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{n} is below {minimum}")
+        return n
+    return parse
+
+
+def _window_ms(text: str) -> float:
+    """An argparse type: a window of market time in ms, at least 1 ns."""
+    try:
+        ms = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not (1e-6 <= ms < 1e12):  # false for NaN too
+        raise argparse.ArgumentTypeError(f"{text} ms is not a usable window (from 0.000001 ms, finite)")
+    return ms
+
+
 def _cmd_paper(args: argparse.Namespace) -> int:
     from ..core.risk import RiskLimits
     from ..scenarios.paper import PaperRequest, run_paper
@@ -96,16 +122,64 @@ def _cmd_paper(args: argparse.Namespace) -> int:
     speed = None if args.speed == "max" else float(args.speed)
     if speed is not None and speed <= 0:
         raise UsageError("--speed must be 'max' or a positive multiple of market time")
+    if args.risk_in_host and args.route_hosts != 1:
+        args.paper_parser.error("--risk-in-host needs --route-hosts 1: the one RiskCoordinator must see every route")
     risk = None if args.no_risk else RiskLimits()
     req = PaperRequest(store=Path(args.replay), routes=args.routes, out=Path(args.out),
                        config=load_config(Path(args.config) if args.config else None), risk=risk,
                        start_ns=parse_time(args.start), end_ns=parse_time(args.end), speed=speed,
-                       metrics_port=args.metrics_port, dashboard=args.dashboard)
+                       metrics_port=args.metrics_port, dashboard=args.dashboard, route_hosts=args.route_hosts,
+                       risk_in_host=args.risk_in_host, window_events=args.window_events,
+                       window_ns=None if args.window_ms is None else round(args.window_ms * 1e6))
+    req = _with_recovery(req, args)
     summary = run_paper(req)
     _print_headline(summary, req.out)
     extra: Any = summary["paper"]
     print(f"feed -> intent latency: {extra['feed_to_intent_latency_ms']}")
     return 0
+
+
+def _with_recovery(req: Any, args: argparse.Namespace) -> Any:
+    """``--resume`` / ``--clean`` (snapshots in Redis with ``--redis``, else files under ``--snapshots``)."""
+    import dataclasses
+
+    from ..actors.recovery import RecoveryConfig
+
+    if args.resume and args.clean:
+        raise UsageError("--resume and --clean exclude each other")
+    if not (args.resume or args.clean or args.redis or args.journal):
+        return req
+    if args.resume and not args.run_id:
+        raise UsageError("--resume needs --run-id: the run whose snapshots to continue from")
+    run_id = args.run_id or f"p{int(time.time()) % 10**7}"
+    rec = RecoveryConfig(run_id, env="paper", redis_url=args.redis, dir=args.snapshots, resume=bool(args.resume))
+    return dataclasses.replace(req, run_id=run_id, recovery=rec, supervise=True, journal_dir=args.journal,
+                               journal_dsn=args.journal_dsn)
+
+
+def _add_recovery_args(pp: argparse.ArgumentParser) -> None:
+    pp.add_argument("--run-id", help="run id (letters/digits, <= 8): names the run's snapshots and journal rows")
+    pp.add_argument("--resume", action="store_true", help="continue run --run-id from its snapshots")
+    pp.add_argument("--clean", action="store_true", help="start fresh (older runs' snapshots are left alone)")
+    pp.add_argument("--redis", help="snapshots in Redis at this URL (default: files under --snapshots)")
+    pp.add_argument("--snapshots", default="snapshots", help="directory of the embedded snapshot store")
+    pp.add_argument("--journal", help="journal directory (SQLite there, or --journal-dsn; overflow file there)")
+    pp.add_argument("--journal-dsn", help="PostgreSQL DSN for the journal")
+
+
+def _cmd_drill(args: argparse.Namespace) -> int:
+    from ..scenarios.drills import DrillRequest, drill_main
+
+    if not Path(args.replay).exists():
+        raise UsageError(f"store {args.replay} does not exist: run 'arbitrage-lite data import' first")
+    try:
+        req = DrillRequest(kind=args.kind, store=Path(args.replay), routes=args.routes, out=Path(args.out),
+                           target=args.target, times=args.times, seed=args.seed, mode=args.mode,
+                           config=load_config(Path(args.config) if args.config else None),
+                           window_events=args.window_events, route_hosts=args.route_hosts, redis_url=args.redis)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return drill_main(req)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -176,7 +250,31 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--no-risk", action="store_true", help="let the RiskCoordinator allow every open (parity runs)")
     pp.add_argument("--metrics-port", type=int, default=None, help="Prometheus exporter on 127.0.0.1:PORT")
     pp.add_argument("--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1")
-    pp.set_defaults(func=_cmd_paper)
+    pp.add_argument("--route-hosts", type=_count(0), default=0, metavar="N",
+                    help="run the routes co-located in N host processes (default 0: one process per route)")
+    pp.add_argument("--risk-in-host", action="store_true",
+                    help="with --route-hosts 1: the RiskCoordinator runs inside that host (a verdict is a call)")
+    win = pp.add_mutually_exclusive_group()
+    win.add_argument("--window-ms", type=_window_ms, metavar="MS",
+                     help="feed windows of MS milliseconds of market time (real time: ~50-100)")
+    win.add_argument("--window-events", type=_count(1), default=20_000, metavar="N",
+                     help="feed windows of about N events per route (default 20000; used without --window-ms)")
+    _add_recovery_args(pp)
+    pp.set_defaults(func=_cmd_paper, paper_parser=pp)
+    dr = sub.add_parser("drill", help="chaos drill: a paper replay disturbed vs undisturbed -> drill.json")
+    dr.add_argument("kind", choices=("kill", "redis-down", "corrupt-snapshot", "postgres-down"))
+    dr.add_argument("--target", default="route:BTC", help="route:SYM | feed:VENUE | portfolio | risk | fx | alert")
+    dr.add_argument("--times", type=int, default=3, help="kills at random moments (kill drills)")
+    dr.add_argument("--seed", type=int, default=0)
+    dr.add_argument("--mode", default="mixed", choices=("ray_kill", "sigkill", "mixed"))
+    dr.add_argument("--replay", required=True, help="the store to replay")
+    dr.add_argument("--routes", required=True)
+    dr.add_argument("--config")
+    dr.add_argument("--window-events", type=int, default=200, help="feed window size (more windows: more moments)")
+    dr.add_argument("--route-hosts", type=int, default=0)
+    dr.add_argument("--redis", help="snapshots in Redis at this URL (kill drills; default: the file store)")
+    dr.add_argument("--out", required=True)
+    dr.set_defaults(func=_cmd_drill)
     sw = sub.add_parser("sweep", help="grid of configs as Ray jobs, picked in-sample, judged out-of-sample")
     sw.add_argument("--store", required=True)
     sw.add_argument("--routes", required=True)

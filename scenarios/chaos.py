@@ -14,10 +14,25 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 MODES = ("ray_kill", "sigkill", "mixed")
+
+
+@dataclass(frozen=True)
+class ScriptStep:
+    """At ``at`` (fraction of the run's windows): ``kill`` the target (then call ``fn``, if any, while it is
+    down), or ``call`` ``fn`` (stop or start a server, ...)."""
+
+    at: float
+    action: str
+    fn: Callable[[], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ("kill", "call") or not 0 < self.at < 1 or (self.action == "call" and self.fn is None):
+            raise ValueError(f"bad script step {self}")
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,7 @@ class ChaosPlan:
     mode: str = "mixed"
     progress: str = "feed:binance"  # the feed whose windows say how far the run is
     recover_timeout_s: float = 60.0
+    script: tuple[ScriptStep, ...] = ()  # scripted steps, in addition to ``times`` random kills
 
     def __post_init__(self) -> None:
         if self.times < 0:
@@ -56,24 +72,35 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
         raise RuntimeError(f"{plan.progress} does not answer")
     total = int(first["windows"])
     points = sorted(rng.sample(range(1, max(total - 1, 2)), min(plan.times, max(total - 2, 1))))
+    steps = sorted([(p, ScriptStep(0.5, "kill")) for p in points]
+                   + [(max(1, int(st.at * total)), st) for st in plan.script], key=lambda x: x[0])
     kills: list[dict[str, Any]] = []
-    for j, point in enumerate(points):
+    calls: list[dict[str, Any]] = []
+    for point, step in steps:
         while True:
             state = await _ping(progress, 5.0)
             if state is None or state["next_window"] >= point:
                 break
             await asyncio.sleep(0.005)
         if state is not None and state["next_window"] >= total:
-            break  # the run is over: no kill lands any more
+            break  # the run is over: no step lands any more
+        if step.action == "call":
+            assert step.fn is not None
+            t0 = time.time()
+            await asyncio.to_thread(step.fn)
+            calls.append({"window": point, "call": getattr(step.fn, "__name__", "fn"), "s": time.time() - t0})
+            continue
         before = await _ping(target, 10.0)
         if before is None:
-            raise RuntimeError(f"{plan.target} does not answer before kill {j + 1}")
-        how = plan.mode if plan.mode != "mixed" else ("ray_kill" if j % 2 == 0 else "sigkill")
+            raise RuntimeError(f"{plan.target} does not answer before kill {len(kills) + 1}")
+        how = plan.mode if plan.mode != "mixed" else ("ray_kill" if len(kills) % 2 == 0 else "sigkill")
         t0 = time.time()
         if how == "ray_kill":
             ray.kill(target, no_restart=False)
         else:
             os.kill(int(before["pid"]), signal.SIGKILL)
+        if step.fn is not None:
+            step.fn()  # e.g. corrupt its newest snapshot while it is down
         recovered = None
         while time.time() - t0 < plan.recover_timeout_s:
             now = await _ping(target, 2.0)
@@ -82,4 +109,4 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
                 break
             await asyncio.sleep(0.01)
         kills.append({"window": point, "how": how, "pid_before": before["pid"], "recover_s": recovered})
-    return {"target": plan.target, "planned": len(points), "kills": kills}
+    return {"target": plan.target, "planned": len(steps), "kills": kills, "calls": calls}

@@ -52,6 +52,8 @@ class PaperRequest:
     recovery: RecoveryConfig | None = None  # snapshots + restartable named actors (supervision, drills, resume)
     supervise: bool = False  # with recovery: a SupervisorActor health-checks every actor (restart intensity, halt)
     chaos: Any = None  # scenarios.chaos.ChaosPlan: kill actors during the run (drills)
+    journal_dir: str | None = None  # journal intents (before sending), fills and verdicts; overflow file here
+    journal_dsn: str | None = None  # PostgreSQL for the journal (None: SQLite under journal_dir)
 
 
 def _split(events: EventBatch) -> dict[str, EventBatch]:
@@ -107,6 +109,16 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
               int(Venue.BINANCE): ray.remote(PaperVenueActor).remote(int(Venue.BINANCE),
                                                                       str(cfg.costs.binance.taker_fee))}
     route_opts: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if req.spread_nodes else {}
+    journal = None
+    if req.journal_dir is not None:
+        from ..actors.journal import JournalActor
+
+        jdir = Path(req.journal_dir)
+        jdir.mkdir(parents=True, exist_ok=True)
+        jopts = {} if rec is None else {"name": rec.actor_name("journal")}
+        journal = ray.remote(JournalActor).options(**jopts).remote(
+            str(jdir / f"{req.run_id}.overflow.jsonl"), req.journal_dsn, sqlite_path=str(jdir / "journal.sqlite3"))
+        await journal.start.remote()
     routes: dict[str, Any] = {}  # route -> its actor, or the RouteHostActor running it
     hosts: list[tuple[Any, list[str]]] | None = None
     if req.route_hosts > 0:
@@ -114,7 +126,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         for j, group in enumerate(names[j::req.route_hosts] for j in range(min(req.route_hosts, len(names)))):
             host = ray.remote(RouteHostActor).options(**route_opts, **opts(f"route:host{j}")).remote(
                 {b: (cfg.model_copy(update={"costs": data[b].costs}), data[b].binance) for b in group}, req.run_id,
-                venues, risk, portfolio, alerts, metrics, local_risk, rec, f"host{j}")
+                venues, risk, portfolio, alerts, metrics, local_risk, rec, f"host{j}", journal)
             hosts.append((host, group))
             routes.update(dict.fromkeys(group, host))
             if local_risk is not None:
@@ -123,7 +135,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         if hosts is None:
             rcfg = cfg.model_copy(update={"costs": d.costs})
             routes[base] = ray.remote(RouteActor).options(**route_opts, **opts(route_role[base])).remote(
-                base, rcfg, d.binance, req.run_id, venues, risk, portfolio, alerts, metrics, rec)
+                base, rcfg, d.binance, req.run_id, venues, risk, portfolio, alerts, metrics, rec, journal=journal)
         await venues[0].list_symbol.remote(f"{base}-KRW", d.binance, d.costs.upbit.half_spread_bps,
                                            d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
         await venues[1].list_symbol.remote(f"{base}-USDT", d.binance, d.costs.binance.half_spread_bps,
@@ -146,10 +158,6 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     actors = [h for h in {id(h): h for h in [*routes.values(), *feeds.values(), fx_agg, risk, alerts]}.values()
               if h is not None]
     await asyncio.gather(*[h.__ray_ready__.remote() for h in actors])  # all started before market time runs
-    start_at = time.time() + 0.2  # one clock for the three feeds: they release each window together
-    runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts, hosts=hosts, start_at=start_at),
-            feeds["upbit"].run.remote(routes, venues[0], None, alerts, hosts=hosts, start_at=start_at),
-            feeds["binance"].run.remote(routes, venues[1], None, alerts, hosts=hosts, start_at=start_at)]
     children = {"alert": alerts, "portfolio": portfolio, "fx": fx_agg,
                 **({"risk": risk} if risk is not None and local_risk is None else {}),
                 **{f"feed:{n}": f for n, f in feeds.items()},
@@ -160,7 +168,12 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
 
         supervisor = ray.remote(SupervisorActor).options(name=rec.actor_name("supervisor")).remote(
             default_tree(list(children)), children, risk, alerts)
+        await supervisor.check_once.remote()  # every child's process known before anything can die
         supervisor.run.remote()
+    start_at = time.time() + 0.2  # one clock for the three feeds: they release each window together
+    runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts, hosts=hosts, start_at=start_at),
+            feeds["upbit"].run.remote(routes, venues[0], None, alerts, hosts=hosts, start_at=start_at),
+            feeds["binance"].run.remote(routes, venues[1], None, alerts, hosts=hosts, start_at=start_at)]
     chaos_task = None
     if req.chaos is not None:
         from .chaos import run_chaos
@@ -183,6 +196,13 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                             "max": float(lat.max() * 1e3), "intents": int(lat.size)}
                                            if lat.size else None)
     extras["ledger"] = await portfolio.all_balances.remote()
+    if journal is not None:
+        flushed = await journal.flush.remote(60.0)
+        extras["journal"] = {"flushed": flushed, "counts": await journal.counts.remote(req.run_id),
+                             "expected": {"intent": sum(s["orders"] for s in stats),
+                                          "fill": sum(len(r.fills) for r in results.values())},
+                             "stats": await journal.close.remote()}
+        ray.kill(journal)
     if chaos_task is not None:
         extras["chaos"] = await chaos_task
     if supervisor is not None:

@@ -110,13 +110,16 @@ class SupervisorActor:
         self.halted = reason
         logger.critical("supervisor halts trading: {}", reason)
         now_ns = int(now * 1e9)
+        if self.alerts is not None:
+            self.alerts.raise_alert.remote("supervisor_halt", "root", reason, now_ns)
         if self.risk is not None:
             await self.risk.pause.remote(f"supervisor: {reason}", now_ns)
         for name, h in self.children.items():
             if name.startswith("route:"):
-                h.flatten_all.remote()
-        if self.alerts is not None:
-            self.alerts.raise_alert.remote("supervisor_halt", "root", reason, now_ns)
+                try:
+                    h.flatten_all.remote()
+                except AttributeError:
+                    logger.error("{} cannot flatten (no flatten_all)", name)
 
     def _kill(self, name: str) -> None:
         import ray

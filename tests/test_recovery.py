@@ -1,0 +1,140 @@
+"""Recovery building blocks: idempotent inboxes, route-state snapshots, the venue's record by client id,
+snapshot fallback, and the supervisor's escalation to a safe halt (real Ray actors, real Redis)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from arbitrage_lite.actors.inbox import SequencedInbox
+from arbitrage_lite.actors.recovery import RESTARTABLE, RecoveryConfig, Snapshots
+from arbitrage_lite.core.domain import Side, Venue
+from arbitrage_lite.core.kernel import N_COUNTERS
+from arbitrage_lite.core.order_fsm import OrderStatus
+from arbitrage_lite.core.paper_venue import PaperVenue, VenueOrder
+from arbitrage_lite.core.route_state import S_NF, RouteState
+from arbitrage_lite.core.rules import binance_rules
+from arbitrage_lite.infra.throwaway import ThrowawayRedis
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_inbox_orders_drops_repeats_and_restores() -> None:
+    box: SequencedInbox[str] = SequencedInbox()
+    assert box.accept("f", 1, "b") == []
+    assert box.accept("f", 0, "a") == ["a", "b"]
+    assert box.accept("f", 1, "b again") == [] and box.accept("f", 0, "a again") == []
+    assert box.duplicates == 2 and box.next_seq("f") == 2
+    box.accept("f", 3, "held")
+    box.restore({"f": 1})  # back to a snapshot: held messages go, they will be resent
+    assert box.waiting() == 0 and box.next_seq("f") == 1
+    assert box.accept("f", 1, "b") == ["b"]
+    with pytest.raises(ValueError):
+        box.accept("f", -1, "x")
+
+
+def test_route_state_snapshot_round_trips_exactly_with_capacity() -> None:
+    s = RouteState.new(N_COUNTERS)
+    s.grow()
+    s.si[S_NF] = 3
+    s.fills[:3] = np.arange(3 * s.fills.shape[1]).reshape(3, -1)
+    s.sf[0] = np.nan
+    snap = s.to_snapshot()
+    assert snap["fills"].shape[0] == 3  # only the used rows travel
+    back = RouteState.from_snapshot(snap)
+    for f in fields(s):
+        a, b = getattr(s, f.name), getattr(back, f.name)
+        assert a.dtype == b.dtype and a.shape == b.shape, f.name
+        assert np.array_equal(a, b, equal_nan=True), f.name
+
+
+def _venue() -> PaperVenue:
+    from arbitrage_lite.core.events import EventBatch
+
+    v = PaperVenue(Venue.BINANCE, Decimal("0.001"))
+    rules = binance_rules("0.01", "0.00001", "5")
+    v.list_symbol("BTC-USDT", rules, 0.5, 0.0, rules.tick_units)
+    ts = np.array([10, 11], np.int64)
+    ev = EventBatch(ts, ts, np.array([1, 1], np.int8), np.array([0, 0], np.int8), np.array([0, 1], np.int8),
+                    np.array([100.0, 100.02]), np.array([5.0, 5.0]))
+    v.on_events("BTC-USDT", 1_000, ev)
+    return v
+
+
+def test_venue_keeps_its_record_and_answers_a_repeat_with_the_first_report() -> None:
+    v = _venue()
+    order = VenueOrder("al-r1-1-BTC-ob", "BTC-USDT", Side.BUY, 100_000, 500)
+    assert v.report(order.client_id) is None  # never received: the caller may send it
+    first = v.fill(order)
+    assert first.status is OrderStatus.FILLED and v.report(order.client_id) == first
+    assert v.fill(order) == first  # the same order again: its first answer, no second fill
+    other = VenueOrder(order.client_id, "BTC-USDT", Side.SELL, 100_000, 600)
+    refused = v.fill(other)
+    assert refused.status is OrderStatus.REJECTED and refused.reason == "duplicate client id"
+
+
+def test_snapshots_fall_back_to_files_while_redis_is_down(tmp_path: Path) -> None:
+    with ThrowawayRedis() as redis:
+        cfg = RecoveryConfig("t1", env="test", redis_url=redis.url, dir=str(tmp_path))
+        snaps = Snapshots(cfg, "route", "BTC")
+        assert snaps.save({"n": 1}) and snaps.stats()["fallbacks"] == 0
+        redis.stop()
+        assert snaps.save({"n": 2})  # Redis refused: the file store took it
+        assert snaps.stats()["fallbacks"] == 1
+        assert Snapshots(cfg, "route", "BTC").load() == {"n": 2}
+        redis.start()  # empty again (no persistence): the file snapshot is still the newest good one
+        again = Snapshots(cfg, "route", "BTC")
+        assert again.load() == {"n": 2} and again.loaded_from == "file"
+
+
+def _wait(pred: Any, timeout: float = 60.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_supervisor_escalates_to_a_safe_halt(ray_session: Any) -> None:
+    """One restart allowed in the child's group, none at the root: the first restart is a restart, the
+    second escalates to the root, which halts trading -- the RiskCoordinator pauses, a P0 alert goes out."""
+    import ray
+
+    from arbitrage_lite.actors.alert import AlertActor
+    from arbitrage_lite.actors.risk import RiskCoordinatorActor
+    from arbitrage_lite.supervision.policy import Intensity, Strategy
+    from arbitrage_lite.supervision.supervisor import SupervisorActor, TreeSpec
+
+    child = ray.remote(AlertActor).options(**RESTARTABLE).remote("child")  # any restartable actor with a ping
+    risk = ray.remote(RiskCoordinatorActor).remote()
+    alerts = ray.remote(AlertActor).remote("sup1")
+    tree = TreeSpec({"routes": (Strategy.ONE_FOR_ONE, ("route:X",), Intensity(1, 60 * 10**9))},
+                    root_intensity=Intensity(0, 60 * 10**9))
+    sup = ray.remote(SupervisorActor).remote(tree, {"route:X": child}, risk, alerts, 0.02)
+    ray.get(sup.check_once.remote())  # the supervisor knows the child's process before it dies
+    sup.run.remote()
+    try:
+        pid0 = ray.get(child.ping.remote())["pid"]
+        ray.kill(child, no_restart=False)
+        _wait(lambda: len(ray.get(sup.report.remote())["events"]) >= 1)
+        rep = ray.get(sup.report.remote())
+        assert rep["events"][0]["action"] == "restart" and rep["halted"] is None
+        assert ray.get(risk.mode.remote()) == "active"
+        assert ray.get(child.ping.remote())["pid"] != pid0
+        ray.kill(child, no_restart=False)  # the second within the window: over the group's limit -> root -> halt
+        _wait(lambda: ray.get(sup.report.remote())["halted"] is not None)
+        _wait(lambda: ray.get(risk.mode.remote()) == "paused")
+        assert [e["action"] for e in ray.get(sup.report.remote())["events"]][1:] == ["escalate", "halt"]
+        _wait(lambda: any(a["rule"] == "supervisor_halt" and a["severity"] == "P0"
+                          for a in ray.get(alerts.alerts.remote())))
+    finally:
+        ray.get(sup.stop.remote())
+        for h in (sup, child, risk, alerts):
+            ray.kill(h)
