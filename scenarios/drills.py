@@ -220,7 +220,8 @@ def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str
                 "checks": {f"journal_{k}_exactly_once": counts.get(k) == v for k, v in expected.items()}}
     if req.kind == "redis-down":
         snaps = [((r.get("recovery") or {}).get("snapshots") or {}) for r in drilled["paper"]["routes"]]
-        return {"checks": {"file_fallback_used": sum(s.get("fallbacks", 0) for s in snaps) > 0}}
+        used = any(s.get("fallbacks", 0) > 0 or s.get("loaded_from") == "file" for s in snaps)
+        return {"checks": {"file_fallback_used": used}, "snapshots": snaps}
     if req.kind == "corrupt-snapshot":
         snaps = [((r.get("recovery") or {}).get("snapshots") or {}) for r in drilled["paper"]["routes"]]
         skipped = sum(s.get("skipped", 0) for s in snaps)
