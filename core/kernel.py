@@ -94,24 +94,37 @@ def inject_fills(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, fills: np.nda
 
 @njit(cache=True)
 def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarray, trips_i: np.ndarray,
-            trips_f: np.ndarray, p: np.ndarray) -> None:
-    """After leg fills: create unwinds for any excess, or close the books on the action when all is done."""
+            trips_f: np.ndarray, p: np.ndarray) -> bool:
+    """After leg fills: create unwinds for any excess, or close the books on the action when all is done.
+    True when it created unwind legs (due at once: the caller runs its leg loop again).
+
+    Hedge policy, in whole Binance lots: the hedged quantity is what both legs filled, floored to Binance's lot
+    step, so a position (and the close legs sent for it) is always a Binance lot; each leg's excess over it is
+    traded back at once, against the same market, also floored to the step. A Binance order off the step is
+    refused by the venue, and less than a lot on Upbit is below its 5,000 KRW minimum order for nearly every
+    coin, so what is left under one lot (a partial Upbit fill has 8 decimals) stays on the venue, counted as
+    ``unhedged_units_left`` and marked in the trip's PnL.
+    """
     if not (legs[0, rs.L_DONE] and legs[1, rs.L_DONE]):
-        return
-    hedged = min(legs[0, rs.L_FILLED], legs[1, rs.L_FILLED])
+        return False
+    step_b = int(p[cf.P_STEP_B])
+    hedged = floor_to_step(min(legs[0, rs.L_FILLED], legs[1, rs.L_FILLED]), step_b)
     due = max(legs[0, rs.L_DUE], legs[1, rs.L_DUE])
+    created = False
     if not si[rs.S_UNWOUND]:
         si[rs.S_UNWOUND] = 1
-        for v in range(2):  # hedge policy: trade any excess back at once, against the same market
-            excess = legs[v, rs.L_FILLED] - hedged
+        for v in range(2):
+            excess = floor_to_step(legs[v, rs.L_FILLED] - hedged, step_b)
+            counters[C_UNHEDGED_UNITS] += legs[v, rs.L_FILLED] - hedged - excess
             if excess > 0:
                 u = 2 + v
                 legs[u, rs.L_ACTIVE], legs[u, rs.L_DONE], legs[u, rs.L_VENUE] = 1, 0, v
                 legs[u, rs.L_SIDE], legs[u, rs.L_QTY], legs[u, rs.L_DUE] = -legs[v, rs.L_SIDE], excess, due
                 legs[u, rs.L_FILLED] = 0
+                created = True
     for u in range(2, 4):
         if legs[u, rs.L_ACTIVE] and not legs[u, rs.L_DONE]:
-            return
+            return created
     for u in range(2, 4):
         if legs[u, rs.L_ACTIVE]:
             counters[C_UNHEDGED_UNITS] += legs[u, rs.L_QTY] - legs[u, rs.L_FILLED]
@@ -139,6 +152,7 @@ def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarr
             si[rs.S_POS_DIR], si[rs.S_POS_QTY], si[rs.S_POS_TRIP] = 0, 0, -1
             si[rs.S_COOL] = due + int(p[cf.P_COOLDOWN_NS])
             si[rs.S_FLATTEN] = 0
+    return False
 
 
 @njit(cache=True)
@@ -239,9 +253,11 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
                                 tmp_px, tmp_qty)
                 inject_fills(si, sf, legs, fills, p, slot, tmp_px, tmp_qty, k)
                 progressed = True
-            _settle(si, sf, legs, counters, trips_i, trips_f, p)
+            # unwinds made here are due at once: run the loop again (external mode asks for their fills before
+            # this event, as the backtest fills them; at the end of the stream there is no next event)
+            created = _settle(si, sf, legs, counters, trips_i, trips_f, p)
             pend = si[rs.S_PEND] != 0
-            if not progressed:
+            if not (progressed or created):
                 break
         if at_end:
             return rs.ST_DONE, _flush(counters, n_events, n_trades, i)

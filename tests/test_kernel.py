@@ -1,10 +1,16 @@
 from decimal import Decimal
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from venue_driver import VenueRun, run_with_venues
 
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.domain import Side, Venue
-from arbitrage_lite.core.replay import run_route
+from arbitrage_lite.core.events import EventBatch
+from arbitrage_lite.core.order_fsm import OrderStatus
+from arbitrage_lite.core.replay import RouteResult, run_route
+from arbitrage_lite.core.rules import SCALE
 from market_fixtures import (
     BTC_RULES,
     MIN,
@@ -14,6 +20,9 @@ from market_fixtures import (
     config,
     spike_prices,
 )
+
+Snapshot = tuple[int, int, list[tuple[float, float]], list[tuple[float, float]]]
+STEP_B = BTC_RULES.step_units  # Binance BTCUSDT lot: 0.00001 BTC = 1,000 units
 
 
 def test_spike_opens_sell_upbit_buy_binance_and_closes_on_revert() -> None:
@@ -154,3 +163,93 @@ def test_flatten_request_closes_the_open_position_at_the_next_decision() -> None
     assert trip.exit_reason == "flatten" and trip.closed
     assert T0 + 70 * MIN <= trip.ts[2] < T0 + 71 * MIN  # the first decision after the request
     assert state.si[S_FLATTEN] == 0
+
+
+def partial_upbit_market(upbit_bid_qty: float) -> EventBatch:
+    """Upbit rich over minutes [35, 45): an open (sell Upbit / buy Binance) at 35, a close on the revert at 45.
+    Right after the open's decision, before its fill, Upbit's bids thin out to ``upbit_bid_qty``."""
+    snaps: list[Snapshot] = []
+    for k in range(60):
+        ts = T0 + k * MIN
+        mid_u = 140_840_000.0 if 35 <= k < 45 else 140_000_000.0
+        snaps.append((ts, 0, [(mid_u - 1000, 0.05), (mid_u - 2000, 0.05)],
+                      [(mid_u + 1000, 0.05), (mid_u + 2000, 0.05)]))
+        if k == 35:
+            snaps.append((ts + 100_000_000, 0, [(mid_u - 1000, upbit_bid_qty)], [(mid_u + 1000, 0.05)]))
+        snaps.append((ts, 1, [(99_999.99, 5.0)], [(100_000.01, 5.0)]))
+    return book_market(snaps)
+
+
+def check_lots_and_parity(run: VenueRun, bt: RouteResult) -> None:
+    """Every order the kernel sent is a whole Binance lot and the venues took it; paper fills = backtest fills."""
+    for _, order, report in run.orders:
+        assert order.qty_units > 0 and order.qty_units % STEP_B == 0, order
+        assert report.status is not OrderStatus.REJECTED or report.reason == "no liquidity", report
+    for trip in bt.trips:
+        assert trip.qty * SCALE % STEP_B == 0, trip.qty
+    assert run.result.fills == bt.fills and run.result.counters == bt.counters
+    assert [(t.ts, t.qty, t.pnl) for t in run.result.trips] == [(t.ts, t.qty, t.pnl) for t in bt.trips]
+
+
+def test_partial_upbit_fill_keeps_the_position_and_every_binance_order_on_the_lot_step() -> None:
+    res = run_route("BTC", partial_upbit_market(0.0412345), config(warmup_s=600.0), BTC_RULES)
+    (trip,) = res.trips
+    legs = {(f.action, f.venue): sum(g.qty for g in trip.fills if (g.action, g.venue) == (f.action, f.venue))
+            for f in trip.fills}
+    assert legs[("open", Venue.UPBIT)] == Decimal("0.0412345")  # partial: 8 decimals, off Binance's lot
+    assert legs[("open", Venue.BINANCE)] == Decimal("0.07100")
+    assert trip.qty == Decimal("0.04123")  # hedged: floored to the lot
+    assert legs[("unwind", Venue.BINANCE)] == Decimal("0.02977")  # 0.071 - 0.04123, a whole number of lots
+    assert ("unwind", Venue.UPBIT) not in legs  # 0.0000045 BTC (~630 KRW): under one lot, left on Upbit
+    assert res.counters["unhedged_units_left"] == 450
+    assert trip.exit_reason == "revert" and trip.closed
+    assert legs[("close", Venue.UPBIT)] == legs[("close", Venue.BINANCE)] == Decimal("0.04123")
+    assert trip.pnl.residual_coin == (Decimal("-0.0000045"), Decimal(0))
+    assert trip.pnl.net_krw == trip.pnl.gross_krw - trip.pnl.fees_krw - trip.pnl.slippage_krw
+
+
+def test_paper_venues_accept_every_leg_after_a_partial_upbit_fill_and_equal_the_backtest() -> None:
+    events, cfg = partial_upbit_market(0.0412345), config(warmup_s=600.0)
+    run = run_with_venues("BTC", events, cfg, BTC_RULES)
+    statuses = [(v, o.side, r.status) for v, o, r in run.orders]
+    assert statuses == [(0, Side.SELL, OrderStatus.EXPIRED), (1, Side.BUY, OrderStatus.FILLED),
+                        (1, Side.SELL, OrderStatus.FILLED),  # the unwind of Binance's excess
+                        (0, Side.BUY, OrderStatus.FILLED), (1, Side.SELL, OrderStatus.FILLED)]  # the close
+    check_lots_and_parity(run, run_route("BTC", events, cfg, BTC_RULES))
+
+
+_units = st.integers(min_value=20_000, max_value=6_000_000)  # 0.0002 .. 0.06 BTC a level, in 1e-8 units
+
+
+@st.composite
+def partial_fill_markets(draw: st.DrawFn) -> tuple[list[Snapshot], bool]:
+    """Book markets where legs often fill partially: random level sizes with 8 decimals on Upbit (on the lot,
+    or not, on Binance), books that thin out between a decision and its fills, a premium away and back."""
+    off_lot_b = draw(st.booleans())
+    start, length = draw(st.integers(32, 40)), draw(st.integers(2, 15))
+    bps = draw(st.sampled_from([-120.0, -70.0, 60.0, 90.0, 150.0]))
+
+    def size(venue: int) -> float:
+        u = draw(_units)
+        return (u if venue == 0 or off_lot_b else u // STEP_B * STEP_B + STEP_B) / SCALE
+
+    snaps: list[Snapshot] = []
+    for k in range(start + length + 10):
+        ts = T0 + k * MIN
+        mid_u = round(140_000_000.0 * (1 + (bps / 1e4 if start <= k < start + length else 0.0)) / 1000) * 1000
+        for v, mid, tick in ((0, float(mid_u), 1000.0), (1, 100_000.0, 0.01)):
+            snaps.append((ts, v, [(mid - tick, size(v)), (mid - 2 * tick, size(v))],
+                          [(mid + tick, size(v)), (mid + 2 * tick, size(v))]))
+        if k >= start and draw(st.booleans()):  # thinner books before this minute's fills
+            v = draw(st.sampled_from([0, 1]))
+            mid, tick = (float(mid_u), 1000.0) if v == 0 else (100_000.0, 0.01)
+            snaps.append((ts + 100_000_000, v, [(mid - tick, size(v) / 4)], [(mid + tick, size(v) / 4)]))
+    return snaps, off_lot_b
+
+
+@settings(max_examples=60, deadline=None)
+@given(partial_fill_markets())
+def test_no_order_off_the_binance_lot_and_paper_venues_equal_the_backtest(market: tuple[list[Snapshot], bool]) -> None:
+    snaps, _ = market
+    events, cfg = book_market(snaps), config(warmup_s=600.0, cooldown_s=60.0)
+    check_lots_and_parity(run_with_venues("BTC", events, cfg, BTC_RULES), run_route("BTC", events, cfg, BTC_RULES))

@@ -1,0 +1,78 @@
+"""The paper runtime's loop without Ray: the kernel in external mode, each leg filled by a ``core.PaperVenue``.
+
+It does what ``actors.route.RouteActor`` does with its venue actors (every open allowed, as with ``--no-risk``),
+in one process, so tests can check on any market that the simulated venues accept every order the kernel sends
+and that the fills equal the backtest's (``core.replay.run_route``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arbitrage_lite.core.config import EngineConfig
+from arbitrage_lite.core.domain import Side, Venue
+from arbitrage_lite.core.events import DECISION_KINDS, EventBatch
+from arbitrage_lite.core.kernel import N_COUNTERS, inject_fills, resolve_candidate
+from arbitrage_lite.core.paper_venue import NO_MORE_EVENTS, ExecutionReport, PaperVenue, VenueOrder
+from arbitrage_lite.core.replay import RouteResult, build_result, kernel_params, step
+from arbitrage_lite.core.route_state import (
+    L_ACTIVE,
+    L_DONE,
+    L_DUE,
+    L_QTY,
+    L_SIDE,
+    L_VENUE,
+    S_NF,
+    ST_NEED_FILLS,
+    ST_NEED_RISK,
+    RouteState,
+)
+from arbitrage_lite.core.rules import InstrumentRules, upbit_krw_rules
+
+
+@dataclass(frozen=True)
+class VenueRun:
+    result: RouteResult
+    orders: tuple[tuple[int, VenueOrder, ExecutionReport], ...]  # (venue, order, the venue's report)
+
+
+def run_with_venues(route: str, events: EventBatch, cfg: EngineConfig, binance: InstrumentRules) -> VenueRun:
+    params = kernel_params(cfg, binance)
+    state = RouteState.new(N_COUNTERS, series_hint=int(np.isin(events.kind, DECISION_KINDS).sum()) + 16)
+    costs = (cfg.costs.upbit, cfg.costs.binance)
+    venues = (PaperVenue(Venue.UPBIT, costs[0].taker_fee), PaperVenue(Venue.BINANCE, costs[1].taker_fee))
+    symbols = (f"{route}-KRW", f"{route}-USDT")
+    for v, rules in ((0, upbit_krw_rules()), (1, binance)):
+        venues[v].list_symbol(symbols[v], rules, costs[v].half_spread_bps, costs[v].impact_bps_per_m_quote,
+                              binance.tick_units)
+        venues[v].on_events(symbols[v], NO_MORE_EVENTS, events)
+    orders: list[tuple[int, VenueOrder, ExecutionReport]] = []
+    i, n = 0, len(events)
+    while True:
+        status, i = step(state, events, i, n, True, False, params)
+        if status == ST_NEED_RISK:
+            resolve_candidate(state.si, state.sf, state.legs, state.counters, state.trips_i, state.trips_f,
+                              state.quotes, params, True)
+        elif status == ST_NEED_FILLS:
+            now = int(events.ts[i]) if i < n else NO_MORE_EVENTS
+            legs = state.legs
+            for slot in range(4):
+                if not legs[slot, L_ACTIVE] or legs[slot, L_DONE] or legs[slot, L_DUE] >= now:
+                    continue
+                v = int(legs[slot, L_VENUE])
+                order = VenueOrder(f"{route}-{len(orders)}", symbols[v], Side(int(legs[slot, L_SIDE])),
+                                   int(legs[slot, L_QTY]), int(legs[slot, L_DUE]))
+                report = venues[v].fill(order)
+                orders.append((v, order, report))
+                k = len(report.fills)
+                while state.si[S_NF] + k + 1 >= state.fills.shape[0]:
+                    state.grow()
+                px = np.array([f[1] for f in report.fills] or [0], np.int64)
+                qty = np.array([f[2] for f in report.fills] or [0], np.int64)
+                inject_fills(state.si, state.sf, state.legs, state.fills, params, slot, px, qty, k)
+        else:
+            break
+    market_ts = events.ts[events.venue < 2]
+    return VenueRun(build_result(route, state, cfg, int(market_ts[0]), int(market_ts[-1])), tuple(orders))
