@@ -5,7 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from arbitrage_lite.core.risk import RiskLimits
+from arbitrage_lite.infra.cli import main
+from arbitrage_lite.scenarios import paper as paper_scenario
 from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
 from arbitrage_lite.scenarios.paper import PaperRequest, run_paper
 
@@ -76,3 +80,73 @@ def test_drawdown_kill_switch_halts_opens_and_raises_p0(sample_stores: dict[str,
     kill = [a for a in halted["paper"]["alerts"] if a["rule"] == "kill_switch"]
     assert len(kill) == 1 and kill[0]["severity"] == "P0" and "drawdown" in kill[0]["message"]
     assert set(halted["paper"]["routes"][0]["risk_rejections"]) == {"halted"}
+
+
+def test_paper_cli_one_route_host_with_risk_inside_equals_the_backtest(sample_stores: dict[str, Path], tmp_path: Path,
+                                                                        ray_session: object) -> None:
+    bt = backtest(sample_stores["btc"], "BTC", tmp_path / "bt")
+    assert main(["paper", "--replay", str(sample_stores["btc"]), "--routes", "BTC", "--out", str(tmp_path / "cli"),
+                 "--no-risk", "--route-hosts", "1", "--risk-in-host", "--window-events", "150"]) == 0
+    # the RiskCoordinator in the host rules on every open, with limits the sample never reaches
+    big = Decimal(10**12)
+    loose = RiskLimits(daily_loss_limit_krw=big, max_drawdown_krw=big, max_venue_exposure_krw=big,
+                       max_route_position_krw=big, max_symbol_position_krw=big, max_order_notional_krw=big,
+                       max_inventory_imbalance=1.0, loss_cooldown_s=0.0, circuit_breaker_losses=10**6,
+                       global_circuit_breaker_losses=None)
+    paper = run_paper(PaperRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path / "host", risk=loose,
+                                   route_hosts=1, risk_in_host=True, window_events=150))
+    assert bt["trades"] == 4 and paper["trades"] == bt["trades"], paper["paper"]["routes"][0]["risk_rejections"]
+    assert paper["paper"]["risk_decisions"] == bt["funnel"]["passed_risk"] > 0
+    for out in ("cli", "host"):
+        for name in ("trades.csv", "fills.csv"):
+            assert (tmp_path / out / name).read_bytes() == (tmp_path / "bt" / name).read_bytes(), (out, name)
+
+
+class _Request(Exception):
+    """Carries the PaperRequest the CLI built out of the test (instead of running it)."""
+
+
+def _paper_request(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PaperRequest:
+    def capture(req: PaperRequest) -> dict[str, object]:
+        raise _Request(req)
+
+    monkeypatch.setattr(paper_scenario, "run_paper", capture)
+    with pytest.raises(_Request) as caught:
+        main(["paper", "--replay", str(tmp_path), "--routes", "BTC", "--out", str(tmp_path / "out"), *args])
+    req = caught.value.args[0]
+    assert isinstance(req, PaperRequest)
+    return req
+
+
+def test_paper_cli_passes_route_hosts_risk_in_host_and_windows(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    req = _paper_request([], tmp_path, monkeypatch)
+    assert (req.route_hosts, req.risk_in_host, req.window_ns, req.window_events) == (0, False, None, 20_000)
+    req = _paper_request(["--route-hosts", "1", "--risk-in-host", "--window-ms", "50"], tmp_path, monkeypatch)
+    assert (req.route_hosts, req.risk_in_host, req.window_ns) == (1, True, 50_000_000)
+    req = _paper_request(["--route-hosts", "3", "--window-ms", "0.5", "--speed", "1"], tmp_path, monkeypatch)
+    assert (req.route_hosts, req.risk_in_host, req.window_ns, req.speed) == (3, False, 500_000, 1.0)
+    req = _paper_request(["--window-events", "150"], tmp_path, monkeypatch)
+    assert (req.window_ns, req.window_events) == (None, 150)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--risk-in-host"], "--risk-in-host needs --route-hosts 1"),
+    (["--route-hosts", "2", "--risk-in-host"], "--risk-in-host needs --route-hosts 1"),
+    (["--route-hosts", "-1"], "argument --route-hosts: -1 is below 0"),
+    (["--route-hosts", "two"], "argument --route-hosts: 'two' is not a whole number"),
+    (["--window-ms", "0"], "argument --window-ms: 0 ms is not a usable window"),
+    (["--window-ms", "nan"], "argument --window-ms: nan ms is not a usable window"),
+    (["--window-ms", "fast"], "argument --window-ms: 'fast' is not a number of milliseconds"),
+    (["--window-events", "0"], "argument --window-events: 0 is below 1"),
+    (["--window-ms", "50", "--window-events", "100"], "not allowed with argument"),
+])
+def test_paper_cli_refuses_bad_host_and_window_values(args: list[str], message: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(paper_scenario, "run_paper", lambda req: pytest.fail("must not run"))
+    with pytest.raises(SystemExit) as exited:
+        main(["paper", "--replay", str(tmp_path), "--routes", "BTC", "--out", str(tmp_path / "out"), *args])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: arbitrage-lite paper" in err and message in err, err
