@@ -47,6 +47,14 @@ class RecoveryConfig:
         return f"{self.run_id}:{role}"
 
 
+def prewarm_worker() -> None:
+    """Ray's ``worker_process_setup_hook`` (infra.ray_runtime): every worker of the job imports the actors'
+    modules when it starts, so an actor restarted into an idle worker does not pay for them (about 1.2 s of
+    a 2.3 s restart measured). Compiled functions are not loaded here: on a fresh machine their cache may not
+    exist yet, and compiling in every idle worker would cost far more than it saves."""
+    from . import feed, fx_aggregator, portfolio, risk, route  # noqa: F401
+
+
 def restarted() -> bool:
     """True in an actor's second and later incarnations."""
     import ray

@@ -150,6 +150,8 @@ class RouteActor:
         self.resent_orders = 0
         self.restored_at_ns = -1
         self.restores = 0
+        self.restore_sources: list[str] = []  # where each restore came from: redis | file | none
+        self.snap_fallbacks_before = 0  # file fallbacks of earlier incarnations
         self.order_counts: dict[str, int] = {}  # terminal orders dropped from ``orders`` by a restore
         self.recovery = recovery
         self.run_id = run_id
@@ -252,6 +254,7 @@ class RouteActor:
         self.recovering = True  # even from nothing: orders of the lost incarnation are looked up, not resent
         if snap is not None:
             restore_route(self, snap)
+        self.restore_sources.append(self.snaps.loaded_from or "none")
         self.log.info("route restored from {} (resume at window {}, skipped {})", self.snaps.loaded_from,
                       self.resume_seq(), len(self.snaps.skipped))
         for slot, (key, cid, _) in list(self.sent.items()):  # legs in flight: outcome unknown, asked when due
@@ -503,13 +506,17 @@ class RouteActor:
                 "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests,
                 "recovery": {"restores": self.restores, "recovered_orders": self.recovered_orders,
                              "resent_orders": self.resent_orders, "duplicate_messages": self.inbox.duplicates,
+                             "restore_sources": self.restore_sources,
+                             "snapshot_fallbacks_total": self.snap_fallbacks_before + (
+                                 self.snaps.fallbacks if self.snaps is not None else 0),
                              "snapshots": self.snaps.stats() if self.snaps is not None else None}}
 
     async def ping(self) -> dict[str, Any]:
         """Health check: answers only when the event loop is free (a hung route does not)."""
         from .recovery import incarnation
 
-        return incarnation() | {"restored_at_ns": self.restored_at_ns, "finished": self.finished.is_set()}
+        return incarnation() | {"restored_at_ns": self.restored_at_ns, "finished": self.finished.is_set(),
+                                "next_window": self.resume_seq()}
 
 
 class RouteHostActor:
@@ -575,7 +582,9 @@ class RouteHostActor:
     async def ping(self) -> dict[str, Any]:
         from .recovery import incarnation
 
-        return incarnation() | {"restored_at_ns": max(r.restored_at_ns for r in self.routes.values())}
+        return incarnation() | {"restored_at_ns": max(r.restored_at_ns for r in self.routes.values()),
+                                "next_window": min(r.resume_seq() for r in self.routes.values()),
+                                "finished": all(r.finished.is_set() for r in self.routes.values())}
 
     async def flatten(self, route: str) -> None:
         await self.routes[route].flatten()

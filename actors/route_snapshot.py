@@ -46,6 +46,8 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
         "risk_rejections": list(r.risk_rejections), "flatten_requests": r.flatten_requests,
         "events_in": dict(r.events_in),
         "recovered_orders": r.recovered_orders, "resent_orders": r.resent_orders, "restores": r.restores,
+        "restore_sources": list(r.restore_sources),
+        "snapshot_fallbacks": r.snap_fallbacks_before + (r.snaps.fallbacks if r.snaps is not None else 0),
     }
 
 
@@ -88,5 +90,7 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     r.recovered_orders = int(snap["recovered_orders"])
     r.resent_orders = int(snap["resent_orders"])
     r.restores += int(snap["restores"])
+    r.restore_sources = [str(x) for x in snap["restore_sources"]] + r.restore_sources
+    r.snap_fallbacks_before = int(snap["snapshot_fallbacks"])
     if r.processed_until >= NO_MORE_EVENTS:
         r.finished.set()  # a resumed run that had already ended

@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recovery_args(pp)
     pp.set_defaults(func=_cmd_paper, paper_parser=pp)
     dr = sub.add_parser("drill", help="chaos drill: a paper replay disturbed vs undisturbed -> drill.json")
-    dr.add_argument("kind", choices=("kill", "redis-down", "corrupt-snapshot", "postgres-down"))
+    dr.add_argument("kind", choices=("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss"))
     dr.add_argument("--target", default="route:BTC", help="route:SYM | feed:VENUE | portfolio | risk | fx | alert")
     dr.add_argument("--times", type=int, default=3, help="kills at random moments (kill drills)")
     dr.add_argument("--seed", type=int, default=0)

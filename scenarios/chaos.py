@@ -10,6 +10,7 @@ by the new incarnation (it has restored its snapshot by then: that happens in it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -24,14 +25,16 @@ MODES = ("ray_kill", "sigkill", "mixed")
 @dataclass(frozen=True)
 class ScriptStep:
     """At ``at`` (fraction of the run's windows): ``kill`` the target (then call ``fn``, if any, while it is
-    down), or ``call`` ``fn`` (stop or start a server, ...)."""
+    down), ``crash``: ``fn`` takes the target down some other way (e.g. removes its node), or ``call`` ``fn``
+    (stop or start a server, ...). After ``kill`` and ``crash`` the time to recover is measured."""
 
     at: float
     action: str
     fn: Callable[[], Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.action not in ("kill", "call") or not 0 < self.at < 1 or (self.action == "call" and self.fn is None):
+        if (self.action not in ("kill", "call", "crash") or not 0 < self.at < 1
+                or (self.action in ("call", "crash") and self.fn is None)):
             raise ValueError(f"bad script step {self}")
 
 
@@ -50,6 +53,16 @@ class ChaosPlan:
             raise ValueError(f"times must be >= 0, got {self.times}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _ping(handle: Any, timeout: float = 1.0) -> dict[str, Any] | None:
@@ -76,14 +89,29 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
                    + [(max(1, int(st.at * total)), st) for st in plan.script], key=lambda x: x[0])
     kills: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
-    for point, step in steps:
-        while True:
+    for j, (point, step) in enumerate(steps):
+        over = False
+        while True:  # the run has got this far: the feed has sent it, and the target (if it says) applied it
             state = await _ping(progress, 5.0)
-            if state is None or state["next_window"] >= point:
+            if state is None:
+                over = True  # the feed is gone: the run ended
+                break
+            if state["next_window"] < point:
+                await asyncio.sleep(0.005)
+                continue
+            mine = await _ping(target, 5.0)
+            if mine is not None and mine.get("finished"):
+                over = True
+                break
+            if mine is not None and mine.get("next_window", point) >= point:
                 break
             await asyncio.sleep(0.005)
-        if state is not None and state["next_window"] >= total:
-            break  # the run is over: no step lands any more
+        if over:
+            for _, later in steps[j:]:  # no kill lands any more, but servers that went down come back
+                if later.action == "call" and later.fn is not None:
+                    await asyncio.to_thread(later.fn)
+                    calls.append({"window": None, "call": getattr(later.fn, "__name__", "fn"), "after_end": True})
+            break
         if step.action == "call":
             assert step.fn is not None
             t0 = time.time()
@@ -95,11 +123,18 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             raise RuntimeError(f"{plan.target} does not answer before kill {len(kills) + 1}")
         how = plan.mode if plan.mode != "mixed" else ("ray_kill" if len(kills) % 2 == 0 else "sigkill")
         t0 = time.time()
-        if how == "ray_kill":
+        if step.action == "crash":
+            assert step.fn is not None
+            how = getattr(step.fn, "__name__", "crash")
+            await asyncio.to_thread(step.fn)
+        elif how == "ray_kill":
             ray.kill(target, no_restart=False)
         else:
             os.kill(int(before["pid"]), signal.SIGKILL)
-        if step.fn is not None:
+        if step.fn is not None and step.action == "kill":
+            gone = time.time() + 10.0
+            while _alive(int(before["pid"])) and time.time() < gone:  # ray.kill returns before the process ends
+                await asyncio.sleep(0.005)
             step.fn()  # e.g. corrupt its newest snapshot while it is down
         recovered = None
         while time.time() - t0 < plan.recover_timeout_s:
@@ -110,3 +145,16 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             await asyncio.sleep(0.01)
         kills.append({"window": point, "how": how, "pid_before": before["pid"], "recover_s": recovered})
     return {"target": plan.target, "planned": len(steps), "kills": kills, "calls": calls}
+
+
+def stop_run(run_id: str) -> int:
+    """Kill every named actor of run ``run_id`` for good (``no_restart``): what a crash of the whole system,
+    or an operator's stop, leaves behind -- its snapshots and journal only. Returns how many were killed."""
+    import ray
+
+    names = [a["name"] if isinstance(a, dict) else a for a in ray.util.list_named_actors()]
+    mine = [n for n in names if n.startswith(f"{run_id}:")]
+    for name in mine:
+        with contextlib.suppress(ValueError):  # gone meanwhile
+            ray.kill(ray.get_actor(name), no_restart=True)
+    return len(mine)

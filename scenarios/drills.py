@@ -8,6 +8,9 @@ Kinds:
   garbage: it must skip it (checksum) and come back from the previous one, the feeds resending the rest.
 - ``postgres-down``: the journal goes to a throwaway PostgreSQL that is stopped for a while mid-run (with a
   kill of the target while it is down); at the end every intent and fill is in it exactly once.
+- ``node-loss``: a two-node Ray cluster on this machine (``ray.cluster_utils.Cluster``, started by the drill:
+  run it in a fresh process); the routes live on the worker node, everything else on the head; mid-run the
+  worker node is removed and the routes must come back on the head from their snapshots.
 
 Every drill writes ``drill.json``: kills, restarts, recover_s_p50 / recover_s_max, lost_fills,
 duplicated_fills and ledger_diff_krw versus the undisturbed run, and ``passed``.
@@ -31,7 +34,7 @@ from ..core.config import EngineConfig
 from .chaos import ChaosPlan
 from .paper import PaperRequest, run_paper
 
-KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down")
+KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss")
 TARGETS = ("route", "feed", "portfolio", "risk", "fx", "alert")
 
 
@@ -50,6 +53,7 @@ class DrillRequest:
     route_hosts: int = 0
     redis_url: str | None = None  # kill drills: snapshots here (None: the embedded file store)
     run_id: str = ""
+    baseline: Path | None = None  # an undisturbed run of the same data and settings already made (its out dir)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -102,6 +106,15 @@ def run_drill(req: DrillRequest) -> dict[str, Any]:
     from .market_data import resolve_routes
 
     routes = resolve_routes(req.store, req.routes)
+    cluster = _TwoNodes() if req.kind == "node-loss" else None
+    try:
+        return _run_drill(req, routes, cluster)
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def _run_drill(req: DrillRequest, routes: list[str], cluster: _TwoNodes | None) -> dict[str, Any]:
     run_id = req.run_id or f"d{int(time.time() * 1000) % 10**7}"
     req.out.mkdir(parents=True, exist_ok=True)
     snap_dir = req.out / "snapshots"
@@ -109,7 +122,12 @@ def run_drill(req: DrillRequest) -> dict[str, Any]:
     base_req = PaperRequest(req.store, req.routes, req.out / "baseline", config=req.config,
                             window_events=req.window_events, route_hosts=req.route_hosts, run_id=f"{run_id[:6]}b")
     t0 = time.time()
-    baseline = run_paper(base_req)
+    if req.baseline is not None:  # reuse: several drills against one undisturbed run
+        baseline = json.loads((req.baseline / "summary.json").read_text())
+        base_dir = req.baseline
+    else:
+        baseline = run_paper(base_req)
+        base_dir = req.out / "baseline"
     role = _child_role(req, routes)
     rec = RecoveryConfig(run_id, env="drill", redis_url=req.redis_url, dir=str(snap_dir))
     drill_req = replace(base_req, out=req.out / "drill", recovery=rec, supervise=True, run_id=run_id)
@@ -117,11 +135,18 @@ def run_drill(req: DrillRequest) -> dict[str, Any]:
     try:
         if req.kind == "kill":
             drill_req = replace(drill_req, chaos=ChaosPlan(role, req.times, req.seed, req.mode))
+        elif cluster is not None:
+            from .chaos import ScriptStep
+
+            drill_req = replace(drill_req, route_node=cluster.worker_id, home_node=cluster.head_id,
+                                chaos=ChaosPlan(role, 0, req.seed, req.mode,
+                                                script=(ScriptStep(0.4, "crash", cluster.lose_worker_node),)))
         else:
             drill_req = _scripted(req, drill_req, role, servers)
         t1 = time.time()
         drilled = run_paper(drill_req)
-        extra = _server_checks(req, drill_req, drilled, servers)
+        ids = (cluster.head_id, cluster.worker_id, cluster.lost) if cluster is not None else None
+        extra = _server_checks(req, drill_req, drilled, servers, ids)
     finally:
         for s in servers:
             s.close()
@@ -136,7 +161,7 @@ def run_drill(req: DrillRequest) -> dict[str, Any]:
         **_recovery_figures(chaos.get("kills", [])),
         "restarts": sum(1 for e in sup.get("events", []) if e["action"] in ("restart", "escalate")),
         "supervisor": sup,
-        **compare(req.out / "baseline", req.out / "drill", base_paper, paper),
+        **compare(base_dir, req.out / "drill", base_paper, paper),
         "route_recovery": {r["route"]: r.get("recovery") for r in routes_stats},
         "venues": paper.get("venues"),
         "chaos": chaos, **extra,
@@ -201,17 +226,20 @@ class _Corrupter:
 
         if self.rec.redis_url:
             store = RedisSnapshotStore(self.rec.redis_url, self.rec.env, self.rec.run_id)
-            seq = store._seqs(self.domain, self.name)[0]
-            store.client.hset(store._key(self.domain, self.name), str(seq), b"ALSNAP1\ngarbage")
+            seqs = store._seqs(self.domain, self.name)
+            if seqs:
+                store.client.hset(store._key(self.domain, self.name), str(seqs[0]), b"ALSNAP1\ngarbage")
         else:
             files = FileSnapshotStore(self.rec.dir, self.rec.env, self.rec.run_id)
-            seq = files._seqs(self.domain, self.name)[0]
-            (files._dir(self.domain, self.name) / f"{seq:012d}.snap").write_bytes(b"ALSNAP1\ngarbage")
-        self.corrupted.append(seq)
+            seqs = files._seqs(self.domain, self.name)
+            if seqs:
+                (files._dir(self.domain, self.name) / f"{seqs[0]:012d}.snap").write_bytes(b"ALSNAP1\ngarbage")
+        if seqs:  # none yet: nothing corrupted, and the drill's check says so
+            self.corrupted.append(seqs[0])
 
 
-def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str, Any],
-                   servers: list[Any]) -> dict[str, Any]:
+def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str, Any], servers: list[Any],
+                   cluster_ids: tuple[str, str, bool] | None = None) -> dict[str, Any]:
     if req.kind == "postgres-down":
         journal = drilled["paper"].get("journal") or {}
         expected = journal.get("expected", {})
@@ -219,14 +247,53 @@ def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str
         return {"journal": journal,
                 "checks": {f"journal_{k}_exactly_once": counts.get(k) == v for k, v in expected.items()}}
     if req.kind == "redis-down":
-        snaps = [((r.get("recovery") or {}).get("snapshots") or {}) for r in drilled["paper"]["routes"]]
-        used = any(s.get("fallbacks", 0) > 0 or s.get("loaded_from") == "file" for s in snaps)
-        return {"checks": {"file_fallback_used": used}, "snapshots": snaps}
+        recs = [r.get("recovery") or {} for r in drilled["paper"]["routes"]]
+        used = any(x.get("snapshot_fallbacks_total", 0) > 0 or "file" in x.get("restore_sources", []) for x in recs)
+        return {"checks": {"file_fallback_used": used}}
+    if req.kind == "node-loss":
+        nodes = {r["route"]: r["node_id"] for r in drilled["paper"]["routes"]}
+        assert cluster_ids is not None
+        return {"route_nodes_at_end": nodes,
+                "checks": {"routes_moved_off_the_lost_node": all(n != cluster_ids[1] for n in nodes.values()),
+                           "worker_node_was_lost": cluster_ids[2]}}
     if req.kind == "corrupt-snapshot":
         snaps = [((r.get("recovery") or {}).get("snapshots") or {}) for r in drilled["paper"]["routes"]]
         skipped = sum(s.get("skipped", 0) for s in snaps)
-        return {"checks": {"corrupt_snapshot_skipped": skipped > 0}, "snapshots": snaps}
+        corrupter = drill_req.chaos.script[0].fn if drill_req.chaos is not None and drill_req.chaos.script else None
+        corrupted = list(getattr(corrupter, "corrupted", []))
+        return {"corrupted_seqs": corrupted,
+                "checks": {"corrupt_snapshot_skipped": skipped > 0, "snapshot_corrupted": bool(corrupted)},
+                "snapshots": snaps}
     return {}
+
+
+class _TwoNodes:
+    """A head node (the driver, feeds, venues, risk, portfolio) and a worker node (the routes)."""
+
+    def __init__(self) -> None:
+        import ray
+        from ray.cluster_utils import Cluster
+
+        if ray.is_initialized():
+            raise ValueError("the node-loss drill starts its own two-node cluster: run it in a fresh process "
+                             "(arbitrage-lite drill node-loss ...)")
+        self.cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+        self.worker = self.cluster.add_node(num_cpus=1)
+        ray.init(address=self.cluster.address, log_to_driver=False)
+        self.head_id = ray.get_runtime_context().get_node_id()
+        self.worker_id = str(self.worker.node_id)
+        self.lost = False
+
+    def lose_worker_node(self) -> None:
+        """The whole worker node goes (its raylet and every worker process on it)."""
+        self.cluster.remove_node(self.worker)
+        self.lost = True
+
+    def shutdown(self) -> None:
+        import ray
+
+        ray.shutdown()
+        self.cluster.shutdown()  # type: ignore[no-untyped-call]
 
 
 def drill_main(req: DrillRequest) -> int:

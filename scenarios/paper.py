@@ -54,6 +54,8 @@ class PaperRequest:
     chaos: Any = None  # scenarios.chaos.ChaosPlan: kill actors during the run (drills)
     journal_dir: str | None = None  # journal intents (before sending), fills and verdicts; overflow file here
     journal_dsn: str | None = None  # PostgreSQL for the journal (None: SQLite under journal_dir)
+    route_node: str | None = None  # Ray node id the routes prefer (soft: they restart elsewhere if it is lost)
+    home_node: str | None = None  # Ray node id every other actor prefers (node-loss drills keep them off the lost one)
 
 
 def _split(events: EventBatch) -> dict[str, EventBatch]:
@@ -84,8 +86,15 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     rec = req.recovery
 
     def opts(role: str) -> dict[str, Any]:
-        """Ray options of a run's actor: named and restartable when the run can recover."""
-        return {} if rec is None else {"name": rec.actor_name(role), **RESTARTABLE}
+        """Ray options of a run's actor: named and restartable when the run can recover; placed on a node when
+        the run says so (soft affinity: a lost node's actors restart on another)."""
+        out: dict[str, Any] = {} if rec is None else {"name": rec.actor_name(role), **RESTARTABLE}
+        node = req.route_node if role.startswith("route:") else req.home_node
+        if node is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            out["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+        return out
 
     if req.risk_in_host and req.route_hosts != 1:
         raise ValueError("risk_in_host needs route_hosts=1: the one RiskCoordinator must see every route")
@@ -105,8 +114,14 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(req.risk, rec)
             if req.risk is not None and local_risk is None else None)
     metrics = ray.remote(MetricsActor).remote(req.metrics_port) if req.metrics_port is not None else None
-    venues = {int(Venue.UPBIT): ray.remote(PaperVenueActor).remote(int(Venue.UPBIT), str(cfg.costs.upbit.taker_fee)),
-              int(Venue.BINANCE): ray.remote(PaperVenueActor).remote(int(Venue.BINANCE),
+    home = {k: v for k, v in opts("venue").items() if k == "scheduling_strategy"}
+
+    def venue_opts(v: int) -> dict[str, Any]:  # the venue is the outside world: named, never restarted
+        return {**home, **({} if rec is None else {"name": rec.actor_name(f"venue:{v}")})}
+
+    venues = {int(Venue.UPBIT): ray.remote(PaperVenueActor).options(**venue_opts(0)).remote(
+                  int(Venue.UPBIT), str(cfg.costs.upbit.taker_fee)),
+              int(Venue.BINANCE): ray.remote(PaperVenueActor).options(**venue_opts(1)).remote(int(Venue.BINANCE),
                                                                       str(cfg.costs.binance.taker_fee))}
     route_opts: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if req.spread_nodes else {}
     journal = None
@@ -115,7 +130,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
 
         jdir = Path(req.journal_dir)
         jdir.mkdir(parents=True, exist_ok=True)
-        jopts = {} if rec is None else {"name": rec.actor_name("journal")}
+        jopts = {**home, **({} if rec is None else {"name": rec.actor_name("journal")})}
         journal = ray.remote(JournalActor).options(**jopts).remote(
             str(jdir / f"{req.run_id}.overflow.jsonl"), req.journal_dsn, sqlite_path=str(jdir / "journal.sqlite3"))
         await journal.start.remote()
@@ -124,7 +139,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     if req.route_hosts > 0:
         hosts = []
         for j, group in enumerate(names[j::req.route_hosts] for j in range(min(req.route_hosts, len(names)))):
-            host = ray.remote(RouteHostActor).options(**route_opts, **opts(f"route:host{j}")).remote(
+            host = ray.remote(RouteHostActor).options(**{**route_opts, **opts(f"route:host{j}")}).remote(
                 {b: (cfg.model_copy(update={"costs": data[b].costs}), data[b].binance) for b in group}, req.run_id,
                 venues, risk, portfolio, alerts, metrics, local_risk, rec, f"host{j}", journal)
             hosts.append((host, group))
@@ -134,7 +149,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     for base, d in data.items():
         if hosts is None:
             rcfg = cfg.model_copy(update={"costs": d.costs})
-            routes[base] = ray.remote(RouteActor).options(**route_opts, **opts(route_role[base])).remote(
+            routes[base] = ray.remote(RouteActor).options(**{**route_opts, **opts(route_role[base])}).remote(
                 base, rcfg, d.binance, req.run_id, venues, risk, portfolio, alerts, metrics, rec, journal=journal)
         await venues[0].list_symbol.remote(f"{base}-KRW", d.binance, d.costs.upbit.half_spread_bps,
                                            d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
@@ -166,7 +181,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     if req.supervise and rec is not None:
         from ..supervision.supervisor import SupervisorActor, default_tree
 
-        supervisor = ray.remote(SupervisorActor).options(name=rec.actor_name("supervisor")).remote(
+        supervisor = ray.remote(SupervisorActor).options(name=rec.actor_name("supervisor"), **home).remote(
             default_tree(list(children)), children, risk, alerts)
         await supervisor.check_once.remote()  # every child's process known before anything can die
         supervisor.run.remote()
