@@ -150,7 +150,7 @@ def _run_drill(req: DrillRequest, routes: list[str], cluster: _TwoNodes | None) 
     finally:
         for s in servers:
             s.close()
-    base_paper: dict[str, Any] = baseline["paper"]  # type: ignore[assignment]
+    base_paper: dict[str, Any] = baseline["paper"]
     paper: dict[str, Any] = drilled["paper"]  # type: ignore[assignment]
     chaos = paper.get("chaos") or {}
     sup = paper.get("supervisor") or {}
