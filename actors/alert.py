@@ -7,7 +7,7 @@ from typing import Any
 from loguru import logger
 
 from ..core.alerts import Alert, AlertBook, Severity
-from .recovery import RecoveryConfig, Snapshots, incarnation, restarted
+from .recovery import RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
 
 
 class AlertActor:
@@ -23,6 +23,7 @@ class AlertActor:
             snap = self.snaps.load()
             if snap is not None:
                 self._sent = [Alert(r, Severity(int(sev)), k, m, int(t), int(n)) for r, sev, k, m, t, n in snap["sent"]]
+        mark_ready()
 
     def raise_alert(self, rule: str, key: str, message: str, now_ns: int) -> bool:
         alert = self._book.raise_alert(rule, key, message, now_ns)

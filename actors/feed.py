@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.events import EventBatch
 from ..core.paper_venue import NO_MORE_EVENTS
-from .recovery import RecoveryConfig, Snapshots, incarnation, restarted
+from .recovery import RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
 
 COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
 
@@ -89,6 +89,7 @@ class FeedActor:
             if snap is not None:
                 self.acked = self.next_window = int(snap["acked"])
                 self._venue_from_zero = recovery.resume and not restarted()
+        mark_ready()
 
     def _count_stale(self) -> dict[str, int]:
         out = {}

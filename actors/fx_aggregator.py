@@ -17,7 +17,7 @@ from ..core.events import EventBatch, fx_to_events_like
 from ..core.fx_aggregate import FxAggregator, FxQuote, FxReading
 from .feed import Batches
 from .inbox import SequencedInbox
-from .recovery import Named, RecoveryConfig, Snapshots, incarnation, restarted
+from .recovery import Named, RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
 
 LOG_KEEP = 4096  # windows kept per subscriber for resends
 SNAP_LOG_KEEP = 16  # of which the newest go into the snapshot too
@@ -44,6 +44,7 @@ class FxAggregatorActor:
         if recovery is not None and (restarted() or recovery.resume):
             self._restore()
             Named(recovery.actor_name("feed:fx")).resend.remote("fx", self._inbox_many.next_seq("feed"))
+        mark_ready()
 
     def subscribe(self, routes: dict[str, Any]) -> None:
         self._routes = routes

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.domain import Currency, Venue
 from ..core.ledger import EXACT, Fill, Ledger
-from .recovery import Named, RecoveryConfig, Snapshots, incarnation, restarted
+from .recovery import Named, RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
 
 
 class PortfolioActor:
@@ -38,6 +38,7 @@ class PortfolioActor:
                          Named(wiring["alerts"]) if wiring.get("alerts") else None, Decimal(wiring["capital_krw"]))
         if recovery is not None and (restarted() or recovery.resume):
             self._restore()
+        mark_ready()
 
     def connect(self, risk: Any, routes: dict[str, Any], alerts: Any, capital_krw: Decimal) -> None:
         """Who hears about equity: the RiskCoordinator (kill switch), then the routes it says to flatten."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -47,14 +48,6 @@ class RecoveryConfig:
         return f"{self.run_id}:{role}"
 
 
-def prewarm_worker() -> None:
-    """Ray's ``worker_process_setup_hook`` (infra.ray_runtime): every worker of the job imports the actors'
-    modules when it starts, so an actor restarted into an idle worker does not pay for them (about 1.2 s of
-    a 2.3 s restart measured). Compiled functions are not loaded here: on a fresh machine their cache may not
-    exist yet, and compiling in every idle worker would cost far more than it saves."""
-    from . import feed, fx_aggregator, portfolio, risk, route  # noqa: F401
-
-
 def restarted() -> bool:
     """True in an actor's second and later incarnations."""
     import ray
@@ -62,9 +55,33 @@ def restarted() -> bool:
     return bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
 
+def _process_start() -> float | None:
+    """When this process started (Linux /proc), to split a restart's time into its parts."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime"))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+_PROCESS_START = _process_start()
+_IMPORTED_AT = time.time()  # this module is among the first an actor's class brings in
+_READY_AT: float | None = None
+
+
+def mark_ready() -> None:
+    """Called at the end of a restartable actor's constructor: restored, compiled code loaded, ready."""
+    global _READY_AT
+    _READY_AT = time.time()
+
+
 def incarnation() -> dict[str, Any]:
-    """What a health ping returns: who answers (pid) and whether it is a restarted incarnation."""
-    return {"pid": os.getpid(), "restarted": restarted(), "at": time.time()}
+    """What a health ping returns: who answers (pid), whether it is a restarted incarnation, and when its
+    process started / imported the package / finished its constructor (time.time(), s)."""
+    return {"pid": os.getpid(), "restarted": restarted(), "at": time.time(), "process_start": _PROCESS_START,
+            "imported_at": _IMPORTED_AT, "ready_at": _READY_AT}
 
 
 class Snapshots:

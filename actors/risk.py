@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.domain import Venue
 from ..core.risk import RiskCoordinator, RiskLimits, RiskVerdict
-from .recovery import RecoveryConfig, Snapshots, incarnation, restarted
+from .recovery import RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
 
 
 class RiskCoordinatorActor:
@@ -27,6 +27,7 @@ class RiskCoordinatorActor:
         self.snaps = Snapshots(recovery, "risk", "coordinator") if recovery is not None else None
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
             self._restore()
+        mark_ready()
 
     def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
                    fx_stale: bool = False, key: str | None = None) -> RiskVerdict:

@@ -69,7 +69,7 @@ from ..infra.journal import fill_record, intent_record, risk_verdict_record
 from .feed import Batches
 from .inbox import SequencedInbox
 from .journal import JournalClient
-from .recovery import Named, RecoveryConfig, Snapshots, restarted
+from .recovery import Named, RecoveryConfig, Snapshots, mark_ready, restarted
 from .risk import RiskCoordinatorActor
 from .route_snapshot import restore_route, route_snapshot
 
@@ -162,6 +162,7 @@ class RouteActor:
             self._restore()
             if not in_host:
                 self.request_resend()
+        mark_ready()
 
     # ---- events in
     async def on_events(self, source: str, seq: int, upto_ns: int, events: EventBatch,
@@ -548,6 +549,7 @@ class RouteHostActor:
         self.host_key, self.recovery = host_key, recovery
         if restore:
             self.request_resend()
+        mark_ready()
         # Garbage collection between windows, not in the middle of one: a collection pauses every coroutine of
         # this process (a full one here took up to tens of ms). What start-up made is frozen (never scanned
         # again); automatic collections are off; on_events_many collects the young generations once a window

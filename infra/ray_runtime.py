@@ -15,7 +15,6 @@ def ensure_ray(num_cpus: int | None = None, dashboard: bool = False) -> Any:
             "include_dashboard": dashboard,
             "log_to_driver": False,
             "configure_logging": False,
-            "runtime_env": {"worker_process_setup_hook": "arbitrage_lite.actors.recovery.prewarm_worker"},
         }
         if dashboard:
             kwargs["dashboard_host"] = "127.0.0.1"

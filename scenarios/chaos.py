@@ -55,6 +55,16 @@ class ChaosPlan:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
 
 
+def _breakdown(t0: float, now: dict[str, Any]) -> dict[str, float] | None:
+    """Where a restart's time went: Ray noticing and starting a process, the process importing the package,
+    the constructor (compiled code loaded, snapshot restored), and the first answered ping."""
+    start, imported, ready = now.get("process_start"), now.get("imported_at"), now.get("ready_at")
+    if start is None or imported is None or ready is None:
+        return None
+    return {"to_new_process": round(start - t0, 3), "imports": round(imported - start, 3),
+            "constructor": round(ready - imported, 3), "to_first_ping": round(float(now["at"]) - ready, 3)}
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -137,13 +147,16 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
                 await asyncio.sleep(0.005)
             step.fn()  # e.g. corrupt its newest snapshot while it is down
         recovered = None
+        parts: dict[str, float] | None = None
         while time.time() - t0 < plan.recover_timeout_s:
             now = await _ping(target, 2.0)
             if now is not None and now["pid"] != before["pid"]:
                 recovered = time.time() - t0
+                parts = _breakdown(t0, now)
                 break
             await asyncio.sleep(0.01)
-        kills.append({"window": point, "how": how, "pid_before": before["pid"], "recover_s": recovered})
+        kills.append({"window": point, "how": how, "pid_before": before["pid"], "recover_s": recovered,
+                      "recover_parts_s": parts})
     return {"target": plan.target, "planned": len(steps), "kills": kills, "calls": calls}
 
 
