@@ -14,8 +14,9 @@ class AlertActor:
     """Fire-and-forget: callers never wait on it, so an alert can never block trading. With a RecoveryConfig
     the alerts sent so far are snapshotted and come back after a restart."""
 
-    def __init__(self, run_id: str, recovery: RecoveryConfig | None = None) -> None:
+    def __init__(self, run_id: str, recovery: RecoveryConfig | None = None, journal: Any | None = None) -> None:
         self._book = AlertBook.default()
+        self._journal = journal  # a JournalActor: every alert sent is journalled
         self._run_id = run_id
         self._sent: list[Alert] = []
         self.snaps = Snapshots(recovery, "alert", "sent") if recovery is not None else None
@@ -30,6 +31,10 @@ class AlertActor:
         if alert is None:
             return False
         self._sent.append(alert)
+        if self._journal is not None:
+            from ..infra.journal import alert_record
+
+            self._journal.submit.remote([alert_record(self._run_id, alert)])
         if self.snaps is not None:
             self.snaps.save({"sent": [[a.rule, int(a.severity), a.key, a.message, a.now_ns, a.suppressed]
                                       for a in self._sent]})

@@ -65,7 +65,13 @@ from ..core.route_state import (
     RouteState,
 )
 from ..core.rules import InstrumentRules, binance_rules
-from ..infra.journal import fill_record, intent_record, risk_verdict_record
+from ..infra.journal import (
+    fill_record,
+    intent_record,
+    order_event_record,
+    pnl_snapshot_record,
+    risk_verdict_record,
+)
 from .feed import Batches
 from .inbox import SequencedInbox
 from .journal import JournalClient
@@ -325,6 +331,8 @@ class RouteActor:
             symbol = f"{self.route}-{'KRW' if v == 0 else 'USDT'}"
             order = Order(cid, Venue(v), symbol, side, units_to_dec(qty))
             self.orders[cid] = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
+            if self.journal is not None:
+                self.journal.submit(order_event_record(self.run_id, self.route, self.orders[cid], 1))
             vorder = VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE]))
             if self.journal is not None:
                 ref = asyncio.ensure_future(self._journal_then_send(order, vorder))
@@ -385,6 +393,14 @@ class RouteActor:
         self._measure_unhedged()
 
     def _apply_report(self, cid: str, report: ExecutionReport) -> None:
+        before = len(self.orders[cid].events)
+        self._apply_report_events(cid, report)
+        if self.journal is not None:  # every order event, keyed client id : event number
+            order = self.orders[cid]
+            for seq in range(before + 1, len(order.events) + 1):
+                self.journal.submit(order_event_record(self.run_id, self.route, order, seq))
+
+    def _apply_report_events(self, cid: str, report: ExecutionReport) -> None:
         order, now = self.orders[cid], time.time_ns()
         if order.status is OrderStatus.UNKNOWN:  # restored in flight: the venue's record settles it
             order = order.apply(OrderEvent.reconcile(report.status, units_to_dec(report.filled_units),
@@ -460,6 +476,12 @@ class RouteActor:
                 pnl = trip_pnl(fills, fx, (Decimal(0), Decimal(0)))
                 self.net_krw += pnl.net_krw
                 self.wins += pnl.net_krw > 0
+                if self.journal is not None:  # keyed by the trip's close time in market time: replays map onto it
+                    self.journal.submit(pnl_snapshot_record(
+                        self.run_id, self.route, int(s.trips_i[trip, TI_TS3]),
+                        {"trip": trip, "gross_krw": pnl.gross_krw, "fees_krw": pnl.fees_krw,
+                         "slippage_krw": pnl.slippage_krw, "net_krw": pnl.net_krw, "route_net_krw": self.net_krw,
+                         "round_trips": len(self.reported_closes), "wins": self.wins}))
                 if self.metrics is not None:
                     hours = max(self.last_ts - self.first_ts, 1) / 3.6e12
                     self.metrics.route_stats.remote(self.route, float(self.net_krw), len(self.reported_closes),

@@ -186,8 +186,8 @@ def _scripted(req: DrillRequest, drill_req: PaperRequest, role: str, servers: li
         redis.start()
         servers.append(redis)
         rec = replace(drill_req.recovery, redis_url=redis.url) if drill_req.recovery else None
-        steps: tuple[ScriptStep, ...] = (ScriptStep(0.25, "call", redis.stop), ScriptStep(0.4, "kill"),
-                 ScriptStep(0.6, "call", redis.start), ScriptStep(0.75, "kill"))
+        steps: tuple[ScriptStep, ...] = (ScriptStep(0.05, "call", redis.stop), ScriptStep(0.4, "kill"),
+                                         ScriptStep(0.6, "call", redis.start), ScriptStep(0.8, "kill"))
         return replace(drill_req, recovery=rec, chaos=ChaosPlan(role, 0, req.seed, req.mode, script=steps))
     if req.kind == "corrupt-snapshot":
         assert drill_req.recovery is not None
@@ -199,8 +199,8 @@ def _scripted(req: DrillRequest, drill_req: PaperRequest, role: str, servers: li
     pg = ThrowawayPostgres()
     pg.start()
     servers.append(pg)
-    steps = (ScriptStep(0.25, "call", lambda: pg.stop(hard=True)), ScriptStep(0.4, "kill"),
-             ScriptStep(0.6, "call", pg.start))
+    steps = (ScriptStep(0.05, "call", lambda: pg.stop(hard=True)), ScriptStep(0.5, "kill"),
+             ScriptStep(0.9, "call", pg.start))  # down for most of the run: intents go to the overflow file
     return replace(drill_req, journal_dsn=pg.dsn, journal_dir=str(req.out / "journal"),
                    chaos=ChaosPlan(role, 0, req.seed, req.mode, script=steps))
 
@@ -244,8 +244,11 @@ def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str
         journal = drilled["paper"].get("journal") or {}
         expected = journal.get("expected", {})
         counts = journal.get("counts", {})
-        return {"journal": journal,
-                "checks": {f"journal_{k}_exactly_once": counts.get(k) == v for k, v in expected.items()}}
+        stats = journal.get("stats", {})
+        checks = {f"journal_{k}_exactly_once": counts.get(k) == v for k, v in expected.items()}
+        checks["journal_order_events_written"] = counts.get("order_event", 0) >= 2 * expected.get("intent", 0)
+        checks["outage_reached_the_journal"] = stats.get("spilled", 0) + stats.get("retries", 0) > 0
+        return {"journal": journal, "checks": checks}
     if req.kind == "redis-down":
         recs = [r.get("recovery") or {} for r in drilled["paper"]["routes"]]
         used = any(x.get("snapshot_fallbacks_total", 0) > 0 or "file" in x.get("restore_sources", []) for x in recs)

@@ -96,6 +96,8 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
             out["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
         return out
 
+    home = {k: v for k, v in opts("venue").items() if k == "scheduling_strategy"}
+
     if req.risk_in_host and req.route_hosts != 1:
         raise ValueError("risk_in_host needs route_hosts=1: the one RiskCoordinator must see every route")
     if req.supervise and rec is None:
@@ -103,27 +105,6 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     names = list(data)
     host_of = {b: f"host{j % max(req.route_hosts, 1)}" for j, b in enumerate(names)}
     route_role = {b: f"route:{host_of[b]}" if req.route_hosts > 0 else f"route:{b}" for b in names}
-    alerts = ray.remote(AlertActor).options(**opts("alert")).remote(req.run_id, rec)
-    local_risk = req.risk if req.risk_in_host else None
-    wiring = None if rec is None else {
-        "risk": (rec.actor_name("route:host0") if local_risk is not None else
-                 rec.actor_name("risk") if req.risk is not None else None),
-        "routes": {b: rec.actor_name(route_role[b]) for b in names}, "alerts": rec.actor_name("alert"),
-        "capital_krw": str(capital_krw(cfg) * len(data))}
-    portfolio = ray.remote(PortfolioActor).options(**opts("portfolio")).remote(rec, wiring)
-    risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(req.risk, rec)
-            if req.risk is not None and local_risk is None else None)
-    metrics = ray.remote(MetricsActor).remote(req.metrics_port) if req.metrics_port is not None else None
-    home = {k: v for k, v in opts("venue").items() if k == "scheduling_strategy"}
-
-    def venue_opts(v: int) -> dict[str, Any]:  # the venue is the outside world: named, never restarted
-        return {**home, **({} if rec is None else {"name": rec.actor_name(f"venue:{v}")})}
-
-    venues = {int(Venue.UPBIT): ray.remote(PaperVenueActor).options(**venue_opts(0)).remote(
-                  int(Venue.UPBIT), str(cfg.costs.upbit.taker_fee)),
-              int(Venue.BINANCE): ray.remote(PaperVenueActor).options(**venue_opts(1)).remote(int(Venue.BINANCE),
-                                                                      str(cfg.costs.binance.taker_fee))}
-    route_opts: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if req.spread_nodes else {}
     journal = None
     if req.journal_dir is not None:
         from ..actors.journal import JournalActor
@@ -134,6 +115,26 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         journal = ray.remote(JournalActor).options(**jopts).remote(
             str(jdir / f"{req.run_id}.overflow.jsonl"), req.journal_dsn, sqlite_path=str(jdir / "journal.sqlite3"))
         await journal.start.remote()
+    alerts = ray.remote(AlertActor).options(**opts("alert")).remote(req.run_id, rec, journal)
+    local_risk = req.risk if req.risk_in_host else None
+    wiring = None if rec is None else {
+        "risk": (rec.actor_name("route:host0") if local_risk is not None else
+                 rec.actor_name("risk") if req.risk is not None else None),
+        "routes": {b: rec.actor_name(route_role[b]) for b in names}, "alerts": rec.actor_name("alert"),
+        "capital_krw": str(capital_krw(cfg) * len(data))}
+    portfolio = ray.remote(PortfolioActor).options(**opts("portfolio")).remote(rec, wiring)
+    risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(req.risk, rec)
+            if req.risk is not None and local_risk is None else None)
+    metrics = ray.remote(MetricsActor).remote(req.metrics_port) if req.metrics_port is not None else None
+
+    def venue_opts(v: int) -> dict[str, Any]:  # the venue is the outside world: named, never restarted
+        return {**home, **({} if rec is None else {"name": rec.actor_name(f"venue:{v}")})}
+
+    venues = {int(Venue.UPBIT): ray.remote(PaperVenueActor).options(**venue_opts(0)).remote(
+                  int(Venue.UPBIT), str(cfg.costs.upbit.taker_fee)),
+              int(Venue.BINANCE): ray.remote(PaperVenueActor).options(**venue_opts(1)).remote(int(Venue.BINANCE),
+                                                                      str(cfg.costs.binance.taker_fee))}
+    route_opts: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if req.spread_nodes else {}
     routes: dict[str, Any] = {}  # route -> its actor, or the RouteHostActor running it
     hosts: list[tuple[Any, list[str]]] | None = None
     if req.route_hosts > 0:
