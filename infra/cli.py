@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--target", default="route:BTC", help="route:SYM | feed:VENUE | portfolio | risk | fx | alert")
     dr.add_argument("--times", type=int, default=3, help="kills at random moments (kill drills)")
     dr.add_argument("--seed", type=int, default=0)
-    dr.add_argument("--mode", default="mixed", choices=("ray_kill", "sigkill", "mixed"))
+    dr.add_argument("--mode", default="mixed", choices=("ray_kill", "sigkill", "mixed", "hang"),
+                    help="how to kill: ray.kill, SIGKILL, alternating, or hang (SIGSTOP: the supervisor must notice)")
     dr.add_argument("--replay", required=True, help="the store to replay")
     dr.add_argument("--routes", required=True)
     dr.add_argument("--config")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("ray_kill", "sigkill", "mixed")
+MODES = ("ray_kill", "sigkill", "mixed", "hang")  # hang: SIGSTOP, the supervisor must notice
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,8 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             await asyncio.to_thread(step.fn)
         elif how == "ray_kill":
             ray.kill(target, no_restart=False)
+        elif how == "hang":
+            os.kill(int(before["pid"]), signal.SIGSTOP)  # alive but silent: only a health check can tell
         else:
             os.kill(int(before["pid"]), signal.SIGKILL)
         if step.fn is not None and step.action == "kill":

@@ -51,6 +51,7 @@ class PaperRequest:
     risk_in_host: bool = False  # with route_hosts=1: the RiskCoordinator runs in that host (a verdict is a call)
     recovery: RecoveryConfig | None = None  # snapshots + restartable named actors (supervision, drills, resume)
     supervise: bool = False  # with recovery: a SupervisorActor health-checks every actor (restart intensity, halt)
+    hung_after_s: float = 5.0  # the supervisor kills (to restart) a child that has not answered for this long
     chaos: Any = None  # scenarios.chaos.ChaosPlan: kill actors during the run (drills)
     journal_dir: str | None = None  # journal intents (before sending), fills and verdicts; overflow file here
     journal_dsn: str | None = None  # PostgreSQL for the journal (None: SQLite under journal_dir)
@@ -183,7 +184,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         from ..supervision.supervisor import SupervisorActor, default_tree
 
         supervisor = ray.remote(SupervisorActor).options(name=rec.actor_name("supervisor"), **home).remote(
-            default_tree(list(children)), children, risk, alerts)
+            default_tree(list(children)), children, risk, alerts, 0.05, req.hung_after_s)
         await supervisor.check_once.remote()  # every child's process known before anything can die
         supervisor.run.remote()
     start_at = time.time() + 0.2  # one clock for the three feeds: they release each window together

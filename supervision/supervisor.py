@@ -56,7 +56,8 @@ class SupervisorActor:
         self.events: list[dict[str, Any]] = []
         self.halted: str | None = None
         self._stop = asyncio.Event()
-        self._forced: set[str] = set()  # children this supervisor killed (so their restart is not a new failure)
+        self._forced: set[str] = set()  # siblings this supervisor restarted (their restart is not a new failure)
+        self._hung: dict[str, str] = {}  # children killed for hanging: their restart is a failure, with this reason
 
     async def run(self) -> None:
         while not self._stop.is_set():
@@ -70,9 +71,11 @@ class SupervisorActor:
         now = time.time()
         for name, ans in zip(names, answers, strict=True):
             if ans is None:
-                if now - self.last_ok.setdefault(name, now) > self.hung_after_s and name not in self._forced:
-                    self._log("hung", name, f"no answer for {now - self.last_ok[name]:.1f} s: killed to restart")
-                    self._kill(name)
+                silent = now - self.last_ok.setdefault(name, now)
+                if silent > self.hung_after_s and name not in self._forced and name not in self._hung:
+                    self._hung[name] = f"hung: no answer for {silent:.1f} s, killed to restart"
+                    self._log("hung", name, self._hung[name])
+                    self._kill(name, counted=True)
                 continue
             self.last_ok[name] = now
             pid = int(ans["pid"])
@@ -82,11 +85,11 @@ class SupervisorActor:
                 if name in self._forced:
                     self._forced.discard(name)
                     continue
-                await self._on_restart(name, now)
+                await self._on_restart(name, now, self._hung.pop(name, "process died; Ray restarted it"))
 
-    async def _on_restart(self, child: str, now: float) -> None:
+    async def _on_restart(self, child: str, now: float, reason: str) -> None:
         group = self.parent[child]
-        decision = self.groups[group].on_exit(child, int(now * 1e9), True, "process died; Ray restarted it")
+        decision = self.groups[group].on_exit(child, int(now * 1e9), True, reason)
         self._log(decision.action.value, child, decision.reason)
         if self.alerts is not None:
             self.alerts.raise_alert.remote("restart", child, decision.reason, int(now * 1e9))
@@ -121,10 +124,12 @@ class SupervisorActor:
                 except AttributeError:
                     logger.error("{} cannot flatten (no flatten_all)", name)
 
-    def _kill(self, name: str) -> None:
+    def _kill(self, name: str, counted: bool = False) -> None:
+        """Kill ``name`` so that Ray restarts it; ``counted``: its restart is a failure of its own (hung)."""
         import ray
 
-        self._forced.add(name)
+        if not counted:
+            self._forced.add(name)
         ray.kill(self.children[name], no_restart=False)
 
     def _log(self, action: str, who: str, reason: str) -> None:

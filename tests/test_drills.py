@@ -84,3 +84,14 @@ def test_node_loss_drill_moves_routes_and_loses_nothing(sample_stores: dict[str,
     _assert_zero_loss(result)
     assert result["checks"] == {"routes_moved_off_the_lost_node": True, "worker_node_was_lost": True}
     assert proc.returncode == 0
+
+
+def test_hung_actor_is_found_by_the_supervisor_and_restarted(baseline: Path, sample_stores: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    """SIGSTOP: the route is alive but silent. Only the health check can tell; the supervisor kills it after
+    ``hung_after_s`` and Ray restarts it from its snapshot."""
+    result = run_drill(DrillRequest("kill", sample_stores["btc"], "BTC", tmp_path, target="route:BTC", times=1,
+                                    mode="hang", window_events=100, redis_url=REDIS, baseline=baseline))
+    _assert_zero_loss(result)
+    actions = [e["action"] for e in result["supervisor"]["events"]]
+    assert actions[:2] == ["hung", "restart"] and "hung" in result["supervisor"]["events"][1]["reason"]
