@@ -28,6 +28,7 @@ class PaperVenueActor:
         self._pending: set[str] = set()  # client ids received, waiting for their market
         self.orders = 0
         self.lookups = 0
+        self._lookups_waiting = 0
 
     async def list_symbol(self, symbol: str, rules: InstrumentRules, half_spread_bps: float,
                           impact_bps_per_m: float, binance_tick_units: int) -> None:
@@ -60,15 +61,20 @@ class PaperVenueActor:
                 return self._venue.fill(order)
         finally:
             self._pending.discard(order.client_id)
-            async with self._progress:
-                self._progress.notify_all()
+            if self._lookups_waiting:  # only a restarted route's lookup waits on this: no cost otherwise
+                async with self._progress:
+                    self._progress.notify_all()
 
     async def lookup(self, client_id: str) -> ExecutionReport | None:
         """The outcome of an order by client id (waits while it is still being filled); None if never received."""
         self.lookups += 1
-        async with self._progress:
-            await self._progress.wait_for(lambda: client_id not in self._pending)
-            return self._venue.report(client_id)
+        self._lookups_waiting += 1
+        try:
+            async with self._progress:
+                await self._progress.wait_for(lambda: client_id not in self._pending)
+                return self._venue.report(client_id)
+        finally:
+            self._lookups_waiting -= 1
 
     def stats(self) -> dict[str, int]:
         return {"orders": self.orders, "lookups": self.lookups, "duplicate_messages": self._inbox_many.duplicates}

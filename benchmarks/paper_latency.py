@@ -426,8 +426,10 @@ class _TimedRoute(RouteActor):
 class _TimedHost(RouteHostActor):
     def __init__(self, routes: dict[str, tuple[EngineConfig, InstrumentRules]], run_id: str, venues: dict[int, Any],
                  risk: Any | None = None, portfolio: Any | None = None, alerts: Any | None = None,
-                 metrics: Any | None = None, local_risk: RiskLimits | None = None) -> None:
-        super().__init__(routes, run_id, venues, risk, portfolio, alerts, metrics, local_risk)
+                 metrics: Any | None = None, local_risk: RiskLimits | None = None, recovery: Any = None,
+                 host_key: str = "host0", journal: Any = None) -> None:
+        super().__init__(routes, run_id, venues, risk, portfolio, alerts, metrics, local_risk, recovery, host_key,
+                         journal)
         route_risk = _Local(self.risk) if self.risk is not None else risk
         self.routes = {name: _TimedRoute(name, cfg, rules, run_id, venues, route_risk, portfolio, alerts, metrics)
                        for name, (cfg, rules) in routes.items()}
