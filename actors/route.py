@@ -71,6 +71,7 @@ from ..infra.journal import (
     order_event_record,
     pnl_snapshot_record,
     risk_verdict_record,
+    trade_transition_record,
 )
 from .feed import Batches
 from .inbox import SequencedInbox
@@ -78,6 +79,7 @@ from .journal import JournalClient
 from .recovery import Named, RecoveryConfig, Snapshots, mark_ready, restarted
 from .risk import RiskCoordinatorActor
 from .route_snapshot import restore_route, route_snapshot
+from .route_trades import TradeBook
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
 ACTIONS = ("open", "close", "unwind")
@@ -163,6 +165,7 @@ class RouteActor:
         self.run_id = run_id
         self.journal = JournalClient(journal) if journal is not None else None  # intents durable before a send
         self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
+        self.trade_book = TradeBook(run_id, route, units_to_dec(binance.step_units), self._journal_step)
         _load_compiled()
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
             self._restore()
@@ -248,6 +251,10 @@ class RouteActor:
         assert self.snaps is not None
         self.snaps.save(route_snapshot(self))
 
+    def _journal_step(self, trade: Any, seq: int) -> None:
+        if self.journal is not None:
+            self.journal.submit(trade_transition_record(self.run_id, self.route, trade, seq))
+
     def _track(self, ref: Any) -> None:
         """A fire-and-forget call whose delivery a snapshot must not get ahead of."""
         if self.snaps is not None and ref is not None:
@@ -316,6 +323,7 @@ class RouteActor:
     def _send_new_legs(self, received_ns: int) -> None:
         legs, si = self.state.legs, self.state.si
         sent: list[tuple[str, str, Side, int]] = []
+        fresh: dict[str, list[Order]] = {}  # action -> its new legs, for the trade book
         for slot in range(4):
             if not legs[slot, L_ACTIVE] or legs[slot, L_DONE]:
                 continue
@@ -330,6 +338,7 @@ class RouteActor:
             qty = int(legs[slot, L_QTY])
             symbol = f"{self.route}-{'KRW' if v == 0 else 'USDT'}"
             order = Order(cid, Venue(v), symbol, side, units_to_dec(qty))
+            fresh.setdefault(action, []).append(order)
             self.orders[cid] = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
             if self.journal is not None:
                 self.journal.submit(order_event_record(self.run_id, self.route, self.orders[cid], 1))
@@ -343,6 +352,10 @@ class RouteActor:
             self.sent_orders[slot] = vorder
             self.latencies_s.append((time.perf_counter_ns() - received_ns) / 1e9)
             sent.append((cid, symbol, side, qty))
+        if fresh:
+            ref_price = Decimal(str(self.state.quotes[0, 0]))
+            for action, orders in fresh.items():
+                self.trade_book.on_sent(int(si[S_PTRIP]), action, orders, ref_price, time.time_ns())
         for cid, symbol, side, qty in sent:  # logged once every leg of the action is out
             self.log.bind(client_order_id=cid).debug("leg sent: {} {} {}", symbol, side.name, units_to_dec(qty))
 
@@ -395,8 +408,10 @@ class RouteActor:
     def _apply_report(self, cid: str, report: ExecutionReport) -> None:
         before = len(self.orders[cid].events)
         self._apply_report_events(cid, report)
+        order = self.orders[cid]
+        for event in order.events[before:]:
+            self.trade_book.on_event(cid, event)
         if self.journal is not None:  # every order event, keyed client id : event number
-            order = self.orders[cid]
             for seq in range(before + 1, len(order.events) + 1):
                 self.journal.submit(order_event_record(self.run_id, self.route, order, seq))
 
@@ -527,6 +542,7 @@ class RouteActor:
                 "client_ids_unique": len(set(self.issued)) == len(self.issued),
                 "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
                 "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests,
+                "trade_fsm": self.trade_book.stats(),
                 "recovery": {"restores": self.restores, "recovered_orders": self.recovered_orders,
                              "resent_orders": self.resent_orders, "duplicate_messages": self.inbox.duplicates,
                              "restore_sources": self.restore_sources,

@@ -247,6 +247,8 @@ def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str
         stats = journal.get("stats", {})
         checks = {f"journal_{k}_exactly_once": counts.get(k) == v for k, v in expected.items()}
         checks["journal_order_events_written"] = counts.get("order_event", 0) >= 2 * expected.get("intent", 0)
+        trips = max(1, expected.get("fill", 0) // 4)
+        checks["journal_trade_transitions_written"] = counts.get("trade_transition", 0) >= trips
         checks["outage_reached_the_journal"] = stats.get("spilled", 0) + stats.get("retries", 0) > 0
         return {"journal": journal, "checks": checks}
     if req.kind == "redis-down":

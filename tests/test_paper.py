@@ -35,6 +35,8 @@ def test_paper_equals_backtest_on_btc_bars(sample_stores: dict[str, Path], tmp_p
     route = extra["routes"][0]
     assert route["order_status"] == {"FILLED": 4 * bt["trades"]}  # every leg of every round trip, filled
     assert route["client_ids_unique"] and route["orders"] == 4 * bt["trades"]
+    fsm = route["trade_fsm"]  # each round trip followed through the two-leg trade state machine
+    assert fsm["status"] == {"CLOSED": bt["trades"]} and fsm["errors"] == 0 and fsm["untracked_events"] == 0
     assert Decimal(extra["portfolio"]["net_pnl_krw"]) == Decimal(paper["net_pnl_krw"])  # the ledger of record
     assert extra["portfolio"]["fills_applied"] == 4 * bt["trades"] and extra["portfolio"]["duplicates_ignored"] == 0
     assert extra["feed_to_intent_latency_ms"]["intents"] == 4 * bt["trades"]

@@ -1,0 +1,84 @@
+"""The two-leg trades of one route, followed through core.trade_fsm as the route's orders move.
+
+The compiled kernel decides (open, close, the hedge policy's unwinds); this book mirrors each decision as a
+``Trade``: an open plans and sends the entry pair, an unwind is a hedge order, a close sends the exit pair,
+and every order event the venue reports is fed to its trade. The trade FSM then says, from its own table,
+whether the trade is unhedged, hedged open, closed or failed, and measures time and notional unhedged. A
+transition the table refuses is counted (``errors``) and never stops trading. Trades in flight across a
+restart are not rebuilt (their orders come back UNKNOWN and are settled by the venue's record); trades the
+route starts after it are followed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from ..core.domain import Side
+from ..core.order_fsm import InvalidTransition, Order, OrderEvent
+from ..core.trade_fsm import Trade
+
+
+class TradeBook:
+    def __init__(self, run_id: str, route: str, tolerance: Decimal,
+                 on_step: Callable[[Trade, int], None] | None = None) -> None:
+        self.run_id, self.route, self.tolerance = run_id, route, tolerance
+        self.trades: dict[int, Trade] = {}
+        self._trip_of: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.untracked_events = 0
+        self._on_step = on_step  # (trade, step number) for each new step: the journal
+
+    def trade_id(self, trip: int) -> str:
+        return f"{self.run_id}-{self.route}-{trip}"
+
+    def on_sent(self, trip: int, action: str, orders: list[Order], ref_price: Decimal, ts_local: int) -> None:
+        """New legs of one action (``o`` open, ``c`` close, ``u`` unwind), as fresh INITIALIZED orders."""
+        try:
+            if action == "o":
+                buy = next(o for o in orders if o.side is Side.BUY)
+                sell = next(o for o in orders if o.side is Side.SELL)
+                trade = Trade.plan(self.trade_id(trip), buy, sell, ref_price, self.tolerance).send(ts_local)
+            else:
+                trade = self.trades[trip]
+                if action == "c":
+                    first, second = orders
+                    trade = trade.close(first, second, ts_local)
+                else:
+                    for o in orders:
+                        trade = trade.hedge(o, ts_local)
+        except (InvalidTransition, ValueError, KeyError, StopIteration) as exc:
+            self.errors.append(f"trip {trip} {action}: {type(exc).__name__}: {exc}")
+            return
+        for o in orders:
+            self._trip_of[o.client_id] = trip
+        self._store(trip, trade)
+
+    def on_event(self, client_id: str, event: OrderEvent) -> None:
+        trip = self._trip_of.get(client_id)
+        if trip is None or trip not in self.trades:
+            self.untracked_events += 1
+            return
+        try:
+            trade = self.trades[trip].apply_order_event(client_id, event)
+        except (InvalidTransition, ValueError, KeyError) as exc:
+            self.errors.append(f"trip {trip} {client_id}: {type(exc).__name__}: {exc}")
+            return
+        self._store(trip, trade)
+
+    def _store(self, trip: int, trade: Trade) -> None:
+        before = len(self.trades[trip].history) if trip in self.trades else 0
+        self.trades[trip] = trade
+        if self._on_step is not None:
+            for seq in range(before + 1, len(trade.history) + 1):
+                self._on_step(trade, seq)
+
+    def stats(self) -> dict[str, object]:
+        statuses: dict[str, int] = {}
+        for t in self.trades.values():
+            statuses[t.status.name] = statuses.get(t.status.name, 0) + 1
+        return {"trades": len(self.trades), "status": statuses, "errors": len(self.errors),
+                "first_errors": self.errors[:3], "untracked_events": self.untracked_events,
+                "unhedged_ns_total": sum(t.unhedged_ns_total for t in self.trades.values()),
+                "max_unhedged_notional_krw": format(max((t.max_unhedged_notional for t in self.trades.values()),
+                                                        default=Decimal(0)), "f")}
