@@ -8,6 +8,7 @@ state, how far it got, the last windows it sent) and after a restart asks the FX
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from typing import Any
 
@@ -21,6 +22,8 @@ from .recovery import Named, RecoveryConfig, Snapshots, incarnation, mark_ready,
 
 LOG_KEEP = 4096  # windows kept per subscriber for resends
 SNAP_LOG_KEEP = 16  # of which the newest go into the snapshot too
+ACK_LAG = 8  # a snapshot waits until every window this far back was delivered (< SNAP_LOG_KEEP): what a
+# crash may have left undelivered is always in the snapshot's log, and is sent again after a restart
 
 
 class FxAggregatorActor:
@@ -40,9 +43,13 @@ class FxAggregatorActor:
         self._inbox_many: SequencedInbox[tuple[int, Batches]] = SequencedInbox()
         self._log: dict[str, OrderedDict[int, tuple[int, Batches]]] = {}  # key -> seq -> (upto, message)
         self.resent = 0
+        self._unacked: list[tuple[int, list[Any]]] = []  # (window, its sends) not yet known delivered
         self.snaps = Snapshots(recovery, "fx", pair.replace("/", "")) if recovery is not None else None
         if recovery is not None and (restarted() or recovery.resume):
             self._restore()
+            for key, log in self._log.items():  # what the last incarnation sent may be lost with it: again
+                for s, (upto, message) in log.items():
+                    self._send(key, upto, message, seq=s)
             Named(recovery.actor_name("feed:fx")).resend.remote("fx", self._inbox_many.next_seq("feed"))
         mark_ready()
 
@@ -56,17 +63,23 @@ class FxAggregatorActor:
 
     async def forward_many(self, seq: int, upto_ns: int, parts: Batches) -> None:
         """One feed window for every route at once; passed on per route, or per host with co-located routes."""
-        for upto, batches in self._inbox_many.accept("feed", seq, (upto_ns, parts)):
+        base = self._inbox_many.next_seq("feed")
+        for j, (upto, batches) in enumerate(self._inbox_many.accept("feed", seq, (upto_ns, parts))):
+            window = base + j
             rates = {route: self._aggregate(route, quotes) for route, quotes in batches.items()}
             if self._hosts is None:
-                for route, events in rates.items():
-                    self._send(route, upto, Batches.of([(route, events)]))
+                refs = [self._send(route, upto, Batches.of([(route, events)])) for route, events in rates.items()]
             else:
-                for j, (_, names) in enumerate(self._hosts):
-                    self._send(f"host{j}", upto, Batches.of((r, rates[r]) for r in names))
+                refs = [self._send(f"host{j}", upto, Batches.of((r, rates[r]) for r in names))
+                        for j, (_, names) in enumerate(self._hosts)]
+            if self.snaps is None:
+                continue
+            self._unacked.append((window, refs))
+            while self._unacked and self._unacked[0][0] <= window - ACK_LAG:
+                await asyncio.gather(*self._unacked.pop(0)[1])
             self._save()
 
-    def _send(self, key: str, upto_ns: int, message: Batches, seq: int | None = None) -> None:
+    def _send(self, key: str, upto_ns: int, message: Batches, seq: int | None = None) -> Any:
         if seq is None:
             seq = self._sent.get(key, 0)
             self._sent[key] = seq + 1
@@ -76,9 +89,8 @@ class FxAggregatorActor:
                 log.popitem(last=False)
         if key.startswith("host"):
             assert self._hosts is not None
-            self._hosts[int(key[4:])][0].on_events_many.remote("fx", seq, upto_ns, message)
-        else:
-            self._routes[key].on_events.remote("fx", seq, upto_ns, message.items()[0][1])
+            return self._hosts[int(key[4:])][0].on_events_many.remote("fx", seq, upto_ns, message)
+        return self._routes[key].on_events.remote("fx", seq, upto_ns, message.items()[0][1])
 
     async def resend(self, key: str, from_seq: int) -> int:
         """What this aggregator passed on to ``key`` from ``from_seq`` on, again (a route or host restarted)."""
