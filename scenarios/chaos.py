@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..infra.throwaway import pid_alive
+
 MODES = ("ray_kill", "sigkill", "mixed", "hang")  # hang: SIGSTOP, the supervisor must notice
 
 
@@ -63,16 +65,6 @@ def _breakdown(t0: float, now: dict[str, Any]) -> dict[str, float] | None:
         return None
     return {"to_new_process": round(start - t0, 3), "imports": round(imported - start, 3),
             "constructor": round(ready - imported, 3), "to_first_ping": round(float(now["at"]) - ready, 3)}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def _ping(handle: Any, timeout: float = 1.0) -> dict[str, Any] | None:
@@ -145,7 +137,7 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             os.kill(int(before["pid"]), signal.SIGKILL)
         if step.fn is not None and step.action == "kill":
             gone = time.time() + 10.0
-            while _alive(int(before["pid"])) and time.time() < gone:  # ray.kill returns before the process ends
+            while pid_alive(int(before["pid"])) and time.time() < gone:  # ray.kill returns before the process ends
                 await asyncio.sleep(0.005)
             step.fn()  # e.g. corrupt its newest snapshot while it is down
         recovered = None
