@@ -153,6 +153,17 @@ def _with_recovery(req: Any, args: argparse.Namespace) -> Any:
         raise UsageError("--resume needs --run-id: the run whose snapshots to continue from")
     run_id = args.run_id or f"p{int(time.time()) % 10**7}"
     rec = RecoveryConfig(run_id, env="paper", redis_url=args.redis, dir=args.snapshots, resume=bool(args.resume))
+    from .snapshots import SnapshotError, open_store
+
+    try:
+        known = run_id in open_store(rec.env, run_id, redis_url=rec.redis_url, dir=rec.dir).runs()
+    except SnapshotError as exc:
+        raise UsageError(f"snapshot store unavailable: {exc}") from None
+    if args.resume and not known:
+        raise UsageError(f"no snapshots of run {run_id!r} to resume (store: {rec.redis_url or rec.dir})")
+    if not args.resume and known:
+        raise UsageError(f"run {run_id!r} already has snapshots: --resume it, or start a new run (another --run-id "
+                         f"or none); its keys are left alone")
     return dataclasses.replace(req, run_id=run_id, recovery=rec, supervise=True, journal_dir=args.journal,
                                journal_dsn=args.journal_dsn)
 

@@ -163,3 +163,21 @@ def test_resume_continues_a_stopped_run(ray_session: Any, sample_stores: dict[st
     assert paper["ledger"] == base_paper["ledger"] and paper["portfolio"]["net_pnl_krw"] == base_paper[
         "portfolio"]["net_pnl_krw"]
     assert paper["routes"][0]["recovery"]["restores"] >= 1  # it did come back from a snapshot
+
+
+def test_paper_cli_resume_and_clean_refuse_the_wrong_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """--resume needs a run that has snapshots; a new run must not reuse one that has (its keys stay alone)."""
+    import arbitrage_lite.scenarios.paper as paper_scenario
+    from arbitrage_lite.infra.cli import main
+
+    monkeypatch.setattr(paper_scenario, "run_paper", lambda req: pytest.fail("must not run"))
+    snaps = str(tmp_path / "snaps")
+    Snapshots(RecoveryConfig("old1", env="paper", dir=snaps), "route", "BTC").save({"n": 1})
+    base = ["paper", "--replay", str(tmp_path), "--routes", "BTC", "--out", str(tmp_path / "o"), "--snapshots", snaps]
+    assert main([*base, "--run-id", "new1", "--resume"]) == 2
+    assert "no snapshots of run 'new1' to resume" in capsys.readouterr().err
+    assert main([*base, "--run-id", "old1", "--clean"]) == 2
+    assert "already has snapshots" in capsys.readouterr().err
+    assert main([*base, "--run-id", "old1", "--resume", "--clean"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
