@@ -86,7 +86,8 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
     if first is None:
         raise RuntimeError(f"{plan.progress} does not answer")
     total = int(first["windows"])
-    points = sorted(rng.sample(range(1, max(total - 1, 2)), min(plan.times, max(total - 2, 1))))
+    last = max(2, int(total * 0.8))  # leave the run's end alone: a kill there may find the run already over
+    points = sorted(rng.sample(range(1, last), min(plan.times, last - 1)))
     steps = sorted([(p, ScriptStep(0.5, "kill")) for p in points]
                    + [(max(1, int(st.at * total)), st) for st in plan.script], key=lambda x: x[0])
     kills: list[dict[str, Any]] = []
@@ -108,6 +109,13 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             if mine is not None and mine.get("next_window", point) >= point:
                 break
             await asyncio.sleep(0.005)
+        before = None
+        if not over and step.action != "call":
+            before = await _ping(target, 30.0)  # a loaded 2-core machine can keep an actor busy for seconds
+            if before is None:
+                over = await _ping(progress, 5.0) is None  # the run ended meanwhile (its actors are gone)
+                if not over:
+                    raise RuntimeError(f"{plan.target} does not answer before kill {len(kills) + 1}")
         if over:
             for _, later in steps[j:]:  # no kill lands any more, but servers that went down come back
                 if later.action == "call" and later.fn is not None:
@@ -120,9 +128,7 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             await asyncio.to_thread(step.fn)
             calls.append({"window": point, "call": getattr(step.fn, "__name__", "fn"), "s": time.time() - t0})
             continue
-        before = await _ping(target, 10.0)
-        if before is None:
-            raise RuntimeError(f"{plan.target} does not answer before kill {len(kills) + 1}")
+        assert before is not None
         how = plan.mode if plan.mode != "mixed" else ("ray_kill" if len(kills) % 2 == 0 else "sigkill")
         t0 = time.time()
         if step.action == "crash":
