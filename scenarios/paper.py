@@ -24,6 +24,7 @@ from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_UPBIT, EventBatch
 from ..core.kernel import MAX_FX_AGE_NS
 from ..core.replay import RouteResult, run_route
 from ..core.risk import RiskLimits
+from ..core.rules import upbit_krw_rules
 from .backtest import RouteRun, capital_krw, summarize
 from .market_data import RouteData, load_route, resolve_routes
 from .outputs import write_outputs
@@ -153,7 +154,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
             rcfg = cfg.model_copy(update={"costs": d.costs})
             routes[base] = ray.remote(RouteActor).options(**{**route_opts, **opts(route_role[base])}).remote(
                 base, rcfg, d.binance, req.run_id, venues, risk, portfolio, alerts, metrics, rec, journal=journal)
-        await venues[0].list_symbol.remote(f"{base}-KRW", d.binance, d.costs.upbit.half_spread_bps,
+        await venues[0].list_symbol.remote(f"{base}-KRW", upbit_krw_rules(), d.costs.upbit.half_spread_bps,
                                            d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
         await venues[1].list_symbol.remote(f"{base}-USDT", d.binance, d.costs.binance.half_spread_bps,
                                            d.costs.binance.impact_bps_per_m_quote, d.binance.tick_units)
