@@ -84,6 +84,23 @@ def incarnation() -> dict[str, Any]:
             "imported_at": _IMPORTED_AT, "ready_at": _READY_AT}
 
 
+def ask_for_resend(cfg: RecoveryConfig, subscriber: str, from_seq: int) -> None:
+    """A restored subscriber (a route, or a route host by its key) asks every sender of its windows -- both
+    market feeds and the FX aggregator -- for everything from ``from_seq`` on."""
+    for role in ("feed:upbit", "feed:binance", "fx"):
+        Named(cfg.actor_name(role)).resend.remote(subscriber, from_seq)
+
+
+async def ping(handle: Any, timeout: float) -> dict[str, Any] | None:
+    """A health ping; None when the actor does not answer in time (dead, restarting, hung or busy)."""
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(handle.ping.remote(), timeout)
+    except Exception:  # not answering is the answer, whatever Ray raised
+        return None
+
+
 class Snapshots:
     """One actor's snapshots (``domain``/``name``), saved to Redis with a file fallback. Never raises on save:
     trading must not stop because Redis did; ``saved``/``fallbacks``/``failed`` count what happened."""

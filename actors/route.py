@@ -29,7 +29,7 @@ from ..core.kernel import ACTION_OPEN, N_COUNTERS, inject_fills, resolve_candida
 from ..core.ledger import Fill, fee_for, units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
-from ..core.replay import RouteResult, build_result, kernel_params, step, warm_up
+from ..core.replay import RouteResult, build_result, inject_report, kernel_params, step, warm_up
 from ..core.risk import RiskLimits, RiskVerdict
 from ..core.route_state import (
     F_FX,
@@ -76,7 +76,7 @@ from ..infra.journal import (
 from .feed import Batches
 from .inbox import SequencedInbox
 from .journal import JournalClient
-from .recovery import Named, RecoveryConfig, Snapshots, mark_ready, restarted
+from .recovery import RecoveryConfig, Snapshots, ask_for_resend, mark_ready, restarted
 from .risk import RiskCoordinatorActor
 from .route_snapshot import restore_route, route_snapshot
 from .route_trades import TradeBook
@@ -282,9 +282,7 @@ class RouteActor:
         """Ask the feeds and the FX aggregator for every window from ``resume_seq`` on (they resend what they
         have sent since; this route drops what it already has)."""
         assert self.recovery is not None
-        seq = self.resume_seq()
-        for role in ("feed:upbit", "feed:binance", "fx"):
-            Named(self.recovery.actor_name(role)).resend.remote(self.route, seq)
+        ask_for_resend(self.recovery, self.route, self.resume_seq())
 
     async def _journal_then_send(self, order: Order, vorder: VenueOrder) -> ExecutionReport:
         """The intent is durable (journal backend, or its fsync'ed overflow file) before the order goes out."""
@@ -395,13 +393,7 @@ class RouteActor:
             _, cid, ref = self.sent[slot]
             report: ExecutionReport = await (ref if ref is not None else self._resolve(self.sent_orders[slot]))
             self._apply_report(cid, report)
-            k = len(report.fills)
-            while s.si[S_NF] + k + 1 >= s.fills.shape[0]:
-                s.grow()
-            px = np.array([f[1] for f in report.fills] or [0], np.int64)
-            qty = np.array([f[2] for f in report.fills] or [0], np.int64)
-            first_fill = int(s.si[S_NF])
-            inject_fills(s.si, s.sf, s.legs, s.fills, self.params, slot, px, qty, k)
+            first_fill = inject_report(s, self.params, slot, report.fills)
             await self._to_portfolio(report, first_fill)
         self._measure_unhedged()
 
@@ -615,9 +607,7 @@ class RouteHostActor:
     def request_resend(self) -> None:
         """After a restore: one resend per sender for all this host's routes, from the earliest they need."""
         assert self.recovery is not None
-        seq = min(r.resume_seq() for r in self.routes.values())
-        for role in ("feed:upbit", "feed:binance", "fx"):
-            Named(self.recovery.actor_name(role)).resend.remote(self.host_key, seq)
+        ask_for_resend(self.recovery, self.host_key, min(r.resume_seq() for r in self.routes.values()))
 
     async def ping(self) -> dict[str, Any]:
         from .recovery import incarnation

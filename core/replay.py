@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ from .book import Q_MID
 from .config import EngineConfig, to_kernel_params
 from .domain import Currency, Side, Venue
 from .events import DECISION_KINDS, EventBatch
-from .kernel import ACTION_CLOSE, ACTION_OPEN, COUNTER_NAMES, N_COUNTERS, route_step
+from .kernel import ACTION_CLOSE, ACTION_OPEN, COUNTER_NAMES, N_COUNTERS, inject_fills, route_step
 from .ledger import Fill, Ledger, fee_for, units_to_dec
 from .route_state import (
     F_FX,
@@ -100,6 +101,21 @@ def step(state: RouteState, events: EventBatch, lo: int, hi: int, final: bool, i
         if status != ST_GROW:
             return int(status), int(i)
         state.grow()
+
+
+def inject_report(state: RouteState, params: np.ndarray, slot: int,
+                  fills: Sequence[tuple[str, int, int, Decimal]]) -> int:
+    """Hand a venue's fills of leg ``slot`` ((trade id, price units, qty units, fee), as in an execution
+    report) to the kernel, growing its buffers first; returns the row of the first fill. Paper and live both
+    resume the kernel this way, so it lives here once."""
+    k = len(fills)
+    while state.si[S_NF] + k + 1 >= state.fills.shape[0]:
+        state.grow()
+    px = np.array([f[1] for f in fills] or [0], np.int64)
+    qty = np.array([f[2] for f in fills] or [0], np.int64)
+    first = int(state.si[S_NF])
+    inject_fills(state.si, state.sf, state.legs, state.fills, params, slot, px, qty, k)
+    return first
 
 
 def run_route(route: str, events: EventBatch, cfg: EngineConfig, binance: InstrumentRules) -> RouteResult:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..actors.recovery import ping
 from ..infra.throwaway import pid_alive
 
 MODES = ("ray_kill", "sigkill", "mixed", "hang")  # hang: SIGSTOP, the supervisor must notice
@@ -67,13 +68,6 @@ def _breakdown(t0: float, now: dict[str, Any]) -> dict[str, float] | None:
             "constructor": round(ready - imported, 3), "to_first_ping": round(float(now["at"]) - ready, 3)}
 
 
-async def _ping(handle: Any, timeout: float = 1.0) -> dict[str, Any] | None:
-    try:
-        return await asyncio.wait_for(handle.ping.remote(), timeout)
-    except Exception:  # dead, restarting or hung: not answering is the answer
-        return None
-
-
 async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]:
     """Kill ``plan.target`` ``plan.times`` times during the run; returns what happened, kill by kill."""
     import ray
@@ -82,7 +76,7 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
         raise ValueError(f"no actor {plan.target!r} in this run; there are {sorted(children)}")
     target, progress = children[plan.target], children[plan.progress]
     rng = random.Random(plan.seed)
-    first = await _ping(progress, 30.0)
+    first = await ping(progress, 30.0)
     if first is None:
         raise RuntimeError(f"{plan.progress} does not answer")
     total = int(first["windows"])
@@ -95,14 +89,14 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
     for j, (point, step) in enumerate(steps):
         over = False
         while True:  # the run has got this far: the feed has sent it, and the target (if it says) applied it
-            state = await _ping(progress, 5.0)
+            state = await ping(progress, 5.0)
             if state is None:
                 over = True  # the feed is gone: the run ended
                 break
             if state["next_window"] < point:
                 await asyncio.sleep(0.005)
                 continue
-            mine = await _ping(target, 5.0)
+            mine = await ping(target, 5.0)
             if mine is not None and mine.get("finished"):
                 over = True
                 break
@@ -111,9 +105,9 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             await asyncio.sleep(0.005)
         before = None
         if not over and step.action != "call":
-            before = await _ping(target, 30.0)  # a loaded 2-core machine can keep an actor busy for seconds
+            before = await ping(target, 30.0)  # a loaded 2-core machine can keep an actor busy for seconds
             if before is None:
-                over = await _ping(progress, 5.0) is None  # the run ended meanwhile (its actors are gone)
+                over = await ping(progress, 5.0) is None  # the run ended meanwhile (its actors are gone)
                 if not over:
                     raise RuntimeError(f"{plan.target} does not answer before kill {len(kills) + 1}")
         if over:
@@ -149,7 +143,7 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
         recovered = None
         parts: dict[str, float] | None = None
         while time.time() - t0 < plan.recover_timeout_s:
-            now = await _ping(target, 2.0)
+            now = await ping(target, 2.0)
             if now is not None and now["pid"] != before["pid"]:
                 recovered = time.time() - t0
                 parts = _breakdown(t0, now)

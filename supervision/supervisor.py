@@ -20,6 +20,7 @@ from typing import Any
 
 from loguru import logger
 
+from ..actors.recovery import ping
 from .policy import Action, ChildSpec, Intensity, Strategy, SupervisorPolicy
 
 
@@ -67,7 +68,7 @@ class SupervisorActor:
 
     async def check_once(self) -> None:
         names = list(self.children)
-        answers = await asyncio.gather(*[self._ping(self.children[n]) for n in names])
+        answers = await asyncio.gather(*[ping(self.children[n], 1.0) for n in names])
         now = time.time()
         for name, ans in zip(names, answers, strict=True):
             if ans is None:
@@ -134,12 +135,6 @@ class SupervisorActor:
 
     def _log(self, action: str, who: str, reason: str) -> None:
         self.events.append({"at": time.time(), "action": action, "who": who, "reason": reason})
-
-    async def _ping(self, handle: Any) -> dict[str, Any] | None:
-        try:
-            return await asyncio.wait_for(handle.ping.remote(), 1.0)
-        except Exception:  # dead, restarting or busy: not answering is the answer
-            return None
 
     def report(self) -> dict[str, Any]:
         return {"events": list(self.events), "halted": self.halted,

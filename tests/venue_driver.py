@@ -14,9 +14,9 @@ import numpy as np
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.domain import Side, Venue
 from arbitrage_lite.core.events import DECISION_KINDS, EventBatch
-from arbitrage_lite.core.kernel import N_COUNTERS, inject_fills, resolve_candidate
+from arbitrage_lite.core.kernel import N_COUNTERS, resolve_candidate
 from arbitrage_lite.core.paper_venue import NO_MORE_EVENTS, ExecutionReport, PaperVenue, VenueOrder
-from arbitrage_lite.core.replay import RouteResult, build_result, kernel_params, step
+from arbitrage_lite.core.replay import RouteResult, build_result, inject_report, kernel_params, step
 from arbitrage_lite.core.route_state import (
     L_ACTIVE,
     L_DONE,
@@ -24,7 +24,6 @@ from arbitrage_lite.core.route_state import (
     L_QTY,
     L_SIDE,
     L_VENUE,
-    S_NF,
     ST_NEED_FILLS,
     ST_NEED_RISK,
     RouteState,
@@ -66,12 +65,7 @@ def run_with_venues(route: str, events: EventBatch, cfg: EngineConfig, binance: 
                                    int(legs[slot, L_QTY]), int(legs[slot, L_DUE]))
                 report = venues[v].fill(order)
                 orders.append((v, order, report))
-                k = len(report.fills)
-                while state.si[S_NF] + k + 1 >= state.fills.shape[0]:
-                    state.grow()
-                px = np.array([f[1] for f in report.fills] or [0], np.int64)
-                qty = np.array([f[2] for f in report.fills] or [0], np.int64)
-                inject_fills(state.si, state.sf, state.legs, state.fills, params, slot, px, qty, k)
+                inject_report(state, params, slot, report.fills)
         else:
             break
     market_ts = events.ts[events.venue < 2]
