@@ -35,7 +35,8 @@ def _assert_zero_loss(result: dict[str, Any]) -> None:
     assert result["passed"]
 
 
-@pytest.mark.parametrize("target", ["portfolio", "risk", "fx", "feed:upbit"])  # route:BTC: see issue 4 note (a rare restore race)
+# route:BTC is out for now: a rare restore race lost every fill once (see the issue 4 note)
+@pytest.mark.parametrize("target", ["portfolio", "risk", "fx", "feed:upbit"])
 def test_kill_drill_loses_and_doubles_nothing(baseline: Path, sample_stores: dict[str, Path], tmp_path: Path,
                                               target: str) -> None:
     result = run_drill(DrillRequest("kill", sample_stores["btc"], "BTC", tmp_path, target=target, times=2,
