@@ -21,9 +21,9 @@ from .inbox import SequencedInbox
 from .recovery import Named, RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
 
 LOG_KEEP = 4096  # windows kept per subscriber for resends
-SNAP_LOG_KEEP = 16  # of which the newest go into the snapshot too
-ACK_LAG = 8  # a snapshot waits until every window this far back was delivered (< SNAP_LOG_KEEP): what a
-# crash may have left undelivered is always in the snapshot's log, and is sent again after a restart
+SNAP_LOG_KEEP = 16  # of which the newest go into the snapshot too, and every one not known delivered
+ACK_LAG = 8  # a snapshot waits until every window this far back was delivered: what a crash may have left
+# undelivered is always in the snapshot's log, and is sent again after a restart
 
 
 class FxAggregatorActor:
@@ -62,22 +62,28 @@ class FxAggregatorActor:
             self._send(route, upto, Batches.of([(route, self._aggregate(route, batch))]))
 
     async def forward_many(self, seq: int, upto_ns: int, parts: Batches) -> None:
-        """One feed window for every route at once; passed on per route, or per host with co-located routes."""
+        """One feed window for every route at once; passed on per route, or per host with co-located routes.
+
+        Every window this message makes ready is passed on before anything is awaited: a call that awaits
+        between two sends lets a later call send its window in between, and the windows would reach the
+        routes under swapped sequence numbers."""
         base = self._inbox_many.next_seq("feed")
-        for j, (upto, batches) in enumerate(self._inbox_many.accept("feed", seq, (upto_ns, parts))):
-            window = base + j
+        ready = self._inbox_many.accept("feed", seq, (upto_ns, parts))
+        for j, (upto, batches) in enumerate(ready):
             rates = {route: self._aggregate(route, quotes) for route, quotes in batches.items()}
             if self._hosts is None:
                 refs = [self._send(route, upto, Batches.of([(route, events)])) for route, events in rates.items()]
             else:
-                refs = [self._send(f"host{j}", upto, Batches.of((r, rates[r]) for r in names))
-                        for j, (_, names) in enumerate(self._hosts)]
-            if self.snaps is None:
-                continue
-            self._unacked.append((window, refs))
-            while self._unacked and self._unacked[0][0] <= window - ACK_LAG:
-                await asyncio.gather(*self._unacked.pop(0)[1])
-            self._save()
+                refs = [self._send(f"host{h}", upto, Batches.of((r, rates[r]) for r in names))
+                        for h, (_, names) in enumerate(self._hosts)]
+            if self.snaps is not None:
+                self._unacked.append((base + j, refs))
+        if self.snaps is None or not ready:
+            return
+        newest = base + len(ready) - 1
+        while self._unacked and self._unacked[0][0] <= newest - ACK_LAG:
+            await asyncio.gather(*self._unacked.pop(0)[1])
+        self._save()
 
     def _send(self, key: str, upto_ns: int, message: Batches, seq: int | None = None) -> Any:
         if seq is None:
@@ -143,8 +149,10 @@ class FxAggregatorActor:
     def _save(self) -> None:
         if self.snaps is None:
             return
-        log = {key: [[s, upto, list(m.keys), m.offsets, *m.columns] for s, (upto, m) in list(entries.items())
-                     [-SNAP_LOG_KEEP:]] for key, entries in self._log.items()}
+        # one message per key and window, so a key's sequence numbers are window numbers
+        keep_from = min(self._unacked[0][0] if self._unacked else self.next_seq(), self.next_seq() - SNAP_LOG_KEEP)
+        log = {key: [[s, upto, list(m.keys), m.offsets, *m.columns] for s, (upto, m) in entries.items()
+                     if s >= keep_from] for key, entries in self._log.items()}
         self.snaps.save({"next_seq": self.next_seq(), "sent": dict(self._sent), "rejected": self.rejected,
                          "stale_readings": self.stale_readings, "log": log,
                          "per_route": {r: a.snapshot() for r, a in self._per_route.items()}})

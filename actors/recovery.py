@@ -12,6 +12,7 @@ never counts twice.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,12 @@ class RecoveryConfig:
 
 
 def restarted() -> bool:
-    """True in an actor's second and later incarnations."""
+    """True in an actor's second and later incarnations (False outside an actor: a test driving one as a
+    plain object)."""
     import ray
 
+    if not ray.is_initialized() or ray.get_runtime_context().get_actor_id() is None:
+        return False
     return bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
 
@@ -80,7 +84,8 @@ def mark_ready() -> None:
 def incarnation() -> dict[str, Any]:
     """What a health ping returns: who answers (pid), whether it is a restarted incarnation, and when its
     process started / imported the package / finished its constructor (time.time(), s)."""
-    return {"pid": os.getpid(), "restarted": restarted(), "at": time.time(), "process_start": _PROCESS_START,
+    return {"pid": os.getpid(), "host": socket.gethostname(), "restarted": restarted(), "at": time.time(),
+            "process_start": _PROCESS_START,
             "imported_at": _IMPORTED_AT, "ready_at": _READY_AT}
 
 
@@ -89,6 +94,18 @@ def ask_for_resend(cfg: RecoveryConfig, subscriber: str, from_seq: int) -> None:
     market feeds and the FX aggregator -- for everything from ``from_seq`` on."""
     for role in ("feed:upbit", "feed:binance", "fx"):
         Named(cfg.actor_name(role)).resend.remote(subscriber, from_seq)
+
+
+def process_gone(pid: int, host: str | None) -> bool:
+    """True when process ``pid`` of this machine has exited (or is a zombie); False when it runs, is stopped,
+    or lives on another machine (nothing to tell from here)."""
+    if host != socket.gethostname():
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 async def ping(handle: Any, timeout: float) -> dict[str, Any] | None:

@@ -49,6 +49,7 @@ from ..core.route_state import (
     L_SIDE,
     L_VENUE,
     S_CAND_QTY,
+    S_CAND_TS,
     S_FLATTEN,
     S_FUNDED,
     S_NF,
@@ -227,7 +228,7 @@ class RouteActor:
             self._send_new_legs(received_ns)
             if status == ST_NEED_RISK:
                 await self._report_trips()  # risk must know every closed trip before ruling on a new open
-                await self._risk_verdict(chunk, i)
+                await self._risk_verdict()
                 self._send_new_legs(received_ns)  # the legs the next step would show, sent without waiting for it
             elif status == ST_NEED_FILLS:
                 await self._collect_due_fills(int(chunk.ts[i]) if i < len(chunk) else NO_MORE_EVENTS)
@@ -360,7 +361,7 @@ class RouteActor:
     def _pending_is_open(self) -> bool:
         return int(self.state.si[S_PACT]) == ACTION_OPEN
 
-    async def _risk_verdict(self, chunk: EventBatch, i: int) -> None:
+    async def _risk_verdict(self) -> None:
         s = self.state
         allowed = True
         if self.risk is not None:
@@ -368,7 +369,7 @@ class RouteActor:
             mids = s.quotes[:, 0]
             fx = Decimal(str(round(float(s.sf[F_FX]), 4)))
             notionals = {Venue.UPBIT: qty * Decimal(str(mids[0])), Venue.BINANCE: qty * Decimal(str(mids[1])) * fx}
-            t = int(chunk.ts[i - 1]) if i > 0 else 0
+            t = int(s.si[S_CAND_TS])  # the candidate's decision time, whatever the window cut
             self.risk_asks += 1
             verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
                                                         key=f"{self.route}:{self.risk_asks}")

@@ -101,6 +101,18 @@ def _recovery_figures(kills: list[dict[str, Any]]) -> dict[str, Any]:
             "recover_s_max": float(max(times)) if times else None}
 
 
+def _why(baseline: dict[str, Any], drilled: dict[str, Any], routes_stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """What to look at first when the two runs differ: the decision funnels, the rejections that differ, and
+    what each route took in and asked for."""
+    rej_b, rej_d = baseline.get("rejections", {}), drilled.get("rejections", {})
+    return {"funnel": {"baseline": baseline.get("funnel"), "drill": drilled.get("funnel")},
+            "rejections_differing": {k: [rej_b.get(k), rej_d.get(k)] for k in sorted({*rej_b, *rej_d})
+                                     if rej_b.get(k) != rej_d.get(k)},
+            "routes": {r["route"]: {"events_in": r.get("events_in"), "order_status": r.get("order_status"),
+                                    "risk_rejections": len(r.get("risk_rejections", [])),
+                                    "flatten_requests": r.get("flatten_requests")} for r in routes_stats}}
+
+
 def run_drill(req: DrillRequest) -> dict[str, Any]:
     """Both runs, the comparison, ``drill.json``; returns what it wrote."""
     from .market_data import resolve_routes
@@ -163,6 +175,7 @@ def _run_drill(req: DrillRequest, routes: list[str], cluster: _TwoNodes | None) 
         "supervisor": sup,
         **compare(base_dir, req.out / "drill", base_paper, paper),
         "route_recovery": {r["route"]: r.get("recovery") for r in routes_stats},
+        "why": _why(baseline, drilled, routes_stats),
         "venues": paper.get("venues"),
         "chaos": chaos, **extra,
         "wall_s": {"baseline": round(t1 - t0, 2), "drill": round(time.time() - t1, 2)},

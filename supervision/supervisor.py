@@ -20,7 +20,7 @@ from typing import Any
 
 from loguru import logger
 
-from ..actors.recovery import ping
+from ..actors.recovery import ping, process_gone
 from .policy import Action, ChildSpec, Intensity, Strategy, SupervisorPolicy
 
 
@@ -44,15 +44,19 @@ def default_tree(roles: list[str], intensity: Intensity | None = None) -> TreeSp
 
 class SupervisorActor:
     def __init__(self, tree: TreeSpec, children: dict[str, Any], risk: Any | None = None, alerts: Any | None = None,
-                 interval_s: float = 0.05, hung_after_s: float = 10.0) -> None:
+                 interval_s: float = 0.05, hung_after_s: float = 10.0, restart_grace_s: float = 60.0) -> None:
+        """``hung_after_s``: a child whose process is alive but silent this long is hung and killed.
+        ``restart_grace_s``: how long a child whose process is gone may take to come back (Ray is restarting
+        it: killing the new incarnation would only start the restart over) before it is killed as well."""
         self.children, self.risk, self.alerts = children, risk, alerts
-        self.interval_s, self.hung_after_s = interval_s, hung_after_s
+        self.interval_s, self.hung_after_s, self.restart_grace_s = interval_s, hung_after_s, restart_grace_s
         self.groups = {name: SupervisorPolicy(name, tuple(ChildSpec(c) for c in kids), strategy, intensity)
                        for name, (strategy, kids, intensity) in tree.groups.items()}
         self.root = SupervisorPolicy("root", tuple(ChildSpec(g) for g in self.groups), Strategy.ONE_FOR_ONE,
                                      tree.root_intensity, is_root=True)
         self.parent = {c: g for g, (_, kids, _) in tree.groups.items() for c in kids}
         self.pids: dict[str, int] = {}
+        self.hosts: dict[str, str] = {}
         self.last_ok: dict[str, float] = {}
         self.events: list[dict[str, Any]] = []
         self.halted: str | None = None
@@ -73,13 +77,16 @@ class SupervisorActor:
         for name, ans in zip(names, answers, strict=True):
             if ans is None:
                 silent = now - self.last_ok.setdefault(name, now)
-                if silent > self.hung_after_s and name not in self._forced and name not in self._hung:
+                restarting = name in self.pids and process_gone(self.pids[name], self.hosts.get(name))
+                limit = max(self.restart_grace_s, self.hung_after_s) if restarting else self.hung_after_s
+                if silent > limit and name not in self._forced and name not in self._hung:
                     self._hung[name] = f"hung: no answer for {silent:.1f} s, killed to restart"
                     self._log("hung", name, self._hung[name])
                     self._kill(name, counted=True)
                 continue
             self.last_ok[name] = now
             pid = int(ans["pid"])
+            self.hosts[name] = str(ans.get("host"))
             old = self.pids.setdefault(name, pid)
             if pid != old:
                 self.pids[name] = pid

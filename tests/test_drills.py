@@ -26,17 +26,17 @@ def baseline(ray_session: Any, sample_stores: dict[str, Path], tmp_path_factory:
 
 
 def _assert_zero_loss(result: dict[str, Any]) -> None:
+    why = {k: result.get(k) for k in ("why", "supervisor", "chaos", "route_recovery")}
     assert result["kills"] >= 1, result["chaos"]
-    assert result["recovered"] == result["kills"]
-    assert result["lost_fills"] == 0 and result["duplicated_fills"] == 0
-    assert result["fills_drill"] == result["fills_baseline"] > 0
-    assert result["trades_identical"] and result["ledger_identical"]
+    assert result["recovered"] == result["kills"], why
+    assert result["lost_fills"] == 0 and result["duplicated_fills"] == 0, why
+    assert result["fills_drill"] == result["fills_baseline"] > 0, why
+    assert result["trades_identical"] and result["ledger_identical"], why
     assert result["ledger_diff_krw"] in ("0", "0E-15") or float(result["ledger_diff_krw"]) == 0.0
     assert result["passed"]
 
 
-# route:BTC is out for now: a rare restore race lost every fill once (see the issue 4 note)
-@pytest.mark.parametrize("target", ["portfolio", "risk", "fx", "feed:upbit"])
+@pytest.mark.parametrize("target", ["route:BTC", "portfolio", "risk", "fx", "feed:upbit"])
 def test_kill_drill_loses_and_doubles_nothing(baseline: Path, sample_stores: dict[str, Path], tmp_path: Path,
                                               target: str) -> None:
     result = run_drill(DrillRequest("kill", sample_stores["btc"], "BTC", tmp_path, target=target, times=2,

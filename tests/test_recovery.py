@@ -181,3 +181,30 @@ def test_paper_cli_resume_and_clean_refuse_the_wrong_run(tmp_path: Path, monkeyp
     assert "already has snapshots" in capsys.readouterr().err
     assert main([*base, "--run-id", "old1", "--resume", "--clean"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_process_gone_tells_a_dead_process_from_a_stopped_one() -> None:
+    """The supervisor waits for a child whose process died (Ray is restarting it) instead of killing the new
+    incarnation as hung; a stopped (SIGSTOP) process is still there and may be hung."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from arbitrage_lite.actors.recovery import process_gone
+
+    here = socket.gethostname()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not process_gone(proc.pid, here)
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert not process_gone(proc.pid, here)
+        assert not process_gone(proc.pid, "another-machine")
+        proc.kill()
+        proc.wait()
+        assert process_gone(proc.pid, here)
+        assert not process_gone(proc.pid, "another-machine")  # nothing to tell from here
+    finally:
+        if proc.poll() is None:
+            proc.kill()
