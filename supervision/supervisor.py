@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,11 +136,19 @@ class SupervisorActor:
                     logger.error("{} cannot flatten (no flatten_all)", name)
 
     def _kill(self, name: str, counted: bool = False) -> None:
-        """Kill ``name`` so that Ray restarts it; ``counted``: its restart is a failure of its own (hung)."""
+        """Kill ``name`` so that Ray restarts it; ``counted``: its restart is a failure of its own (hung).
+
+        A hung child of this machine gets SIGKILL straight away: ``ray.kill`` asks the process to exit first
+        and waits seconds for a stopped or stuck one before it forces it."""
         import ray
 
         if not counted:
             self._forced.add(name)
+        pid, host = self.pids.get(name), self.hosts.get(name)
+        if counted and pid is not None and host == socket.gethostname() and not process_gone(pid, host):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                return
         ray.kill(self.children[name], no_restart=False)
 
     def _log(self, action: str, who: str, reason: str) -> None:
