@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import gc
 import time
+from collections import deque
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -132,7 +133,12 @@ class RouteActor:
         self.wins = 0
         self.buffers: dict[str, list[EventBatch]] = {s: [] for s in SOURCES}
         self.upto = dict.fromkeys(SOURCES, -1)
+        # per source: (seq, upto) of the messages taken in whose window is not wholly applied yet -- a window
+        # taken in while the route was busy with an earlier one sits in ``buffers`` and must be resent after a
+        # restore, so a snapshot resumes from the oldest of these, not from the inbox position
+        self.pending: dict[str, deque[tuple[int, int, int]]] = {s: deque() for s in SOURCES}
         self.processed_until = -1
+        self.applied_window = 0  # windows before this one are applied (and snapshotted, with recovery)
         self.first_ts = self.last_ts = -1
         self.lock = asyncio.Lock()
         self.finished = asyncio.Event()
@@ -185,7 +191,9 @@ class RouteActor:
 
     def accept(self, source: str, seq: int, upto_ns: int, events: EventBatch) -> bool:
         """Take a feed message in (in the sender's order); True if there may be new events to process."""
-        for upto, batch in self.inbox.accept(source, seq, (upto_ns, events)):
+        first = self.inbox.next_seq(source)
+        for j, (upto, batch) in enumerate(self.inbox.accept(source, seq, (upto_ns, events))):
+            self.pending[source].append((first + j, upto, len(batch)))
             self.events_in[source] = self.events_in.get(source, 0) + len(batch)
             if len(batch):
                 self.buffers[source].append(batch)
@@ -221,6 +229,9 @@ class RouteActor:
         chunk = parts[0] if len(parts) == 1 else _merge(parts) if parts else empty_batch()
         final = watermark >= NO_MORE_EVENTS
         self.processed_until = watermark
+        for pending in self.pending.values():
+            while pending and pending[0][1] <= watermark:  # feeds share window edges: a window is wholly in
+                pending.popleft()  # this chunk or wholly after it
         i = 0
         while True:
             status, i = step(self.state, chunk, i, len(chunk), final, False, self.params)
@@ -239,6 +250,7 @@ class RouteActor:
             self._track(self.journal.flush())
         if self.snaps is not None:
             await self._save()
+        self.applied_window = self.resume_seq()
         if final:
             self.finished.set()
 
@@ -275,9 +287,13 @@ class RouteActor:
         for slot, (key, cid, _) in list(self.sent.items()):  # legs in flight: outcome unknown, asked when due
             self.sent[slot] = (key, cid, None)
 
+    def resume_seqs(self) -> dict[str, int]:
+        """Per source, the first message whose window is not wholly applied (the inbox position if all are)."""
+        return {s: self.pending[s][0][0] if self.pending[s] else self.inbox.next_seq(s) for s in SOURCES}
+
     def resume_seq(self) -> int:
         """The first window this route needs (again) from every source."""
-        return min(self.inbox.next_seq(s) for s in SOURCES)
+        return min(self.resume_seqs().values())
 
     def request_resend(self) -> None:
         """Ask the feeds and the FX aggregator for every window from ``resume_seq`` on (they resend what they
@@ -548,7 +564,7 @@ class RouteActor:
         from .recovery import incarnation
 
         return incarnation() | {"restored_at_ns": self.restored_at_ns, "finished": self.finished.is_set(),
-                                "next_window": self.resume_seq()}
+                                "next_window": self.applied_window}
 
 
 class RouteHostActor:
@@ -614,7 +630,7 @@ class RouteHostActor:
         from .recovery import incarnation
 
         return incarnation() | {"restored_at_ns": max(r.restored_at_ns for r in self.routes.values()),
-                                "next_window": min(r.resume_seq() for r in self.routes.values()),
+                                "next_window": min(r.applied_window for r in self.routes.values()),
                                 "finished": all(r.finished.is_set() for r in self.routes.values())}
 
     async def flatten(self, route: str) -> None:

@@ -7,6 +7,7 @@ with the order itself, so that a restart can ask the venue what became of it.
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
     return {
         "state": r.state.to_snapshot(),
         "resume_seq": r.resume_seq(),
+        "resume_seqs": r.resume_seqs(),
         "processed_until": r.processed_until,
         "first_ts": r.first_ts, "last_ts": r.last_ts,
         "client_seq": r.ids.state(),
@@ -44,7 +46,7 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
         "net_krw": r.net_krw, "wins": r.wins, "funded": r.funded, "risk_asks": r.risk_asks,
         "unhedged_ns_total": r.unhedged_ns_total, "max_unhedged_krw": r.max_unhedged_krw,
         "risk_rejections": list(r.risk_rejections), "flatten_requests": r.flatten_requests,
-        "events_in": dict(r.events_in),
+        "events_in": {s: n - sum(p[2] for p in r.pending.get(s, ())) for s, n in r.events_in.items()},  # applied
         "recovered_orders": r.recovered_orders, "resent_orders": r.resent_orders, "restores": r.restores,
         "restore_sources": list(r.restore_sources),
         "snapshot_fallbacks": r.snap_fallbacks_before + (r.snaps.fallbacks if r.snaps is not None else 0),
@@ -55,8 +57,11 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     """Put ``snap`` back into a freshly built RouteActor (its constructor ran with the same arguments)."""
     r.state = RouteState.from_snapshot(snap["state"])
     seq = int(snap["resume_seq"])
-    r.inbox.restore(dict.fromkeys(SOURCES, seq))
+    seqs = {str(k): int(v) for k, v in snap.get("resume_seqs", dict.fromkeys(SOURCES, seq)).items()}
+    r.inbox.restore(seqs)
+    r.pending = {s: deque() for s in SOURCES}
     r.processed_until = int(snap["processed_until"])
+    r.applied_window = seq
     r.upto = dict.fromkeys(SOURCES, r.processed_until)
     r.buffers = {s: [] for s in SOURCES}
     r.first_ts, r.last_ts = int(snap["first_ts"]), int(snap["last_ts"])
