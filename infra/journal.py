@@ -2,8 +2,8 @@
 transitions, risk verdicts, PnL snapshots and alerts, as idempotent records (see docs/journal.md).
 
 ``JournalWriter.submit`` never waits: records go to a bounded buffer that a background task writes in batches.
-Under pressure (buffer full, or an overflow file not yet drained) low-priority records are dropped and
-counted, the rest are appended to an on-disk overflow file (JSONL) and written after it, in order. Every
+Under pressure (buffer full, or an overflow file not yet drained) records are appended to an on-disk overflow
+file (JSONL) and written after it, in order; nothing is dropped unless a caller marks a kind low priority. Every
 row is keyed by (run_id, kind, key) and inserted with ``ON CONFLICT DO NOTHING``, so retrying or replaying
 a batch never doubles a row. Backends: ``journal_pg.PostgresJournal`` and ``journal_sqlite.SqliteJournal``
 (the embedded default, ``make_backend``).
@@ -50,7 +50,9 @@ class Kind(StrEnum):
 
 
 T = TypeVar("T")
-LOW_PRIORITY: frozenset[Kind] = frozenset({Kind.PNL_SNAPSHOT})  # the only kind dropped under backpressure
+# Kinds a writer may drop under backpressure instead of spilling them. None by default: every record the
+# engine journals (PnL snapshots included) survives an outage; a caller with a high-rate kind can opt in.
+LOW_PRIORITY: frozenset[Kind] = frozenset()
 _I64 = 2**63 - 1
 
 
@@ -207,7 +209,7 @@ def risk_verdict_record(run_id: str, route: str, verdict: RiskVerdict, *, seq: i
 
 
 def pnl_snapshot_record(run_id: str, route: str, ts_local: int, values: Mapping[str, Any]) -> JournalRecord:
-    """Low priority: dropped (and counted) under backpressure. Key: route : ts_local."""
+    """Key: route : ts_local (the trip's close time in market time, so a replay maps onto the same row)."""
     return JournalRecord(Kind.PNL_SNAPSHOT, f"{route}:{ts_local}", run_id, route, -1, ts_local, dict(values))
 
 

@@ -213,7 +213,8 @@ def _scripted(req: DrillRequest, drill_req: PaperRequest, role: str, servers: li
     pg.start()
     servers.append(pg)
     steps = (ScriptStep(0.05, "call", lambda: pg.stop(hard=True)), ScriptStep(0.5, "kill"),
-             ScriptStep(0.9, "call", pg.start))  # down for most of the run: intents go to the overflow file
+             ScriptStep(0.98, "call", pg.start))  # down for most of the run, trading included: intents go to
+    # the overflow file
     return replace(drill_req, journal_dsn=pg.dsn, journal_dir=str(req.out / "journal"),
                    chaos=ChaosPlan(role, 0, req.seed, req.mode, script=steps))
 
@@ -262,6 +263,9 @@ def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str
         checks["journal_order_events_written"] = counts.get("order_event", 0) >= 2 * expected.get("intent", 0)
         trips = max(1, expected.get("fill", 0) // 4)
         checks["journal_trade_transitions_written"] = counts.get("trade_transition", 0) >= trips
+        checks["journal_pnl_snapshot_per_trip"] = counts.get("pnl_snapshot", 0) == int(drilled.get("trades", -1))
+        checks["journal_dropped_nothing"] = stats.get("dropped", 0) == 0
+        checks["intents_fsynced_while_down"] = stats.get("intents_fsynced", 0) > 0
         checks["outage_reached_the_journal"] = stats.get("spilled", 0) + stats.get("retries", 0) > 0
         return {"journal": journal, "checks": checks}
     if req.kind == "redis-down":

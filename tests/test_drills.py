@@ -68,6 +68,7 @@ def test_postgres_down_drill_journals_everything_once(baseline: Path, sample_sto
     journal = result["journal"]
     assert journal["expected"]["intent"] > 0 and journal["expected"]["fill"] > 0
     assert all(result["checks"].values()), journal
+    assert result["checks"]["journal_dropped_nothing"] and result["checks"]["intents_fsynced_while_down"]
 
 
 def test_node_loss_drill_moves_routes_and_loses_nothing(sample_stores: dict[str, Path], tmp_path: Path) -> None:

@@ -303,9 +303,12 @@ def test_slow_intent_falls_back_to_the_overflow_file(new_backend: MakeBackend, t
 
 
 def test_backpressure_drops_only_low_priority_and_spills_the_rest(new_backend: MakeBackend, tmp_path: Path) -> None:
+    """A writer told that PnL snapshots are low priority drops them under backpressure (by default nothing is
+    dropped: see test_pnl_snapshots_are_spilled_not_dropped_by_default)."""
     async def body() -> None:
         backend, overflow = new_backend(), tmp_path / "o.jsonl"
-        async with JournalWriter(backend, overflow, buffer_size=4, batch_size=4, owns_backend=True) as writer:
+        async with JournalWriter(backend, overflow, buffer_size=4, batch_size=4, owns_backend=True,
+                                 low_priority=frozenset({Kind.PNL_SNAPSHOT})) as writer:
             # no await between the submits: the flusher cannot run, the buffer of 4 fills up
             kept: list[JournalRecord] = []
             for i in range(12):
@@ -321,6 +324,18 @@ def test_backpressure_drops_only_low_priority_and_spills_the_rest(new_backend: M
             await writer.flush(timeout=10)
             assert await backend.records("bp") == kept  # one ts_local: insertion order = submission order
             assert writer.stats().pending == 0 and overflow.stat().st_size == 0  # drained, then truncated
+    asyncio.run(body())
+
+
+def test_pnl_snapshots_are_spilled_not_dropped_by_default(new_backend: MakeBackend, tmp_path: Path) -> None:
+    async def body() -> None:
+        backend, overflow = new_backend(), tmp_path / "o.jsonl"
+        async with JournalWriter(backend, overflow, buffer_size=2, batch_size=2, owns_backend=True) as writer:
+            recs = [pnl_snapshot_record("nd", "BTC", 7 + i, {"pnl": D(i)}) for i in range(6)]
+            assert all(writer.submit(r) for r in recs)
+            assert (writer.stats().dropped, writer.stats().spilled) == (0, 4)
+            await writer.flush(timeout=10)
+            assert await backend.records("nd") == recs
     asyncio.run(body())
 
 
