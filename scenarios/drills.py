@@ -185,6 +185,9 @@ def _run_drill(req: DrillRequest, routes: list[str], cluster: _TwoNodes | None) 
                             and result["recovered"] == result["kills"]
                             and all(result.get("checks", {}).values()))
     (req.out / "drill.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    from .drill_report import render_drill_report
+
+    (req.out / "drill.html").write_text(render_drill_report(result))
     return result
 
 

@@ -43,6 +43,8 @@ def test_kill_drill_loses_and_doubles_nothing(baseline: Path, sample_stores: dic
                                     seed=3, window_events=100, redis_url=REDIS, baseline=baseline))
     _assert_zero_loss(result)
     assert (tmp_path / "drill.json").exists()
+    page = (tmp_path / "drill.html").read_text()
+    assert "PASSED" in page and page.count("constructor + restore:") == result["kills"]
 
 
 def test_redis_down_drill_falls_back_to_files(baseline: Path, sample_stores: dict[str, Path],
