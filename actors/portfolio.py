@@ -31,6 +31,7 @@ class PortfolioActor:
         self._alerts: Any = None
         self._capital = Decimal(0)
         self.halted = False
+        self._last_now_ns = 0  # market time of the last equity update (the kill switch's clock)
         self.snaps = Snapshots(recovery, "portfolio", "ledger") if recovery is not None else None
         if wiring is not None:
             self.connect(Named(wiring["risk"]) if wiring.get("risk") else None,
@@ -82,18 +83,33 @@ class PortfolioActor:
             acc["slippage"] += slippage
             acc["net"] += net
         self._trips[route] = self._trips.get(route, 0) + 1
+        self._last_now_ns = max(self._last_now_ns, now_ns)
         self._save()
+        await self._equity_to_risk(now_ns)
+
+    async def after_restart(self) -> int:
+        """Called by the supervisor once this actor is back: a halted portfolio tells the RiskCoordinator its
+        equity again, so that the flatten orders the lost incarnation may not have delivered go out again
+        (without a new closed trip nothing else would send them). Returns how many routes were told."""
+        if not self.halted:
+            return 0
+        return await self._equity_to_risk(self._last_now_ns)
+
+    async def _equity_to_risk(self, now_ns: int) -> int:
         if self._risk is None:
-            return
+            return 0
         report = await self._risk.on_equity.remote(self._capital + self.net_pnl_krw(), now_ns)
         if report["mode"] == "halted" and not self.halted:
             self.halted = True
             self._save()
             if self._alerts is not None:
                 self._alerts.raise_alert.remote("kill_switch", "portfolio", str(report["halt_reason"]), now_ns)
+        told = 0
         for name in report["flatten"]:
             if name in self._routes:
                 self._routes[name].flatten.remote(name)  # a route actor, or the host running that route
+                told += 1
+        return told
 
     def net_pnl_krw(self) -> Decimal:
         with localcontext(EXACT):
@@ -124,7 +140,7 @@ class PortfolioActor:
                            "applied": lg.applied} for route, lg in self._ledgers.items()}
         self.snaps.save({"ledgers": ledgers, "seen": sorted(self._seen), "closed": sorted(self._closed),
                          "pnl": self._pnl, "trips": self._trips, "duplicates": self.duplicates,
-                         "halted": self.halted})
+                         "halted": self.halted, "last_now_ns": self._last_now_ns})
 
     def _restore(self) -> None:
         assert self.snaps is not None
@@ -142,3 +158,4 @@ class PortfolioActor:
         self._pnl = {r: {k: Decimal(v) for k, v in acc.items()} for r, acc in snap["pnl"].items()}
         self._trips = {r: int(n) for r, n in snap["trips"].items()}
         self.duplicates, self.halted = int(snap["duplicates"]), bool(snap["halted"])
+        self._last_now_ns = int(snap.get("last_now_ns", 0))

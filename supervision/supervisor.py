@@ -97,6 +97,16 @@ class SupervisorActor:
                     self._forced.discard(name)
                     continue
                 await self._on_restart(name, now, self._hung.pop(name, "process died; Ray restarted it"))
+                self._after_restart(name)
+
+    def _after_restart(self, name: str) -> None:
+        """A restored child may owe its peers something its lost incarnation did not deliver (a halted
+        portfolio: the flatten orders); a child with an ``after_restart`` method is asked to see to it."""
+        try:
+            hook = self.children[name].after_restart
+        except AttributeError:
+            return
+        hook.remote()
 
     async def _on_restart(self, child: str, now: float, reason: str) -> None:
         group = self.parent[child]
