@@ -67,6 +67,7 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 def render_drill_report(result: dict[str, Any]) -> str:
     passed = bool(result.get("passed"))
     verdict = ('<p class="ok">PASSED: nothing lost, nothing doubled, ledger identical</p>' if passed else
+               f'<p class="bad">FAILED: {escape(str(result["problem"]))}</p>' if result.get("problem") else
                '<p class="bad">FAILED: the disturbed run differs from the undisturbed one (see below)</p>')
     figures = [(k, result.get(k)) for k in ("kind", "target", "actor", "mode", "seed", "kills", "recovered",
                                             "restarts", "recover_s_p50", "recover_s_max", "fills_baseline",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -113,6 +114,14 @@ def _why(baseline: dict[str, Any], drilled: dict[str, Any], routes_stats: list[d
                                     "flatten_requests": r.get("flatten_requests")} for r in routes_stats}}
 
 
+def nothing_proved(kind: str, times: int, kills: int, windows: int) -> str | None:
+    """Why a drill proves nothing, if it does not: a kill drill in which no kill landed (the run ended first)."""
+    if kind == "kill" and times > 0 and kills == 0:
+        return (f"no kill landed before the run ended ({windows} feed windows): use a smaller --window-events "
+                "(more, shorter windows) or a longer replay")
+    return None
+
+
 def run_drill(req: DrillRequest) -> dict[str, Any]:
     """Both runs, the comparison, ``drill.json``; returns what it wrote."""
     from .market_data import resolve_routes
@@ -180,7 +189,12 @@ def _run_drill(req: DrillRequest, routes: list[str], cluster: _TwoNodes | None) 
         "chaos": chaos, **extra,
         "wall_s": {"baseline": round(t1 - t0, 2), "drill": round(time.time() - t1, 2)},
     }
-    result["passed"] = bool(result["lost_fills"] == 0 and result["duplicated_fills"] == 0
+    windows = max((int(f.get("windows", 0)) for f in paper.get("feeds", [])), default=0)
+    result["windows"] = windows
+    problem = nothing_proved(req.kind, req.times, int(result["kills"]), windows)
+    if problem is not None:
+        result["problem"] = problem
+    result["passed"] = bool("problem" not in result and result["lost_fills"] == 0 and result["duplicated_fills"] == 0
                             and result["ledger_identical"] and result["trades_identical"]
                             and result["recovered"] == result["kills"]
                             and all(result.get("checks", {}).values()))
@@ -326,4 +340,6 @@ def drill_main(req: DrillRequest) -> int:
     print(json.dumps({k: result[k] for k in ("kind", "target", "kills", "restarts", "recover_s_p50",
                                              "recover_s_max", "lost_fills", "duplicated_fills",
                                              "ledger_diff_krw", "passed")}, indent=1))
+    if "problem" in result:
+        print(f"error: {result['problem']}", file=sys.stderr)
     return 0 if result["passed"] else 1

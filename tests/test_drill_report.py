@@ -30,3 +30,14 @@ def test_a_failed_drill_says_what_differed() -> None:
     page = render_drill_report(_result(False, []))
     assert "FAILED" in page and "What differed" in page and "&quot;closed&quot;: 0" in page
     assert "No kill landed" in page
+
+
+def test_a_kill_drill_without_a_kill_proves_nothing() -> None:
+    from arbitrage_lite.scenarios.drills import nothing_proved
+
+    problem = nothing_proved("kill", 3, 0, 4)
+    assert problem is not None and "4 feed windows" in problem
+    assert nothing_proved("kill", 3, 1, 4) is None
+    assert nothing_proved("redis-down", 0, 0, 40) is None
+    page = render_drill_report(_result(False, []) | {"problem": problem})
+    assert "no kill landed" in page
