@@ -133,10 +133,9 @@ class RouteActor:
         self.wins = 0
         self.buffers: dict[str, list[EventBatch]] = {s: [] for s in SOURCES}
         self.upto = dict.fromkeys(SOURCES, -1)
-        # per source: (seq, upto) of the messages taken in whose window is not wholly applied yet -- a window
-        # taken in while the route was busy with an earlier one sits in ``buffers`` and must be resent after a
-        # restore, so a snapshot resumes from the oldest of these, not from the inbox position
-        self.pending: dict[str, deque[tuple[int, int, int]]] = {s: deque() for s in SOURCES}
+        # per source: (seq, upto) of the messages taken in whose window is not wholly applied yet (their events
+        # wait in ``buffers``; a snapshot keeps both, so a restore neither loses nor needs them again)
+        self.pending: dict[str, deque[tuple[int, int]]] = {s: deque() for s in SOURCES}
         self.processed_until = -1
         self.applied_window = 0  # windows before this one are applied (and snapshotted, with recovery)
         self.first_ts = self.last_ts = -1
@@ -178,6 +177,7 @@ class RouteActor:
             self._restore()
             if not in_host:
                 self.request_resend()
+                _call_self("apply_restored")
         mark_ready()
 
     # ---- events in
@@ -193,7 +193,7 @@ class RouteActor:
         """Take a feed message in (in the sender's order); True if there may be new events to process."""
         first = self.inbox.next_seq(source)
         for j, (upto, batch) in enumerate(self.inbox.accept(source, seq, (upto_ns, events))):
-            self.pending[source].append((first + j, upto, len(batch)))
+            self.pending[source].append((first + j, upto))
             self.events_in[source] = self.events_in.get(source, 0) + len(batch)
             if len(batch):
                 self.buffers[source].append(batch)
@@ -250,7 +250,7 @@ class RouteActor:
             self._track(self.journal.flush())
         if self.snaps is not None:
             await self._save()
-        self.applied_window = self.resume_seq()
+        self.applied_window = self.first_unapplied()
         if final:
             self.finished.set()
 
@@ -287,13 +287,19 @@ class RouteActor:
         for slot, (key, cid, _) in list(self.sent.items()):  # legs in flight: outcome unknown, asked when due
             self.sent[slot] = (key, cid, None)
 
-    def resume_seqs(self) -> dict[str, int]:
-        """Per source, the first message whose window is not wholly applied (the inbox position if all are)."""
-        return {s: self.pending[s][0][0] if self.pending[s] else self.inbox.next_seq(s) for s in SOURCES}
+    def first_unapplied(self) -> int:
+        """The first window not wholly applied from every source (what a health ping reports as progress)."""
+        return min(self.pending[s][0][0] if self.pending[s] else self.inbox.next_seq(s) for s in SOURCES)
+
+    async def apply_restored(self) -> None:
+        """Apply what the snapshot had taken in but not applied: no message may come to trigger it (the route
+        may already hold every window), and a finished run must finish again."""
+        await self.process(time.perf_counter_ns())
 
     def resume_seq(self) -> int:
-        """The first window this route needs (again) from every source."""
-        return min(self.resume_seqs().values())
+        """The first window this route needs (again) from every source: what it has not taken in. Windows
+        taken in but not applied are in its buffers, and in its snapshot with them."""
+        return min(self.inbox.next_seq(s) for s in SOURCES)
 
     def request_resend(self) -> None:
         """Ask the feeds and the FX aggregator for every window from ``resume_seq`` on (they resend what they
@@ -596,6 +602,7 @@ class RouteHostActor:
         self.host_key, self.recovery = host_key, recovery
         if restore:
             self.request_resend()
+            _call_self("apply_restored")
         mark_ready()
         # Garbage collection between windows, not in the middle of one: a collection pauses every coroutine of
         # this process (a full one here took up to tens of ms). What start-up made is frozen (never scanned
@@ -625,6 +632,9 @@ class RouteHostActor:
         """After a restore: one resend per sender for all this host's routes, from the earliest they need."""
         assert self.recovery is not None
         ask_for_resend(self.recovery, self.host_key, min(r.resume_seq() for r in self.routes.values()))
+
+    async def apply_restored(self) -> None:
+        await asyncio.gather(*[r.apply_restored() for r in self.routes.values()])
 
     async def ping(self) -> dict[str, Any]:
         from .recovery import incarnation
@@ -685,6 +695,13 @@ class RouteHostActor:
 
     async def snapshot(self) -> dict[str, Any]:
         return self._coordinator().snapshot()
+
+
+def _call_self(method: str) -> None:
+    """Queue a call of this actor's ``method``: it runs once the constructor has returned."""
+    import ray
+
+    getattr(ray.get_runtime_context().current_actor, method).remote()
 
 
 class _Local:

@@ -1,8 +1,9 @@
 """A RouteActor's snapshot: the compiled engine's arrays plus what the actor shell keeps around them.
 
-Taken at the end of a window (see ``RouteActor._save``): every event before ``processed_until`` is applied,
-nothing after it is kept (events buffered beyond it are resent), and every order still in flight is listed
-with the order itself, so that a restart can ask the venue what became of it.
+Taken at the end of a window (see ``RouteActor._save``): every event before ``processed_until`` is applied;
+what was taken in but not applied (windows Ray delivered while the route awaited something) is kept with the
+inbox position, so a restore resumes exactly there; and every order still in flight is listed with the
+order itself, so that a restart can ask the venue what became of it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.domain import Side, Venue
+from ..core.events import EventBatch
 from ..core.ledger import units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent
 from ..core.paper_venue import NO_MORE_EVENTS, VenueOrder
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from .route import RouteActor
 
 SOURCES = ("fx", "upbit", "binance")
+COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
 
 
 def route_snapshot(r: RouteActor) -> dict[str, Any]:
@@ -33,7 +38,10 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
     return {
         "state": r.state.to_snapshot(),
         "resume_seq": r.resume_seq(),
-        "resume_seqs": r.resume_seqs(),
+        "next_seqs": {s: r.inbox.next_seq(s) for s in SOURCES},
+        "upto": dict(r.upto),
+        "buffered": {s: _columns(r.buffers[s]) for s in SOURCES},  # taken in, not applied yet
+        "pending": {s: [list(p) for p in r.pending[s]] for s in SOURCES},
         "processed_until": r.processed_until,
         "first_ts": r.first_ts, "last_ts": r.last_ts,
         "client_seq": r.ids.state(),
@@ -46,24 +54,40 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
         "net_krw": r.net_krw, "wins": r.wins, "funded": r.funded, "risk_asks": r.risk_asks,
         "unhedged_ns_total": r.unhedged_ns_total, "max_unhedged_krw": r.max_unhedged_krw,
         "risk_rejections": list(r.risk_rejections), "flatten_requests": r.flatten_requests,
-        "events_in": {s: n - sum(p[2] for p in r.pending.get(s, ())) for s, n in r.events_in.items()},  # applied
+        "events_in": dict(r.events_in),
         "recovered_orders": r.recovered_orders, "resent_orders": r.resent_orders, "restores": r.restores,
         "restore_sources": list(r.restore_sources),
         "snapshot_fallbacks": r.snap_fallbacks_before + (r.snaps.fallbacks if r.snaps is not None else 0),
     }
 
 
+def _columns(batches: list[EventBatch]) -> list[np.ndarray]:
+    """A source's buffered batches as one batch's columns (they are in time order: one window after another)."""
+    if not batches:
+        return []
+    return [np.concatenate([getattr(b, c) for b in batches]) for c in COLUMNS]
+
+
+def _batches(columns: list[np.ndarray]) -> list[EventBatch]:
+    return [EventBatch(*(np.asarray(c) for c in columns))] if columns else []
+
+
 def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     """Put ``snap`` back into a freshly built RouteActor (its constructor ran with the same arguments)."""
     r.state = RouteState.from_snapshot(snap["state"])
     seq = int(snap["resume_seq"])
-    seqs = {str(k): int(v) for k, v in snap.get("resume_seqs", dict.fromkeys(SOURCES, seq)).items()}
-    r.inbox.restore(seqs)
-    r.pending = {s: deque() for s in SOURCES}
     r.processed_until = int(snap["processed_until"])
-    r.applied_window = seq
-    r.upto = dict.fromkeys(SOURCES, r.processed_until)
-    r.buffers = {s: [] for s in SOURCES}
+    if "next_seqs" in snap:  # the inbox as it was, with what was taken in but not applied
+        r.inbox.restore({str(k): int(v) for k, v in snap["next_seqs"].items()})
+        r.upto = {str(k): int(v) for k, v in snap["upto"].items()}
+        r.buffers = {s: _batches(snap["buffered"][s]) for s in SOURCES}
+        r.pending = {s: deque((int(a), int(b)) for a, b in snap["pending"][s]) for s in SOURCES}
+    else:  # an older snapshot: everything after its window is sent again
+        r.inbox.restore(dict.fromkeys(SOURCES, seq))
+        r.upto = dict.fromkeys(SOURCES, r.processed_until)
+        r.buffers = {s: [] for s in SOURCES}
+        r.pending = {s: deque() for s in SOURCES}
+    r.applied_window = r.first_unapplied()
     r.first_ts, r.last_ts = int(snap["first_ts"]), int(snap["last_ts"])
     r.ids.restore(int(snap["client_seq"]))
     r.issued = list(snap["issued"])
