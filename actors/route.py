@@ -159,6 +159,8 @@ class RouteActor:
         self.log = logger.bind(run_id=run_id, route=route)
         self.risk_asks = 0  # numbers the verdicts: a verdict asked again after a restart gets the same answer
         self.outbox: list[Any] = []  # fire-and-forget calls, acknowledged before each snapshot
+        self.resends: list[Any] = []  # after a restore: the senders' answers to its resend request
+        self.resend_error: str | None = None
         self.recovering = False  # after a restore: an order is looked up at the venue before it is sent
         self.recovered_orders = 0
         self.resent_orders = 0
@@ -293,8 +295,17 @@ class RouteActor:
 
     async def apply_restored(self) -> None:
         """Apply what the snapshot had taken in but not applied: no message may come to trigger it (the route
-        may already hold every window), and a finished run must finish again."""
+        may already hold every window), and a finished run must finish again. Then make sure every sender
+        could resend: one that could not would leave this route waiting forever, so it fails instead."""
         await self.process(time.perf_counter_ns())
+        try:
+            await asyncio.gather(*self.resends)
+        except Exception as exc:  # whatever the sender raised: the run cannot go on without those windows
+            self.resend_error = f"{self.route}: a sender could not resend after the restore: {exc}"
+            self.log.error(self.resend_error)
+            if self.alerts is not None:
+                self.alerts.raise_alert.remote("resend_failed", self.route, self.resend_error, 0)
+            self.finished.set()
 
     def resume_seq(self) -> int:
         """The first window this route needs (again) from every source: what it has not taken in. Windows
@@ -305,7 +316,7 @@ class RouteActor:
         """Ask the feeds and the FX aggregator for every window from ``resume_seq`` on (they resend what they
         have sent since; this route drops what it already has)."""
         assert self.recovery is not None
-        ask_for_resend(self.recovery, self.route, self.resume_seq())
+        self.resends = ask_for_resend(self.recovery, self.route, self.resume_seq())
 
     async def _journal_then_send(self, order: Order, vorder: VenueOrder) -> ExecutionReport:
         """The intent is durable (journal backend, or its fsync'ed overflow file) before the order goes out."""
@@ -539,10 +550,16 @@ class RouteActor:
     # ---- results
     async def wait_finished(self) -> bool:
         await self.finished.wait()
+        self._raise_if_broken()
         return True
+
+    def _raise_if_broken(self) -> None:
+        if self.resend_error is not None:
+            raise RuntimeError(self.resend_error)
 
     async def result(self) -> RouteResult:
         await self.finished.wait()
+        self._raise_if_broken()
         return build_result(self.route, self.state, self.cfg, self.first_ts, self.last_ts)
 
     async def stats(self) -> dict[str, Any]:
@@ -631,7 +648,9 @@ class RouteHostActor:
     def request_resend(self) -> None:
         """After a restore: one resend per sender for all this host's routes, from the earliest they need."""
         assert self.recovery is not None
-        ask_for_resend(self.recovery, self.host_key, min(r.resume_seq() for r in self.routes.values()))
+        resends = ask_for_resend(self.recovery, self.host_key, min(r.resume_seq() for r in self.routes.values()))
+        for r in self.routes.values():
+            r.resends = resends
 
     async def apply_restored(self) -> None:
         await asyncio.gather(*[r.apply_restored() for r in self.routes.values()])

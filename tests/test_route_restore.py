@@ -67,3 +67,23 @@ def test_a_window_taken_in_but_not_applied_is_resent_after_a_restore(sample_stor
     for name in ("si", "sf", "counters", "series_ts", "series_f", "quotes"):
         assert np.array_equal(getattr(straight.state, name), getattr(restored.state, name), equal_nan=True), name
     assert restored.events_in == straight.events_in
+
+
+def test_a_sender_that_cannot_resend_fails_the_route_instead_of_leaving_it_waiting(
+        sample_stores: dict[str, Path], tmp_path: Path) -> None:
+    import pytest
+
+    cfg = EngineConfig()
+    data = load_route(sample_stores["btc"], "BTC", cfg.costs)
+    route = RouteActor("BTC", cfg.model_copy(update={"costs": data.costs}), data.binance, "rr2", {},
+                       recovery=RecoveryConfig("rr2", env="test", dir=str(tmp_path)), in_host=True, restore=True)
+
+    async def drive() -> None:
+        lost: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        lost.set_exception(RuntimeError("fx: cannot resend windows 3..5 to BTC: no longer kept"))
+        route.resends = [lost]
+        await route.apply_restored()
+        with pytest.raises(RuntimeError, match="could not resend"):
+            await route.result()
+
+    asyncio.run(drive())
