@@ -22,7 +22,7 @@ from loguru import logger
 
 from ..infra.snapshots import FileSnapshotStore, RedisSnapshotStore, SnapshotError
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: route snapshots keep their unapplied buffers (a version-1 one is skipped)
 REDIS_RETRY_S = 1.0
 # Ray options of every restartable actor: the supervisor bounds restarts (its intensity), so Ray's are
 # unbounded; calls in flight when an actor dies are retried on its next incarnation (receivers dedupe).

@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import gc
 import time
-from collections import deque
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -133,11 +132,10 @@ class RouteActor:
         self.wins = 0
         self.buffers: dict[str, list[EventBatch]] = {s: [] for s in SOURCES}
         self.upto = dict.fromkeys(SOURCES, -1)
-        # per source: (seq, upto) of the messages taken in whose window is not wholly applied yet (their events
-        # wait in ``buffers``; a snapshot keeps both, so a restore neither loses nor needs them again)
-        self.pending: dict[str, deque[tuple[int, int]]] = {s: deque() for s in SOURCES}
         self.processed_until = -1
-        self.applied_window = 0  # windows before this one are applied (and snapshotted, with recovery)
+        # windows before this one are applied (and snapshotted, with recovery); the ones taken in after it wait
+        # in ``buffers``, and a snapshot keeps them, so a restore neither loses nor needs them again
+        self.applied_window = 0
         self.first_ts = self.last_ts = -1
         self.lock = asyncio.Lock()
         self.finished = asyncio.Event()
@@ -193,9 +191,7 @@ class RouteActor:
 
     def accept(self, source: str, seq: int, upto_ns: int, events: EventBatch) -> bool:
         """Take a feed message in (in the sender's order); True if there may be new events to process."""
-        first = self.inbox.next_seq(source)
-        for j, (upto, batch) in enumerate(self.inbox.accept(source, seq, (upto_ns, events))):
-            self.pending[source].append((first + j, upto))
+        for upto, batch in self.inbox.accept(source, seq, (upto_ns, events)):
             self.events_in[source] = self.events_in.get(source, 0) + len(batch)
             if len(batch):
                 self.buffers[source].append(batch)
@@ -231,9 +227,9 @@ class RouteActor:
         chunk = parts[0] if len(parts) == 1 else _merge(parts) if parts else empty_batch()
         final = watermark >= NO_MORE_EVENTS
         self.processed_until = watermark
-        for pending in self.pending.values():
-            while pending and pending[0][1] <= watermark:  # feeds share window edges: a window is wholly in
-                pending.popleft()  # this chunk or wholly after it
+        # feeds share window edges, so the watermark is the end of the window before the lowest inbox position:
+        # every window before it is in this chunk, wholly
+        applying = self.resume_seq()
         i = 0
         while True:
             status, i = step(self.state, chunk, i, len(chunk), final, False, self.params)
@@ -252,7 +248,7 @@ class RouteActor:
             self._track(self.journal.flush())
         if self.snaps is not None:
             await self._save()
-        self.applied_window = self.first_unapplied()
+        self.applied_window = applying
         if final:
             self.finished.set()
 
@@ -288,10 +284,6 @@ class RouteActor:
                       self.resume_seq(), len(self.snaps.skipped))
         for slot, (key, cid, _) in list(self.sent.items()):  # legs in flight: outcome unknown, asked when due
             self.sent[slot] = (key, cid, None)
-
-    def first_unapplied(self) -> int:
-        """The first window not wholly applied from every source (what a health ping reports as progress)."""
-        return min(self.pending[s][0][0] if self.pending[s] else self.inbox.next_seq(s) for s in SOURCES)
 
     async def apply_restored(self) -> None:
         """Apply what the snapshot had taken in but not applied: no message may come to trigger it (the route

@@ -8,7 +8,6 @@ order itself, so that a restart can ask the venue what became of it.
 
 from __future__ import annotations
 
-from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +19,12 @@ from ..core.ledger import units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent
 from ..core.paper_venue import NO_MORE_EVENTS, VenueOrder
 from ..core.route_state import RouteState
+from .feed import COLUMNS
 
 if TYPE_CHECKING:
     from .route import RouteActor
 
 SOURCES = ("fx", "upbit", "binance")
-COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
 
 
 def route_snapshot(r: RouteActor) -> dict[str, Any]:
@@ -37,11 +36,10 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
             counts[o.status.name] = counts.get(o.status.name, 0) + 1
     return {
         "state": r.state.to_snapshot(),
-        "resume_seq": r.resume_seq(),
         "next_seqs": {s: r.inbox.next_seq(s) for s in SOURCES},
         "upto": dict(r.upto),
         "buffered": {s: _columns(r.buffers[s]) for s in SOURCES},  # taken in, not applied yet
-        "pending": {s: [list(p) for p in r.pending[s]] for s in SOURCES},
+        "applied_window": r.applied_window,
         "processed_until": r.processed_until,
         "first_ts": r.first_ts, "last_ts": r.last_ts,
         "client_seq": r.ids.state(),
@@ -75,19 +73,11 @@ def _batches(columns: list[np.ndarray]) -> list[EventBatch]:
 def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     """Put ``snap`` back into a freshly built RouteActor (its constructor ran with the same arguments)."""
     r.state = RouteState.from_snapshot(snap["state"])
-    seq = int(snap["resume_seq"])
     r.processed_until = int(snap["processed_until"])
-    if "next_seqs" in snap:  # the inbox as it was, with what was taken in but not applied
-        r.inbox.restore({str(k): int(v) for k, v in snap["next_seqs"].items()})
-        r.upto = {str(k): int(v) for k, v in snap["upto"].items()}
-        r.buffers = {s: _batches(snap["buffered"][s]) for s in SOURCES}
-        r.pending = {s: deque((int(a), int(b)) for a, b in snap["pending"][s]) for s in SOURCES}
-    else:  # an older snapshot: everything after its window is sent again
-        r.inbox.restore(dict.fromkeys(SOURCES, seq))
-        r.upto = dict.fromkeys(SOURCES, r.processed_until)
-        r.buffers = {s: [] for s in SOURCES}
-        r.pending = {s: deque() for s in SOURCES}
-    r.applied_window = r.first_unapplied()
+    r.inbox.restore({str(k): int(v) for k, v in snap["next_seqs"].items()})  # the inbox as it was, with what
+    r.upto = {str(k): int(v) for k, v in snap["upto"].items()}  # was taken in but not applied
+    r.buffers = {s: _batches(snap["buffered"][s]) for s in SOURCES}
+    r.applied_window = int(snap["applied_window"])
     r.first_ts, r.last_ts = int(snap["first_ts"]), int(snap["last_ts"])
     r.ids.restore(int(snap["client_seq"]))
     r.issued = list(snap["issued"])

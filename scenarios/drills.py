@@ -33,6 +33,7 @@ import numpy as np
 from ..actors.recovery import RecoveryConfig
 from ..core.config import EngineConfig
 from .chaos import ChaosPlan
+from .drill_report import render_drill_report
 from .paper import PaperRequest, run_paper
 
 KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss")
@@ -199,8 +200,6 @@ def _run_drill(req: DrillRequest, routes: list[str], cluster: _TwoNodes | None) 
                             and result["recovered"] == result["kills"]
                             and all(result.get("checks", {}).values()))
     (req.out / "drill.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    from .drill_report import render_drill_report
-
     (req.out / "drill.html").write_text(render_drill_report(result))
     return result
 

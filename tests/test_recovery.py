@@ -210,27 +210,6 @@ def test_process_gone_tells_a_dead_process_from_a_stopped_one() -> None:
             proc.kill()
 
 
-class _Handle:
-    """An object behind the shape of a Ray actor handle (``h.method.remote(...)`` -> an awaitable)."""
-
-    def __init__(self, obj: Any) -> None:
-        self._obj = obj
-
-    def __getattr__(self, name: str) -> Any:
-        fn = getattr(self._obj, name)
-
-        class _Method:
-            @staticmethod
-            def remote(*args: Any, **kwargs: Any) -> Any:
-                import asyncio
-
-                fut = asyncio.get_running_loop().create_future()
-                fut.set_result(fn(*args, **kwargs))
-                return fut
-
-        return _Method
-
-
 class _Route:
     def __init__(self) -> None:
         self.flattened = 0
@@ -246,6 +225,7 @@ def test_a_restarted_halted_portfolio_orders_the_flatten_again(tmp_path: Path) -
 
     from arbitrage_lite.actors.portfolio import PortfolioActor
     from arbitrage_lite.actors.risk import RiskCoordinatorActor
+    from arbitrage_lite.actors.route import _Local  # an object behind the shape of an actor handle
     from arbitrage_lite.core.domain import Currency
     from arbitrage_lite.core.risk import RiskLimits
 
@@ -255,7 +235,7 @@ def test_a_restarted_halted_portfolio_orders_the_flatten_again(tmp_path: Path) -
 
     async def run() -> tuple[int, int, int]:
         first = PortfolioActor(rec)
-        first.connect(_Handle(risk), {"BTC": _Handle(route), "ETH": _Handle(route)}, None, Decimal(10**6))
+        first.connect(_Local(risk), {"BTC": _Local(route), "ETH": _Local(route)}, None, Decimal(10**6))
         first.fund("BTC", {(Venue.UPBIT, Currency.KRW): Decimal(10**6)})
         risk.on_position_opened("BTC", "BTC", {Venue.UPBIT: Decimal(5000)}, key="BTC:0")
         await first.on_trip_closed("BTC", Decimal(0), Decimal(0), Decimal(0), Decimal(0), 4, trip=0)  # the peak
@@ -265,7 +245,7 @@ def test_a_restarted_halted_portfolio_orders_the_flatten_again(tmp_path: Path) -
         clean = PortfolioActor(RecoveryConfig("halt2", env="test", dir=str(tmp_path)))
         assert await clean.after_restart() == 0  # not halted: nothing to re-issue
         again = PortfolioActor(RecoveryConfig("halt1", env="test", dir=str(tmp_path), resume=True))
-        again.connect(_Handle(risk), {"BTC": _Handle(route)}, None, Decimal(10**6))
+        again.connect(_Local(risk), {"BTC": _Local(route)}, None, Decimal(10**6))
         assert again.halted and again._last_now_ns == 5
         return told_at_halt, await again.after_restart(), route.flattened
 
