@@ -43,7 +43,8 @@ class FxAggregatorActor:
         self._inbox_many: SequencedInbox[tuple[int, Batches]] = SequencedInbox()
         self._log: dict[str, OrderedDict[int, tuple[int, Batches]]] = {}  # key -> seq -> (upto, message)
         self.resent = 0
-        self._unacked: list[tuple[int, list[Any]]] = []  # (window, its sends) not yet known delivered
+        self._unacked: list[tuple[int, list[tuple[str, Any]]]] = []  # (window, [(key, send)]) not known delivered
+        self._durable: dict[str, int] = {}  # subscriber key -> first window its newest snapshot does not hold
         self.snaps = Snapshots(recovery, "fx", pair.replace("/", "")) if recovery is not None else None
         if recovery is not None and (restarted() or recovery.resume):
             self._restore()
@@ -72,17 +73,22 @@ class FxAggregatorActor:
         for j, (upto, batches) in enumerate(ready):
             rates = {route: self._aggregate(route, quotes) for route, quotes in batches.items()}
             if self._hosts is None:
-                refs = [self._send(route, upto, Batches.of([(route, events)])) for route, events in rates.items()]
+                sent = [(route, self._send(route, upto, Batches.of([(route, events)])))
+                        for route, events in rates.items()]
             else:
-                refs = [self._send(f"host{h}", upto, Batches.of((r, rates[r]) for r in names))
+                sent = [(f"host{h}", self._send(f"host{h}", upto, Batches.of((r, rates[r]) for r in names)))
                         for h, (_, names) in enumerate(self._hosts)]
             if self.snaps is not None:
-                self._unacked.append((base + j, refs))
+                self._unacked.append((base + j, sent))
         if self.snaps is None or not ready:
             return
         newest = base + len(ready) - 1
         while self._unacked and self._unacked[0][0] <= newest - ACK_LAG:
-            await asyncio.gather(*self._unacked.pop(0)[1])
+            sent = self._unacked.pop(0)[1]
+            answers = await asyncio.gather(*[ref for _, ref in sent])
+            for (key, _), durable in zip(sent, answers, strict=True):
+                if isinstance(durable, int):
+                    self._durable[key] = max(self._durable.get(key, 0), durable)
         self._save()
 
     def _send(self, key: str, upto_ns: int, message: Batches, seq: int | None = None) -> Any:
@@ -149,11 +155,14 @@ class FxAggregatorActor:
     def _save(self) -> None:
         if self.snaps is None:
             return
-        # one message per key and window, so a key's sequence numbers are window numbers
+        # One message per key and window, so a key's sequence numbers are window numbers. Kept: every window not
+        # known delivered, and every one a subscriber's newest snapshot does not hold (delivered is not enough:
+        # a route that took a window in and died before its snapshot needs it again).
         keep_from = min(self._unacked[0][0] if self._unacked else self.next_seq(), self.next_seq() - SNAP_LOG_KEEP)
         log = {key: [[s, upto, list(m.keys), m.offsets, *m.columns] for s, (upto, m) in entries.items()
-                     if s >= keep_from] for key, entries in self._log.items()}
-        self.snaps.save({"next_seq": self.next_seq(), "sent": dict(self._sent), "rejected": self.rejected,
+                     if s >= min(keep_from, self._durable.get(key, 0))] for key, entries in self._log.items()}
+        self.snaps.save({"next_seq": self.next_seq(), "sent": dict(self._sent), "durable": dict(self._durable),
+                         "rejected": self.rejected,
                          "stale_readings": self.stale_readings, "log": log,
                          "per_route": {r: a.snapshot() for r, a in self._per_route.items()}})
 
@@ -164,6 +173,7 @@ class FxAggregatorActor:
             return
         self._inbox_many.restore({"feed": int(snap["next_seq"])})
         self._sent = {str(k): int(v) for k, v in snap["sent"].items()}
+        self._durable = {str(k): int(v) for k, v in snap.get("durable", {}).items()}
         self.rejected, self.stale_readings = int(snap["rejected"]), int(snap["stale_readings"])
         max_age_ns, outlier_bps, min_sources = self._settings
         for route, state in snap["per_route"].items():

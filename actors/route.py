@@ -157,6 +157,7 @@ class RouteActor:
         self.log = logger.bind(run_id=run_id, route=route)
         self.risk_asks = 0  # numbers the verdicts: a verdict asked again after a restart gets the same answer
         self.outbox: list[Any] = []  # fire-and-forget calls, acknowledged before each snapshot
+        self.saved_seqs: dict[str, int] = {}  # per source, the inbox position the newest snapshot holds
         self.resends: list[Any] = []  # after a restore: the senders' answers to its resend request
         self.resend_error: str | None = None
         self.recovering = False  # after a restore: an order is looked up at the venue before it is sent
@@ -182,12 +183,19 @@ class RouteActor:
 
     # ---- events in
     async def on_events(self, source: str, seq: int, upto_ns: int, events: EventBatch,
-                        received_ns: int | None = None) -> None:
+                        received_ns: int | None = None) -> int:
         """One feed message. Latencies count from ``received_ns`` (``perf_counter_ns``) when a RouteHostActor
-        took the message in for all its routes (so they include the other routes' turns), else from now."""
+        took the message in for all its routes (so they include the other routes' turns), else from now.
+        Returns ``durable(source)``: a sender keeps what it would have to resend after a restore."""
         received = time.perf_counter_ns() if received_ns is None else received_ns
         self.accept(source, seq, upto_ns, events)
         await self.process(received)
+        return self.durable(source)
+
+    def durable(self, source: str) -> int:
+        """The first message of ``source`` the newest snapshot does not hold (all of them without snapshots): a
+        message taken in but not yet snapshotted is lost with this process and must be sent again."""
+        return self.saved_seqs.get(source, 0) if self.snaps is not None else self.inbox.next_seq(source)
 
     def accept(self, source: str, seq: int, upto_ns: int, events: EventBatch) -> bool:
         """Take a feed message in (in the sender's order); True if there may be new events to process."""
@@ -260,7 +268,9 @@ class RouteActor:
             pending, self.outbox = self.outbox, []
             await asyncio.gather(*pending)
         assert self.snaps is not None
-        self.snaps.save(route_snapshot(self))
+        snap = route_snapshot(self)
+        self.snaps.save(snap)
+        self.saved_seqs = dict(snap["next_seqs"])
 
     def _journal_step(self, trade: Any, seq: int) -> None:
         if self.journal is not None:
@@ -621,21 +631,21 @@ class RouteHostActor:
         gc.disable()
         self.windows_done = 0
 
-    async def on_events_many(self, source: str, seq: int, upto_ns: int, parts: Batches) -> None:
+    async def on_events_many(self, source: str, seq: int, upto_ns: int, parts: Batches) -> int:
         """One feed message for several routes (each route keeps its own per-source order). Every route takes
         its events in; those whose watermark moved then run, concurrently (one may wait on a verdict or a fill
-        while the others go on)."""
+        while the others go on). Returns the lowest of the routes' ``durable(source)``."""
         received = time.perf_counter_ns()
         due = [route for name, events in parts.items()
                if (route := self.routes[name]).accept(source, seq, upto_ns, events)]
-        if not due:
-            return
         if len(due) == 1:
             await due[0].process(received)
-        else:
+        elif due:
             await asyncio.gather(*[route.process(received) for route in due])
-        self.windows_done += 1  # this window's intents are out: collect now, before the next window comes
-        gc.collect(2 if self.windows_done % FULL_GC_EVERY == 0 else 1)
+        if due:
+            self.windows_done += 1  # this window's intents are out: collect now, before the next window comes
+            gc.collect(2 if self.windows_done % FULL_GC_EVERY == 0 else 1)
+        return min(r.durable(source) for r in self.routes.values())
 
     def request_resend(self) -> None:
         """After a restore: one resend per sender for all this host's routes, from the earliest they need."""

@@ -78,6 +78,7 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     r.upto = {str(k): int(v) for k, v in snap["upto"].items()}  # was taken in but not applied
     r.buffers = {s: _batches(snap["buffered"][s]) for s in SOURCES}
     r.applied_window = int(snap["applied_window"])
+    r.saved_seqs = {str(k): int(v) for k, v in snap["next_seqs"].items()}
     r.first_ts, r.last_ts = int(snap["first_ts"]), int(snap["last_ts"])
     r.ids.restore(int(snap["client_seq"]))
     r.issued = list(snap["issued"])

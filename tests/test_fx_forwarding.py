@@ -60,3 +60,41 @@ def test_windows_keep_their_sequence_numbers_when_calls_arrive_out_of_order(tmp_
     received = asyncio.run(drive())
     assert sorted(seq for seq, _ in received) == list(range(ACK_LAG + 4))
     assert all(upto == _upto(seq) for seq, upto in received), received
+
+
+class _LaggingRoute:
+    """A route whose newest snapshot holds FX windows before ``durable`` only (it took the rest in, unsaved)."""
+
+    def __init__(self, durable: int) -> None:
+        self.durable = durable
+        self.on_events = self
+
+    def remote(self, source: str, seq: int, upto_ns: int, events: Any) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        fut.set_result(self.durable)
+        return fut
+
+
+def test_the_snapshot_keeps_every_window_a_route_has_not_snapshotted(tmp_path: Path) -> None:
+    """Delivered is not enough: a route that took window k in and died before its own snapshot asks for k again
+    after a resume, so the aggregator's snapshot keeps what the route's snapshot does not hold."""
+    rec = RecoveryConfig("fxdur", env="test", dir=str(tmp_path))
+
+    async def drive() -> dict[str, Any]:
+        agg = FxAggregatorActor(10**15, routes={"BTC": _LaggingRoute(durable=3)}, recovery=rec)
+        for k in range(40):
+            await agg.forward_many(k, _upto(k), Batches.of([("BTC", empty_batch())]))
+        assert agg.snaps is not None
+        snap = agg.snaps.load()
+        assert snap is not None
+        return snap
+
+    snap = asyncio.run(drive())
+    assert [int(e[0]) for e in snap["log"]["BTC"]] == list(range(3, 40))  # not just the newest 16
+
+    async def resend_after_restore() -> int:
+        restored = FxAggregatorActor(10**15, routes={"BTC": _LaggingRoute(durable=3)}, recovery=rec)
+        restored._restore()  # what a restarted or resumed incarnation's constructor does first
+        return await restored.resend("BTC", 3)
+
+    assert asyncio.run(resend_after_restore()) == 37  # windows 3..39, none "no longer kept"
