@@ -89,12 +89,17 @@ def incarnation() -> dict[str, Any]:
             "imported_at": _IMPORTED_AT, "ready_at": _READY_AT}
 
 
-def ask_for_resend(cfg: RecoveryConfig, subscriber: str, from_seq: int) -> list[Any]:
+SENDERS = {"fx": "fx", "upbit": "feed:upbit", "binance": "feed:binance"}  # a subscriber's source -> its sender
+
+
+def ask_for_resend(cfg: RecoveryConfig, subscriber: str, from_seqs: dict[str, int]) -> list[Any]:
     """A restored subscriber (a route, or a route host by its key) asks every sender of its windows -- both
-    market feeds and the FX aggregator -- for everything from ``from_seq`` on. Returns the calls' refs: a
-    sender that cannot resend raises there, and the subscriber must say so (it would wait forever)."""
-    return [Named(cfg.actor_name(role)).resend.remote(subscriber, from_seq)
-            for role in ("feed:upbit", "feed:binance", "fx")]
+    market feeds and the FX aggregator -- for everything from that source's own inbox position on (one
+    position for all would ask a sender for windows the subscriber holds, which the FX aggregator may no
+    longer keep). Returns the calls' refs: a sender that cannot resend raises there, and the subscriber must
+    say so (it would wait forever)."""
+    return [Named(cfg.actor_name(role)).resend.remote(subscriber, from_seqs[source])
+            for source, role in SENDERS.items()]
 
 
 def process_gone(pid: int, host: str | None) -> bool:

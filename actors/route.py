@@ -315,10 +315,10 @@ class RouteActor:
         return min(self.inbox.next_seq(s) for s in SOURCES)
 
     def request_resend(self) -> None:
-        """Ask the feeds and the FX aggregator for every window from ``resume_seq`` on (they resend what they
-        have sent since; this route drops what it already has)."""
+        """Ask the feeds and the FX aggregator for every window from this route's inbox position for each (they
+        resend what they have sent since; this route drops what it already has)."""
         assert self.recovery is not None
-        self.resends = ask_for_resend(self.recovery, self.route, self.resume_seq())
+        self.resends = ask_for_resend(self.recovery, self.route, {s: self.inbox.next_seq(s) for s in SOURCES})
 
     async def _journal_then_send(self, order: Order, vorder: VenueOrder) -> ExecutionReport:
         """The intent is durable (journal backend, or its fsync'ed overflow file) before the order goes out."""
@@ -650,7 +650,8 @@ class RouteHostActor:
     def request_resend(self) -> None:
         """After a restore: one resend per sender for all this host's routes, from the earliest they need."""
         assert self.recovery is not None
-        resends = ask_for_resend(self.recovery, self.host_key, min(r.resume_seq() for r in self.routes.values()))
+        resends = ask_for_resend(self.recovery, self.host_key,
+                                 {s: min(r.inbox.next_seq(s) for r in self.routes.values()) for s in SOURCES})
         for r in self.routes.values():
             r.resends = resends
 
