@@ -11,6 +11,8 @@ from decimal import Decimal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .risk import RiskLimits
+
 
 class StrategyConfig(BaseModel):
     """Premium mean-reversion with inventory pre-funded on both venues."""
@@ -80,12 +82,27 @@ class InventoryConfig(BaseModel):
     binance_coin_krw: float = Field(30_000_000.0, ge=0)
 
 
+RISK_HEADROOM = 1.2  # a leg's KRW value moves with the premium: limits must clear the order size by this much
+
+
 class EngineConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     strategy: StrategyConfig = StrategyConfig()
     costs: CostConfig = CostConfig()
     inventory: InventoryConfig = InventoryConfig()
+    risk: RiskLimits = RiskLimits()
+
+    @model_validator(mode="after")
+    def _risk_fits_orders(self) -> EngineConfig:
+        """A default-size order must pass the risk limits (else every open is rejected and a run trades nothing)."""
+        need = self.strategy.order_notional_krw * RISK_HEADROOM
+        for name in ("max_order_notional_krw", "max_route_position_krw"):
+            limit = float(getattr(self.risk, name))
+            if limit < need:
+                raise ValueError(f"risk.{name} ({limit:,.0f}) is below {RISK_HEADROOM} x strategy.order_notional_krw"
+                                 f" ({need:,.0f}): every order would be rejected; raise it or lower the order size")
+        return self
 
 
 # slots of the kernel parameter array

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .domain import Venue
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 NS_PER_DAY = 86_400 * 1_000_000_000
 TIERS = ("global", "venue", "route", "symbol")  # evaluation order = precedence
 
@@ -39,9 +39,12 @@ ALLOW, REDUCE_ONLY, REJECT = "allow", "reduce_only", "reject"
 
 
 class RiskLimits(BaseModel):
-    """Risk limits. Defaults sized for the default config: 10M KRW per leg and per route, 120M KRW of
-    pre-funded inventory per route (config.InventoryConfig). A limit trips when a loss *reaches* it;
-    exposure and position limits may be reached but not exceeded."""
+    """Risk limits, the ``risk`` section of the engine config. Defaults sized for the default config: a
+    10M KRW order per leg, 120M KRW of pre-funded inventory per route (config.InventoryConfig). A leg's KRW
+    value is its quantity at that venue's price, so the Binance leg of a 10M order is 10M x (1 - premium):
+    order and position limits leave 20 % of headroom over the order size, so a default order passes default
+    limits at any premium within +-20 %. A limit trips when a loss *reaches* it; exposure and position limits
+    may be reached but not exceeded."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,9 +55,10 @@ class RiskLimits(BaseModel):
     max_venue_exposure_krw: Decimal = Field(Decimal(50_000_000), gt=0, description="per venue: sum of the open "
                                             "positions' entry notionals on it")
     max_route_position_krw: Decimal = Field(
-        Decimal(10_000_000), gt=0, description="per route: open notional (largest leg), = strategy.position_limit_krw")
+        Decimal(12_000_000), gt=0, description="per route: open notional in KRW (largest leg); at least "
+        "strategy.position_limit_krw plus headroom for the premium")
     max_symbol_position_krw: Decimal = Field(
-        Decimal(20_000_000), gt=0,
+        Decimal(24_000_000), gt=0,
         description="per symbol, in KRW (not coin qty, so one figure fits every coin): sum over the routes "
                     "trading it of their open notional")
     max_inventory_imbalance: float = Field(
@@ -63,14 +67,22 @@ class RiskLimits(BaseModel):
                     "The check does not know a trade's direction, so past it every open of the symbol waits")
     loss_cooldown_s: float = Field(900.0, ge=0, description="per route: no open this long after a losing round trip")
     circuit_breaker_losses: int = Field(
-        3, ge=1, description="per route: this many consecutive losing round trips trip it until reset_route")
+        3, ge=1, description="per route: this many consecutive losing round trips trip the route's breaker")
     global_circuit_breaker_losses: int | None = Field(
-        6, ge=1, description="portfolio: consecutive losing round trips (any route) until resume; None = off")
-    max_order_notional_krw: Decimal = Field(Decimal(10_000_000), gt=0, description="per order leg, KRW")
+        6, ge=1, description="portfolio: this many consecutive losing round trips (any route) trip the "
+        "portfolio breaker; None = off")
+    circuit_breaker_reset_s: float | None = Field(
+        86_400.0, gt=0, description="seconds of market time after which a tripped route or portfolio breaker "
+        "resets by itself (its losing streak starts again from 0); None = only an operator reset")
+    max_order_notional_krw: Decimal = Field(Decimal(12_000_000), gt=0, description="per order leg, KRW")
 
     @property
     def loss_cooldown_ns(self) -> int:
         return round(self.loss_cooldown_s * 1e9)
+
+    @property
+    def breaker_reset_ns(self) -> int | None:
+        return None if self.circuit_breaker_reset_s is None else round(self.circuit_breaker_reset_s * 1e9)
 
     @model_validator(mode="after")
     def _check(self) -> RiskLimits:
@@ -107,6 +119,19 @@ class Decision:
     action: str  # open | close | kill_switch | pause | resume | reset_route
     verdict: str
     first_trigger: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskEvent:
+    """A change of what risk allows, in market time: the report's risk timeline and the summary's counts."""
+
+    now_ns: int
+    action: str  # kill_switch | pause | resume | breaker_trip | breaker_reset | global_breaker_trip | ...
+    route: str  # "*" for the portfolio
+    reason: str
+
+
+MAX_EVENTS = 10_000
 
 
 @dataclass
@@ -153,6 +178,11 @@ class RiskCoordinatorState:
     positions: dict[str, OpenPosition] = field(default_factory=dict)
     inventory: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # symbol -> (upbit, binance) coin
     decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=1000))
+    tripped_at_ns: dict[str, int] = field(default_factory=dict)  # route -> market time its breaker tripped
+    global_breaker_at_ns: int | None = None
+    rejections: dict[str, int] = field(default_factory=dict)  # first trigger -> rejected opens
+    events: list[RiskEvent] = field(default_factory=list)  # halts, resumes, breaker trips and resets
+    events_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         def opt(d: Decimal | None) -> str | None:
@@ -170,6 +200,11 @@ class RiskCoordinatorState:
             "inventory": {s: [str(u), str(b)] for s, (u, b) in sorted(self.inventory.items())},
             "decisions": [[d.now_ns, d.route, d.action, d.verdict, d.first_trigger] for d in self.decisions],
             "decisions_maxlen": self.decisions.maxlen,
+            "tripped_at_ns": dict(sorted(self.tripped_at_ns.items())),
+            "global_breaker_at_ns": self.global_breaker_at_ns,
+            "rejections": dict(sorted(self.rejections.items())),
+            "events": [[e.now_ns, e.action, e.route, e.reason] for e in self.events],
+            "events_dropped": self.events_dropped,
         }
 
     @classmethod
@@ -190,6 +225,11 @@ class RiskCoordinatorState:
                        for r, (sym, legs) in d["positions"].items()},
             inventory={s: (Decimal(u), Decimal(b)) for s, (u, b) in d["inventory"].items()},
             decisions=deque((Decision(*e) for e in d["decisions"]), maxlen=d["decisions_maxlen"]),
+            tripped_at_ns={k: int(v) for k, v in d["tripped_at_ns"].items()},
+            global_breaker_at_ns=d["global_breaker_at_ns"],
+            rejections={k: int(v) for k, v in d["rejections"].items()},
+            events=[RiskEvent(int(t), a, r, why) for t, a, r, why in d["events"]],
+            events_dropped=int(d["events_dropped"]),
         )
 
 
@@ -270,17 +310,22 @@ class RiskCoordinator:
         events: list[str] = []
         if not was_daily and self._daily_hit():
             events.append(DAILY_LOSS)
+            self._event("daily_loss_limit", "*", f"day pnl {st.day_pnl_krw} <= -{lim.daily_loss_limit_krw}")
         if pnl < 0:
             st.cooldown_until_ns[route] = now_ns + lim.loss_cooldown_ns
             st.loss_streak[route] = st.loss_streak.get(route, 0) + 1
             st.global_loss_streak += 1
             if st.loss_streak[route] >= lim.circuit_breaker_losses and route not in st.tripped_routes:
                 st.tripped_routes.add(route)
+                st.tripped_at_ns[route] = st.last_ns
                 events.append(ROUTE_BREAKER)
+                self._event("breaker_trip", route, f"{st.loss_streak[route]} consecutive losing round trips")
             n_global = lim.global_circuit_breaker_losses
             if n_global is not None and st.global_loss_streak >= n_global and not st.global_breaker:
                 st.global_breaker = True
+                st.global_breaker_at_ns = st.last_ns
                 events.append(GLOBAL_BREAKER)
+                self._event("global_breaker_trip", "*", f"{st.global_loss_streak} consecutive losing round trips")
         else:  # a win (or break-even) ends both losing streaks
             st.loss_streak[route] = 0
             st.global_loss_streak = 0
@@ -302,6 +347,7 @@ class RiskCoordinator:
             st.halt_reason = (f"drawdown {drawdown} from equity peak {st.peak_equity_krw} "
                               f">= {self.limits.max_drawdown_krw}")
             self._log("*", "kill_switch", RiskMode.HALTED.value, HALTED)
+            self._event("kill_switch", "*", st.halt_reason)
         return sorted(st.positions) if st.mode is RiskMode.HALTED else []
 
     def on_inventory(self, symbol: str, upbit_coin: Decimal, binance_coin: Decimal) -> None:
@@ -340,6 +386,7 @@ class RiskCoordinator:
             self.state.mode = RiskMode.PAUSED
         self.state.pause_reason = reason
         self._log("*", "pause", self.state.mode.value, PAUSED)
+        self._event("pause", "*", reason)
 
     def resume(self, now_ns: int, equity_krw: Decimal | None = None) -> None:
         """Explicit operator resume: clears PAUSED / HALTED and the portfolio circuit breaker. After a kill
@@ -352,15 +399,18 @@ class RiskCoordinator:
         if st.mode is RiskMode.HALTED:
             st.peak_equity_krw = st.last_equity_krw
         st.mode, st.halt_reason, st.pause_reason = RiskMode.ACTIVE, None, None
-        st.global_breaker, st.global_loss_streak = False, 0
+        st.global_breaker, st.global_loss_streak, st.global_breaker_at_ns = False, 0, None
         self._log("*", "resume", st.mode.value)
+        self._event("resume", "*", "operator")
 
     def reset_route(self, route: str, now_ns: int) -> None:
         """Operator reset of a route's circuit breaker and losing streak."""
         self._advance(now_ns)
         self.state.tripped_routes.discard(route)
+        self.state.tripped_at_ns.pop(route, None)
         self.state.loss_streak[route] = 0
         self._log(route, "reset_route", RiskMode.ACTIVE.value)
+        self._event("breaker_reset", route, "operator")
 
     def venue_exposure(self, venue: Venue) -> Decimal:
         return sum((p.notionals.get(venue, Decimal(0)) for p in self.state.positions.values()), Decimal(0))
@@ -384,12 +434,45 @@ class RiskCoordinator:
         self.state = RiskCoordinatorState.from_dict(snapshot)
 
     def _advance(self, now_ns: int) -> None:
-        """Time only moves forward; a new UTC day starts a new daily PnL."""
+        """Time only moves forward; a new UTC day starts a new daily PnL; breakers reset after
+        ``circuit_breaker_reset_s`` of market time."""
         st = self.state
         st.last_ns = max(st.last_ns, now_ns)
         day = st.last_ns // NS_PER_DAY
         if st.day is None or day > st.day:
+            if self._daily_hit():
+                self._event("daily_loss_reset", "*", "new UTC day")
             st.day, st.day_pnl_krw = day, Decimal(0)
+        reset = self.limits.breaker_reset_ns
+        if reset is None:
+            return
+        for route, at in sorted(st.tripped_at_ns.items()):
+            if st.last_ns >= at + reset:
+                del st.tripped_at_ns[route]
+                st.tripped_routes.discard(route)
+                st.loss_streak[route] = 0
+                self._event("breaker_reset", route, f"{self.limits.circuit_breaker_reset_s:g} s of market time")
+        if st.global_breaker and st.global_breaker_at_ns is not None and st.last_ns >= st.global_breaker_at_ns + reset:
+            st.global_breaker, st.global_loss_streak, st.global_breaker_at_ns = False, 0, None
+            self._event("global_breaker_reset", "*", f"{self.limits.circuit_breaker_reset_s:g} s of market time")
+
+    def _event(self, action: str, route: str, reason: str) -> None:
+        st = self.state
+        if len(st.events) >= MAX_EVENTS:
+            st.events_dropped += 1
+            return
+        st.events.append(RiskEvent(st.last_ns, action, route, reason))
+
+    def report(self) -> dict[str, Any]:
+        """What risk did over a run, for summary.json: rejected opens by first trigger and the timeline."""
+        st = self.state
+        return {"mode": st.mode.value, "halt_reason": st.halt_reason,
+                "rejections_by_reason": dict(sorted(st.rejections.items())),
+                "rejected_opens": sum(st.rejections.values()),
+                "events": [{"ts_ns": e.now_ns, "action": e.action, "route": e.route, "reason": e.reason}
+                           for e in st.events],
+                "events_dropped": st.events_dropped,
+                "tripped_routes": sorted(st.tripped_routes), "global_breaker": st.global_breaker}
 
     def _daily_hit(self) -> bool:
         return self.state.day_pnl_krw <= -self.limits.daily_loss_limit_krw
@@ -418,6 +501,9 @@ class RiskCoordinator:
         first, tier = (hits[0][1], hits[0][0]) if hits else (None, None)
         allowed = reducing or not hits
         verdict = REJECT if not allowed else (REDUCE_ONLY if hits else ALLOW)
+        if not allowed and first is not None:
+            key = first if action == "open" else f"{action}:{first}"
+            self.state.rejections[key] = self.state.rejections.get(key, 0) + 1
         self._log(route, action, verdict, first)
         return RiskVerdict(allowed, first, tier, reasons, verdict)
 

@@ -32,7 +32,7 @@ LIMITS = RiskLimits(
     daily_loss_limit_krw=krw(1_000_000), max_drawdown_krw=krw(2_000_000), max_venue_exposure_krw=krw(25_000_000),
     max_route_position_krw=krw(10_000_000), max_symbol_position_krw=krw(15_000_000), max_inventory_imbalance=0.5,
     loss_cooldown_s=600.0, circuit_breaker_losses=3, global_circuit_breaker_losses=None,
-    max_order_notional_krw=krw(5_000_000),
+    max_order_notional_krw=krw(5_000_000), circuit_breaker_reset_s=None,
 )
 
 
@@ -185,6 +185,36 @@ def test_circuit_breaker_after_consecutive_losses_win_resets() -> None:
     assert rc.check_open("BTC", "BTC", legs(1_000_000, 1_000_000), late).allowed
 
 
+def test_breakers_reset_after_their_market_time_rule() -> None:
+    rc = RiskCoordinator(LIMITS.model_copy(update={"circuit_breaker_reset_s": 3600.0,
+                                                  "global_circuit_breaker_losses": 4}))
+    for k in range(4):
+        rc.on_round_trip_closed("BTC" if k < 3 else "ETH", krw(-1), T0 + k * S)
+    tripped = T0 + 3 * S
+    assert rc.check_open("BTC", "BTC", legs(1, 1), tripped + 3599 * S).first_trigger == "global_circuit_breaker"
+    v = rc.check_open("BTC", "BTC", legs(1, 1), tripped + 3600 * S)  # both reset: route at T0+2s, global at +3s
+    assert v.allowed, v.reasons
+    assert rc.state.loss_streak["BTC"] == 0 and rc.state.global_loss_streak == 0
+    actions = [(e.action, e.route) for e in rc.state.events]
+    assert actions == [("breaker_trip", "BTC"), ("global_breaker_trip", "*"), ("breaker_reset", "BTC"),
+                       ("global_breaker_reset", "*")]
+    report = rc.report()
+    assert report["rejections_by_reason"] == {"global_circuit_breaker": 1}
+    assert [e["action"] for e in report["events"]] == [a for a, _ in actions]
+
+
+def test_default_order_passes_default_limits() -> None:
+    """The default 10M KRW order's Binance leg is worth 10M x (1 - premium): it must pass at any sane premium."""
+    from arbitrage_lite.core.config import EngineConfig
+
+    cfg = EngineConfig()
+    rc = RiskCoordinator(cfg.risk)
+    order = Decimal(str(cfg.strategy.order_notional_krw))
+    for k, premium in enumerate(("-0.10", "0", "0.10")):
+        v = rc.check_open(f"R{k}", f"R{k}", {U: order, B: order * (1 - Decimal(premium))}, T0)
+        assert v.allowed, v.reasons
+
+
 def test_global_circuit_breaker_across_routes() -> None:
     rc = RiskCoordinator(LIMITS.model_copy(update={"global_circuit_breaker_losses": 3}))
     assert rc.on_round_trip_closed("BTC", krw(-1), T0) == ()
@@ -242,7 +272,7 @@ def test_snapshot_restore_round_trip() -> None:
     rc.on_equity(krw("97999999.5"), T0 + 2 * S)  # halts
     rc.check_open("XRP", "XRP", legs(1, 1), T0 + 3 * S)
     snap = rc.snapshot()
-    assert snap["version"] == 1
+    assert snap["version"] == 2
     wire = json.loads(json.dumps(snap))  # as it would come back from Redis
 
     restored = RiskCoordinator(LIMITS)
