@@ -84,6 +84,10 @@ class RiskCoordinatorActor:
     def snapshot(self) -> dict[str, Any]:
         return self._risk.snapshot()
 
+    def report(self) -> dict[str, Any]:
+        """Rejected opens by first trigger and the halt/breaker timeline (summary.json's ``risk``)."""
+        return self._risk.report()
+
     def mode(self) -> str:
         return str(self._risk.state.mode.value)
 

@@ -20,40 +20,27 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from ..core.accounting import fx_to_dec, trip_pnl
 from ..core.client_ids import ClientIdFactory
 from ..core.config import EngineConfig
 from ..core.domain import Currency, Side, Venue
 from ..core.events import EventBatch, empty_batch
 from ..core.kernel import ACTION_OPEN, N_COUNTERS, inject_fills, resolve_candidate
-from ..core.ledger import Fill, fee_for, units_to_dec
+from ..core.ledger import Fill, units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
 from ..core.replay import RouteResult, build_result, inject_report, kernel_params, step, warm_up
 from ..core.risk import RiskLimits, RiskVerdict
+from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, fill_at
 from ..core.route_state import (
-    F_FX,
-    FI_ACTION,
-    FI_PX,
-    FI_QTY,
-    FI_REF,
-    FI_SIDE,
-    FI_TRIP,
-    FI_TS_DEC,
-    FI_TS_FILL,
-    FI_VENUE,
     L_ACTIVE,
     L_DONE,
     L_DUE,
     L_QTY,
     L_SIDE,
     L_VENUE,
-    S_CAND_QTY,
     S_CAND_TS,
     S_FLATTEN,
     S_FUNDED,
-    S_NF,
-    S_NTR,
     S_PACT,
     S_PDEC,
     S_POS_DIR,
@@ -61,8 +48,6 @@ from ..core.route_state import (
     ST_DONE,
     ST_NEED_FILLS,
     ST_NEED_RISK,
-    TI_TS1,
-    TI_TS3,
     RouteState,
 )
 from ..core.rules import InstrumentRules, binance_rules
@@ -143,8 +128,7 @@ class RouteActor:
         self.sent_orders: dict[int, VenueOrder] = {}
         self.orders: dict[str, Order] = {}
         self.issued: list[str] = []  # every client id handed to a venue, in order
-        self.reported_opens = 0
-        self.reported_closes: set[int] = set()
+        self.feed = RiskFeed(route, cfg)  # the trips risk and the portfolio have been told about
         self.latencies_s: list[float] = []
         self.latencies_pushed = 0
         self.unhedged_ns_total = 0
@@ -400,10 +384,7 @@ class RouteActor:
         s = self.state
         allowed = True
         if self.risk is not None:
-            qty = units_to_dec(int(s.si[S_CAND_QTY]))
-            mids = s.quotes[:, 0]
-            fx = Decimal(str(round(float(s.sf[F_FX]), 4)))
-            notionals = {Venue.UPBIT: qty * Decimal(str(mids[0])), Venue.BINANCE: qty * Decimal(str(mids[1])) * fx}
+            notionals = candidate_notionals(s)
             t = int(s.si[S_CAND_TS])  # the candidate's decision time, whatever the window cut
             self.risk_asks += 1
             verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
@@ -476,14 +457,7 @@ class RouteActor:
             self._track(self.portfolio.on_fills.remote(self.route, fills))
 
     def _fill_object(self, row: int) -> Fill:
-        r = self.state.fills[row]
-        v = Venue(int(r[FI_VENUE]))
-        rate = self.cfg.costs.upbit.taker_fee if v is Venue.UPBIT else self.cfg.costs.binance.taker_fee
-        price, qty = units_to_dec(int(r[FI_PX])), units_to_dec(int(r[FI_QTY]))
-        return Fill(trip=int(r[FI_TRIP]), venue=v, side=Side(int(r[FI_SIDE])), price=price, qty=qty,
-                    fee=fee_for(price, qty, rate), ref_price=units_to_dec(int(r[FI_REF])),
-                    ts_decision=int(r[FI_TS_DEC]), ts_venue=int(r[FI_TS_FILL]), ts_local=time.time_ns(),
-                    action=ACTIONS[int(r[FI_ACTION])])
+        return fill_at(self.state, row, self.cfg, ts_local=time.time_ns())
 
     def _measure_unhedged(self) -> None:
         """Time between the two legs' fills of an action, and the notional exposed meanwhile."""
@@ -496,49 +470,38 @@ class RouteActor:
                 self.max_unhedged_krw = max(self.max_unhedged_krw, units_to_dec(int(legs[0, L_QTY])) * mid)
 
     async def _report_trips(self) -> None:
+        """Tell the portfolio and risk about the trips opened and closed since the last call: the facts and
+        their order (equity first, then the closed trip) are core.risk_feed's, as in the backtest's driver."""
         s = self.state
-        ntr = int(s.si[S_NTR])
-        for trip in range(ntr):
-            if s.trips_i[trip, TI_TS1] >= 0 and trip >= self.reported_opens and self.risk is not None:
-                self.reported_opens = trip + 1
-                opened = np.flatnonzero((s.fills[: int(s.si[S_NF]), FI_TRIP] == trip)
-                                        & (s.fills[: int(s.si[S_NF]), FI_ACTION] == ACTION_OPEN))
-                notionals: dict[Venue, Decimal] = {}
-                for r in opened:
-                    f = self._fill_object(int(r))
-                    krw = f.notional if f.venue is Venue.UPBIT else f.notional * fx_to_dec(float(s.sf[F_FX]))
-                    notionals[f.venue] = notionals.get(f.venue, Decimal(0)) + krw
-                if notionals:
-                    self._track(self.risk.on_position_opened.remote(self.route, self.route, notionals,
-                                                                           key=f"{self.route}:{trip}"))
-            if s.trips_i[trip, TI_TS3] >= 0 and trip not in self.reported_closes:
-                self.reported_closes.add(trip)
-                rows = np.flatnonzero(s.fills[: int(s.si[S_NF]), FI_TRIP] == trip)
-                fills = [self._fill_object(int(r)) for r in rows]
-                fx = fx_to_dec(float(s.trips_f[trip, 5])) if s.trips_f[trip, 5] > 0 else fx_to_dec(float(s.sf[F_FX]))
-                pnl = trip_pnl(fills, fx, (Decimal(0), Decimal(0)))
-                self.net_krw += pnl.net_krw
-                self.wins += pnl.net_krw > 0
-                if self.journal is not None:  # keyed by the trip's close time in market time: replays map onto it
-                    self.journal.submit(pnl_snapshot_record(
-                        self.run_id, self.route, int(s.trips_i[trip, TI_TS3]),
-                        {"trip": trip, "gross_krw": pnl.gross_krw, "fees_krw": pnl.fees_krw,
-                         "slippage_krw": pnl.slippage_krw, "net_krw": pnl.net_krw, "route_net_krw": self.net_krw,
-                         "round_trips": len(self.reported_closes), "wins": self.wins}))
-                if self.metrics is not None:
-                    hours = max(self.last_ts - self.first_ts, 1) / 3.6e12
-                    self.metrics.route_stats.remote(self.route, float(self.net_krw), len(self.reported_closes),
-                                                    self.wins, int(s.si[S_POS_DIR] != 0), hours)
-                    self.metrics.latencies.remote(self.latencies_s[self.latencies_pushed:])
-                    self.latencies_pushed = len(self.latencies_s)
-                if self.portfolio is not None:
-                    # awaited: the kill switch must see this trip before the route decides anything later
-                    await self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
-                                                               pnl.slippage_krw, pnl.net_krw,
-                                                               int(s.trips_i[trip, TI_TS3]), trip=trip)
+        for fact in self.feed.new_facts(s):
+            if isinstance(fact, TripOpened):
                 if self.risk is not None:
-                    self._track(self.risk.on_round_trip_closed.remote(
-                        self.route, pnl.net_krw, int(s.trips_i[trip, TI_TS3]), key=f"{self.route}:{trip}"))
+                    self._track(self.risk.on_position_opened.remote(self.route, self.route, fact.notionals,
+                                                                    key=f"{self.route}:{fact.trip}"))
+                continue
+            trip, pnl = fact.trip, fact.pnl
+            self.net_krw += pnl.net_krw
+            self.wins += pnl.net_krw > 0
+            n_closed = len(self.feed.reported_closes)
+            if self.journal is not None:  # keyed by the trip's close time in market time: replays map onto it
+                self.journal.submit(pnl_snapshot_record(
+                    self.run_id, self.route, fact.ts_ns,
+                    {"trip": trip, "gross_krw": pnl.gross_krw, "fees_krw": pnl.fees_krw,
+                     "slippage_krw": pnl.slippage_krw, "net_krw": pnl.net_krw, "route_net_krw": self.net_krw,
+                     "round_trips": n_closed, "wins": self.wins}))
+            if self.metrics is not None:
+                hours = max(self.last_ts - self.first_ts, 1) / 3.6e12
+                self.metrics.route_stats.remote(self.route, float(self.net_krw), n_closed,
+                                                self.wins, int(s.si[S_POS_DIR] != 0), hours)
+                self.metrics.latencies.remote(self.latencies_s[self.latencies_pushed:])
+                self.latencies_pushed = len(self.latencies_s)
+            if self.portfolio is not None:
+                # awaited: the kill switch must see this trip before the route decides anything later
+                await self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
+                                                           pnl.slippage_krw, pnl.net_krw, fact.ts_ns, trip=trip)
+            if self.risk is not None:
+                self._track(self.risk.on_round_trip_closed.remote(self.route, pnl.net_krw, fact.ts_ns,
+                                                                  key=f"{self.route}:{trip}"))
 
     async def flatten(self, route: str | None = None) -> None:
         """Kill switch: close any open position at the next decision (the RiskCoordinator refuses new opens).
@@ -714,6 +677,9 @@ class RouteHostActor:
 
     async def decisions(self) -> list[dict[str, Any]]:
         return self._coordinator().decisions()
+
+    async def report(self) -> dict[str, Any]:
+        return self._coordinator().report()
 
     async def snapshot(self) -> dict[str, Any]:
         return self._coordinator().snapshot()

@@ -48,7 +48,7 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
         "in_flight": [[slot, o.client_id, o.symbol, int(o.side), o.qty_units, o.arrive_ns]
                       for slot, o in sorted(in_flight.items())],
         "order_counts": counts,
-        "reported_opens": r.reported_opens, "reported_closes": sorted(r.reported_closes),
+        "reported_opens": r.feed.reported_opens, "reported_closes": sorted(r.feed.reported_closes),
         "net_krw": r.net_krw, "wins": r.wins, "funded": r.funded, "risk_asks": r.risk_asks,
         "unhedged_ns_total": r.unhedged_ns_total, "max_unhedged_krw": r.max_unhedged_krw,
         "risk_rejections": list(r.risk_rejections), "flatten_requests": r.flatten_requests,
@@ -96,8 +96,8 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
             OrderEvent(EventKind.TIMEOUT, -1, now))  # unknown until the venue's record says
         r.sent_orders[int(slot)] = order
         r.sent[int(slot)] = (keys[int(slot)][0], order.client_id, None)
-    r.reported_opens = int(snap["reported_opens"])
-    r.reported_closes = {int(t) for t in snap["reported_closes"]}
+    r.feed.reported_opens = int(snap["reported_opens"])
+    r.feed.reported_closes = {int(t) for t in snap["reported_closes"]}
     r.net_krw = Decimal(snap["net_krw"])
     r.wins = int(snap["wins"])
     r.funded = bool(snap["funded"])

@@ -111,7 +111,8 @@ class EngineConfig(BaseModel):
  P_FEE_U, P_FEE_B, P_LAT_U_NS, P_LAT_B_NS, P_HS_U, P_HS_B, P_IMP_U, P_IMP_B,
  P_MAX_AGE_NS, P_MAX_SKEW_NS,
  P_INV_U_KRW, P_INV_U_COIN, P_INV_B_USDT, P_INV_B_COIN, P_STEP_B, P_TICK_B, P_MIN_NOTIONAL_B) = range(30)
-N_PARAMS = 30
+P_ASK_RISK = 30  # 1: stop for a risk verdict even when executing legs internally (the backtest's risk driver)
+N_PARAMS = 31
 
 
 def to_kernel_params(cfg: EngineConfig, binance_tick_units: int, binance_step_units: int,

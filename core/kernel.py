@@ -381,7 +381,7 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
             continue
         si[rs.S_CAND], si[rs.S_CAND_DIR], si[rs.S_CAND_QTY], si[rs.S_CAND_TS] = 1, direction, q_units, t
         sf[rs.F_CAND_RATIO], sf[rs.F_CAND_DEV], sf[rs.F_CAND_PREM] = ratio, dev, prem
-        if not internal:
+        if not internal or p[cf.P_ASK_RISK] > 0.5:
             return rs.ST_NEED_RISK, _flush(counters, n_events, n_trades, i + 1)
         resolve_candidate(si, sf, legs, counters, trips_i, trips_f, quotes, p, True)
         pend = True

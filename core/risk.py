@@ -250,7 +250,7 @@ class RiskCoordinator:
         """May ``route`` open (or grow) a position of ``venue_notionals`` (KRW per order leg) in ``symbol``?"""
         self._advance(now_ns)
         lim, st = self.limits, self.state
-        hits = self._restrictions(route)
+        hits = self._restrictions(route, now_ns)
         if fx_stale:
             hits.append(("global", FX_STALE, "FX reading is stale"))
         try:
@@ -298,7 +298,7 @@ class RiskCoordinator:
                      for v in legs if v not in pos.notionals]
         if hits:
             return self._verdict(route, "close", hits, reducing=False)
-        return self._verdict(route, "close", self._restrictions(route), reducing=True)
+        return self._verdict(route, "close", self._restrictions(route, now_ns), reducing=True)
 
     def on_round_trip_closed(self, route: str, net_pnl_krw: Decimal, now_ns: int) -> tuple[str, ...]:
         """Book a finished round trip. Returns the codes newly tripped by it (alert rule names)."""
@@ -317,9 +317,9 @@ class RiskCoordinator:
             st.global_loss_streak += 1
             if st.loss_streak[route] >= lim.circuit_breaker_losses and route not in st.tripped_routes:
                 st.tripped_routes.add(route)
-                st.tripped_at_ns[route] = st.last_ns
+                st.tripped_at_ns[route] = now_ns
                 events.append(ROUTE_BREAKER)
-                self._event("breaker_trip", route, f"{st.loss_streak[route]} consecutive losing round trips")
+                self._event("breaker_trip", route, f"{st.loss_streak[route]} consecutive losing round trips", now_ns)
             n_global = lim.global_circuit_breaker_losses
             if n_global is not None and st.global_loss_streak >= n_global and not st.global_breaker:
                 st.global_breaker = True
@@ -446,22 +446,27 @@ class RiskCoordinator:
         reset = self.limits.breaker_reset_ns
         if reset is None:
             return
-        for route, at in sorted(st.tripped_at_ns.items()):
-            if st.last_ns >= at + reset:
-                del st.tripped_at_ns[route]
-                st.tripped_routes.discard(route)
-                st.loss_streak[route] = 0
-                self._event("breaker_reset", route, f"{self.limits.circuit_breaker_reset_s:g} s of market time")
         if st.global_breaker and st.global_breaker_at_ns is not None and st.last_ns >= st.global_breaker_at_ns + reset:
             st.global_breaker, st.global_loss_streak, st.global_breaker_at_ns = False, 0, None
             self._event("global_breaker_reset", "*", f"{self.limits.circuit_breaker_reset_s:g} s of market time")
 
-    def _event(self, action: str, route: str, reason: str) -> None:
+    def _event(self, action: str, route: str, reason: str, now_ns: int | None = None) -> None:
         st = self.state
         if len(st.events) >= MAX_EVENTS:
             st.events_dropped += 1
             return
-        st.events.append(RiskEvent(st.last_ns, action, route, reason))
+        st.events.append(RiskEvent(st.last_ns if now_ns is None else now_ns, action, route, reason))
+
+    def _route_reset(self, route: str, now_ns: int) -> None:
+        """A route's breaker resets at the route's own market time (routes replayed in paper run at their own
+        pace: the coordinator's latest time may be another route's)."""
+        st, reset = self.state, self.limits.breaker_reset_ns
+        at = st.tripped_at_ns.get(route)
+        if reset is not None and at is not None and now_ns >= at + reset:
+            del st.tripped_at_ns[route]
+            st.tripped_routes.discard(route)
+            st.loss_streak[route] = 0
+            self._event("breaker_reset", route, f"{self.limits.circuit_breaker_reset_s:g} s of market time", now_ns)
 
     def report(self) -> dict[str, Any]:
         """What risk did over a run, for summary.json: rejected opens by first trigger and the timeline."""
@@ -477,8 +482,10 @@ class RiskCoordinator:
     def _daily_hit(self) -> bool:
         return self.state.day_pnl_krw <= -self.limits.daily_loss_limit_krw
 
-    def _restrictions(self, route: str) -> list[Hit]:
-        """What blocks opens but not closes, in tier order (the global and route entries)."""
+    def _restrictions(self, route: str, now_ns: int) -> list[Hit]:
+        """What blocks opens but not closes, in tier order (the global and route entries). Route-tier clocks
+        (cooldown, breaker reset) read the asking route's own time ``now_ns``."""
+        self._route_reset(route, now_ns)
         st, hits = self.state, []
         if st.mode is RiskMode.HALTED:
             hits.append(("global", HALTED, st.halt_reason or "halted"))
@@ -491,7 +498,7 @@ class RiskCoordinator:
         if route in st.tripped_routes:
             hits.append(("route", ROUTE_BREAKER, f"{st.loss_streak.get(route, 0)} consecutive losing round trips"))
         until = st.cooldown_until_ns.get(route)
-        if until is not None and st.last_ns < until:
+        if until is not None and now_ns < until:
             hits.append(("route", COOLDOWN, f"cooling down after a loss until {until} ns"))
         return hits
 

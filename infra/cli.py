@@ -114,7 +114,6 @@ def _window_ms(text: str) -> float:
 
 
 def _cmd_paper(args: argparse.Namespace) -> int:
-    from ..core.risk import RiskLimits
     from ..scenarios.paper import PaperRequest, run_paper
 
     if not Path(args.replay).exists():
@@ -124,7 +123,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         raise UsageError("--speed must be 'max' or a positive multiple of market time")
     if args.risk_in_host and args.route_hosts != 1:
         args.paper_parser.error("--risk-in-host needs --route-hosts 1: the one RiskCoordinator must see every route")
-    risk = None if args.no_risk else RiskLimits()
+    risk = None if args.no_risk else "config"  # the config's risk section
     req = PaperRequest(store=Path(args.replay), routes=args.routes, out=Path(args.out),
                        config=load_config(Path(args.config) if args.config else None), risk=risk,
                        start_ns=parse_time(args.start), end_ns=parse_time(args.end), speed=speed,

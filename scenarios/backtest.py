@@ -15,6 +15,8 @@ from ..core.fx import split_premium_series
 from ..core.ledger import EXACT
 from ..core.metrics import closed_trips, figures, funnel, money, rejections
 from ..core.replay import RouteResult, run_route
+from ..core.risk import RiskCoordinator
+from ..core.risk_replay import RouteInput, replay_with_risk
 from .market_data import RouteData, load_route, resolve_routes
 from .outputs import write_outputs
 
@@ -29,6 +31,7 @@ class BacktestRequest:
     end_ns: int | None = None
     use_ray: bool = True
     progress: bool = True
+    risk: bool = True  # False: no risk tiers (routes replay independently, as Ray tasks)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,33 @@ def run_one_route(store: Path, base: str, cfg: EngineConfig, start_ns: int | Non
     zero_cfg = cfg.model_copy(update={"costs": data.costs.zero()})
     return RouteRun(data, run_route(base, data.events, real_cfg, data.binance),
                     run_route(base, data.events, zero_cfg, data.binance))
+
+
+def _load_routes(req: BacktestRequest, routes: Sequence[str]) -> list[RouteData]:
+    """Every route's events (Parquet reads, as Ray tasks when there are several)."""
+    if req.use_ray and len(routes) > 1:
+        from ..infra.ray_runtime import ensure_ray
+
+        ray = ensure_ray()
+        task = ray.remote(load_route)
+        return list(ray.get([task.remote(req.store, b, req.config.costs, req.start_ns, req.end_ns) for b in routes]))
+    return [load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns) for b in routes]
+
+
+def _run_routes_with_risk(req: BacktestRequest, routes: Sequence[str],
+                          on_done: Callable[[str], None]) -> tuple[list[RouteRun], dict[str, object]]:
+    """All routes in one market-time-ordered replay under one RiskCoordinator (core.risk_replay): the risk
+    tiers couple routes, so they cannot run apart. The zero-cost twin trades without risk."""
+    datas = _load_routes(req, routes)
+    inputs = [RouteInput(d.base, d.events, d.binance, req.config.model_copy(update={"costs": d.costs}))
+              for d in datas]
+    replay = replay_with_risk(inputs, RiskCoordinator(req.config.risk), capital_krw(req.config) * len(datas),
+                              on_done)
+    runs = []
+    for d, real in zip(datas, replay.results, strict=True):
+        zero_cfg = req.config.model_copy(update={"costs": d.costs.zero()})
+        runs.append(RouteRun(d, real, run_route(d.base, d.events, zero_cfg, d.binance)))
+    return runs, replay.risk
 
 
 def _run_routes(req: BacktestRequest, routes: Sequence[str],
@@ -152,6 +182,15 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
     return summary
 
 
+def risk_summary(report: dict[str, object] | None) -> dict[str, object]:
+    """summary["risk"]: off, or what the RiskCoordinator refused and when it halted, reset or resumed."""
+    if report is None:
+        return {"enabled": False}
+    events = report.get("events", [])
+    assert isinstance(events, list)
+    return {"enabled": True, **report, "events": [{**e, "ts": iso(int(e["ts_ns"]))} for e in events]}
+
+
 def assumptions(cfg: EngineConfig) -> dict[str, str]:
     c = cfg.costs
     return {
@@ -181,9 +220,14 @@ def run_backtest(req: BacktestRequest, mode: str = "backtest") -> dict[str, obje
         if bar is not None:
             bar.update(1)
 
-    runs = _run_routes(req, routes, tick)
+    risk: dict[str, object] | None = None
+    if req.risk:
+        runs, risk = _run_routes_with_risk(req, routes, tick)
+    else:
+        runs = _run_routes(req, routes, tick)
     if bar is not None:
         bar.close()
     summary = summarize(runs, req.config, mode)
+    summary["risk"] = risk_summary(risk)
     write_outputs(req.out, summary, runs)
     return summary

@@ -25,7 +25,7 @@ from ..core.kernel import MAX_FX_AGE_NS
 from ..core.replay import RouteResult, run_route
 from ..core.risk import RiskLimits
 from ..core.rules import upbit_krw_rules
-from .backtest import RouteRun, capital_krw, summarize
+from .backtest import RouteRun, capital_krw, risk_summary, summarize
 from .market_data import RouteData, load_route, resolve_routes
 from .outputs import write_outputs
 
@@ -38,7 +38,8 @@ class PaperRequest:
     routes: str
     out: Path
     config: EngineConfig = field(default_factory=EngineConfig)
-    risk: RiskLimits | None = field(default_factory=RiskLimits)  # None: the coordinator allows every open
+    # "config": the config's risk section; None: the coordinator allows every open; or explicit limits
+    risk: RiskLimits | str | None = "config"
     start_ns: int | None = None
     end_ns: int | None = None
     speed: float | None = None  # None = as fast as possible; N = N x market time
@@ -58,6 +59,13 @@ class PaperRequest:
     journal_dsn: str | None = None  # PostgreSQL for the journal (None: SQLite under journal_dir)
     route_node: str | None = None  # Ray node id the routes prefer (soft: they restart elsewhere if it is lost)
     home_node: str | None = None  # Ray node id every other actor prefers (node-loss drills keep them off the lost one)
+
+    def risk_limits(self) -> RiskLimits | None:
+        if isinstance(self.risk, str):
+            if self.risk != "config":
+                raise ValueError(f"risk must be 'config', None or RiskLimits, got {self.risk!r}")
+            return self.config.risk
+        return self.risk
 
 
 def _split(events: EventBatch) -> dict[str, EventBatch]:
@@ -118,15 +126,16 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
             str(jdir / f"{req.run_id}.overflow.jsonl"), req.journal_dsn, sqlite_path=str(jdir / "journal.sqlite3"))
         await journal.start.remote()
     alerts = ray.remote(AlertActor).options(**opts("alert")).remote(req.run_id, rec, journal)
-    local_risk = req.risk if req.risk_in_host else None
+    limits = req.risk_limits()
+    local_risk = limits if req.risk_in_host else None
     wiring = None if rec is None else {
         "risk": (rec.actor_name("route:host0") if local_risk is not None else
-                 rec.actor_name("risk") if req.risk is not None else None),
+                 rec.actor_name("risk") if limits is not None else None),
         "routes": {b: rec.actor_name(route_role[b]) for b in names}, "alerts": rec.actor_name("alert"),
         "capital_krw": str(capital_krw(cfg) * len(data))}
     portfolio = ray.remote(PortfolioActor).options(**opts("portfolio")).remote(rec, wiring)
-    risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(req.risk, rec)
-            if req.risk is not None and local_risk is None else None)
+    risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(limits, rec)
+            if limits is not None and local_risk is None else None)
     metrics = ray.remote(MetricsActor).remote(req.metrics_port) if req.metrics_port is not None else None
 
     def venue_opts(v: int) -> dict[str, Any]:  # the venue is the outside world: named, never restarted
@@ -207,6 +216,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                               "venues": await asyncio.gather(*[v.stats.remote() for v in venues.values()]),
                               "alerts": await alerts.alerts.remote(),
                               "risk_decisions": len(await risk.decisions.remote()) if risk is not None else 0,
+                              "risk_report": await risk.report.remote() if risk is not None else None,
                               "portfolio": await portfolio.report.remote()}
     lat = np.array([x for s in stats for x in s["latencies_s"]])
     extras["feed_to_intent_latency_ms"] = ({"p50": float(np.percentile(lat, 50) * 1e3),
@@ -251,6 +261,7 @@ def run_paper(req: PaperRequest) -> dict[str, object]:
         zero_cfg = req.config.model_copy(update={"costs": d.costs.zero()})
         runs.append(RouteRun(d, results[b], run_route(b, d.events, zero_cfg, d.binance)))
     summary = summarize(runs, req.config, mode="paper")
+    summary["risk"] = risk_summary(extras.pop("risk_report"))
     summary["paper"] = json.loads(json.dumps(extras, default=str))
     write_outputs(req.out, summary, runs)
     return summary

@@ -8,24 +8,31 @@ from pathlib import Path
 import pytest
 
 from arbitrage_lite.core.risk import RiskLimits
-from arbitrage_lite.infra.cli import main
+from arbitrage_lite.infra.cli import load_config, main
 from arbitrage_lite.scenarios import paper as paper_scenario
 from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
 from arbitrage_lite.scenarios.paper import PaperRequest, run_paper
 
+REPO = Path(__file__).resolve().parent.parent
 FIGURES = ("trades", "wins", "gross_pnl_krw", "fees_krw", "slippage_krw", "net_pnl_krw", "max_drawdown_krw",
            "zero_cost_net_pnl_krw", "funnel")
 
 
-def backtest(store: Path, routes: str, out: Path) -> dict:
-    return run_backtest(BacktestRequest(store=store, routes=routes, out=out, use_ray=False, progress=False))
+def backtest(store: Path, routes: str, out: Path, risk: bool = True) -> dict:
+    return run_backtest(BacktestRequest(store=store, routes=routes, out=out, use_ray=False, progress=False,
+                                        risk=risk))
 
 
-def test_paper_equals_backtest_on_btc_bars(sample_stores: dict[str, Path], tmp_path: Path,
-                                           ray_session: object) -> None:
-    bt = backtest(sample_stores["btc"], "BTC", tmp_path / "bt")
-    paper = run_paper(PaperRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path / "paper", risk=None,
+@pytest.mark.parametrize("risk", [True, False], ids=["default_risk", "no_risk"])
+def test_paper_equals_backtest_on_btc_bars(sample_stores: dict[str, Path], tmp_path: Path, ray_session: object,
+                                           risk: bool) -> None:
+    """With the default config -- risk on in both, the same RiskCoordinator rules -- the same trades."""
+    bt = backtest(sample_stores["btc"], "BTC", tmp_path / "bt", risk)
+    paper = run_paper(PaperRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path / "paper",
+                                   risk="config" if risk else None,
                                    window_events=150, metrics_port=0))  # many small windows: exercises ordering
+    bt["risk"].pop("flatten_late", None)  # the backtest driver's own count
+    assert paper["risk"] == bt["risk"]  # the same rejections by reason, the same timeline
     assert paper["mode"] == "paper" and bt["trades"] > 0
     for key in FIGURES:
         assert paper[key] == bt[key], key
@@ -47,10 +54,14 @@ def test_paper_equals_backtest_on_btc_bars(sample_stores: dict[str, Path], tmp_p
 
 def test_paper_equals_backtest_on_multi_coin_snapshots(sample_stores: dict[str, Path], tmp_path: Path,
                                                        ray_session: object) -> None:
-    bt = backtest(sample_stores["multi"], "top:4", tmp_path / "bt")
-    paper = run_paper(PaperRequest(store=sample_stores["multi"], routes="top:4", out=tmp_path / "paper", risk=None,
-                                   window_events=400))
+    cfg = load_config(REPO / "docs" / "configs" / "snapshots.toml")  # risk on in both, from the config
+    bt = run_backtest(BacktestRequest(store=sample_stores["multi"], routes="top:10", out=tmp_path / "bt",
+                                      config=cfg, use_ray=False, progress=False))
+    paper = run_paper(PaperRequest(store=sample_stores["multi"], routes="top:10", out=tmp_path / "paper",
+                                   config=cfg, window_events=400))
     assert paper["routes"] == bt["routes"]
+    assert bt["risk"]["rejected_opens"] > 0  # risk binds here (route breakers), so parity means something
+    assert paper["risk"]["rejections_by_reason"] == bt["risk"]["rejections_by_reason"]
     for key in FIGURES:
         assert paper[key] == bt[key], key
     assert (tmp_path / "paper" / "trades.csv").read_bytes() == (tmp_path / "bt" / "trades.csv").read_bytes()

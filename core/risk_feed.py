@@ -1,0 +1,126 @@
+"""What a route tells the RiskCoordinator, read off its kernel state: one implementation for every mode.
+
+The backtest's risk driver (:mod:`risk_replay`) and the paper/live route actor both turn a route's kernel
+arrays into the same facts -- a candidate's leg notionals, a trip's opened legs, a closed trip's PnL -- with
+the functions here, and apply them to :class:`risk.RiskCoordinator` in the same order (equity, then the closed
+trip), so a verdict depends only on market time, never on which mode asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from .accounting import TripPnl, fx_to_dec, trip_pnl
+from .config import EngineConfig
+from .domain import Side, Venue
+from .ledger import Fill, fee_for, units_to_dec
+from .route_state import (
+    F_FX,
+    FI_ACTION,
+    FI_PX,
+    FI_QTY,
+    FI_REF,
+    FI_SIDE,
+    FI_TRIP,
+    FI_TS_DEC,
+    FI_TS_FILL,
+    FI_VENUE,
+    S_CAND_QTY,
+    S_NF,
+    S_NTR,
+    TI_TS1,
+    TI_TS3,
+    RouteState,
+)
+
+ACTIONS = ("open", "close", "unwind")
+ACTION_OPEN_CODE = 0
+
+
+def fill_at(state: RouteState, row: int, cfg: EngineConfig, ts_local: int | None = None) -> Fill:
+    """The exact fill in row ``row`` of a kernel state (``ts_local`` defaults to the venue time)."""
+    r = state.fills[row]
+    v = Venue(int(r[FI_VENUE]))
+    rate = cfg.costs.upbit.taker_fee if v is Venue.UPBIT else cfg.costs.binance.taker_fee
+    price, qty = units_to_dec(int(r[FI_PX])), units_to_dec(int(r[FI_QTY]))
+    return Fill(trip=int(r[FI_TRIP]), venue=v, side=Side(int(r[FI_SIDE])), price=price, qty=qty,
+                fee=fee_for(price, qty, rate), ref_price=units_to_dec(int(r[FI_REF])),
+                ts_decision=int(r[FI_TS_DEC]), ts_venue=int(r[FI_TS_FILL]),
+                ts_local=int(r[FI_TS_FILL]) if ts_local is None else ts_local,
+                action=ACTIONS[int(r[FI_ACTION])])
+
+
+def candidate_notionals(state: RouteState) -> dict[Venue, Decimal]:
+    """KRW value of each leg of the open the kernel is asking about, at the mids its decision saw."""
+    qty = units_to_dec(int(state.si[S_CAND_QTY]))
+    mids = state.quotes[:, 0]
+    fx = Decimal(str(round(float(state.sf[F_FX]), 4)))
+    return {Venue.UPBIT: qty * Decimal(str(mids[0])), Venue.BINANCE: qty * Decimal(str(mids[1])) * fx}
+
+
+@dataclass(frozen=True, slots=True)
+class TripOpened:
+    route: str
+    trip: int
+    ts_ns: int  # the entry fill's market time
+    notionals: dict[Venue, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class TripClosed:
+    route: str
+    trip: int
+    ts_ns: int  # the exit fill's market time
+    pnl: TripPnl
+    fills: tuple[Fill, ...]
+
+
+Fact = TripOpened | TripClosed
+
+
+def _trip_fx(state: RouteState, trip: int, col: int) -> Decimal:
+    """The FX the kernel recorded for the trip (4 = entry, 5 = exit), else the current rate."""
+    x = float(state.trips_f[trip, col])
+    return fx_to_dec(x) if x > 0 else fx_to_dec(float(state.sf[F_FX]))
+
+
+@dataclass
+class RiskFeed:
+    """Reads a route's newly opened and closed trips, each once (a restored route keeps ``reported_*``)."""
+
+    route: str
+    cfg: EngineConfig
+    reported_opens: int = 0
+    reported_closes: set[int] = field(default_factory=set)
+
+    def new_facts(self, state: RouteState, up_to_ns: int | None = None) -> list[Fact]:
+        """Facts not reported yet, in trip order (a trip's open before its close); ``up_to_ns``: only those
+        at or before that market time (the backtest driver books every route's facts in time order)."""
+        out: list[Fact] = []
+        nf = int(state.si[S_NF])
+        for trip in range(int(state.si[S_NTR])):
+            ts1, ts3 = int(state.trips_i[trip, TI_TS1]), int(state.trips_i[trip, TI_TS3])
+            if ts1 >= 0 and trip >= self.reported_opens and (up_to_ns is None or ts1 <= up_to_ns):
+                self.reported_opens = trip + 1
+                rows = np.flatnonzero((state.fills[:nf, FI_TRIP] == trip) & (state.fills[:nf, FI_ACTION] == 0))
+                fx = _trip_fx(state, trip, 4)
+                notionals: dict[Venue, Decimal] = {}
+                for r in rows:
+                    f = fill_at(state, int(r), self.cfg)
+                    krw = f.notional if f.venue is Venue.UPBIT else f.notional * fx
+                    notionals[f.venue] = notionals.get(f.venue, Decimal(0)) + krw
+                if notionals:
+                    out.append(TripOpened(self.route, trip, ts1, notionals))
+            if ts3 >= 0 and trip < self.reported_opens and trip not in self.reported_closes and (
+                    up_to_ns is None or ts3 <= up_to_ns):
+                self.reported_closes.add(trip)
+                rows = np.flatnonzero(state.fills[:nf, FI_TRIP] == trip)
+                fills = tuple(fill_at(state, int(r), self.cfg) for r in rows)
+                out.append(TripClosed(self.route, trip, ts3, trip_pnl(fills, _trip_fx(state, trip, 5),
+                                                                      (Decimal(0), Decimal(0))), fills))
+            if ts1 < 0 or (up_to_ns is not None and ts1 > up_to_ns):
+                break  # trips open in order: nothing later is due yet
+        return out

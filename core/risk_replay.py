@@ -1,0 +1,128 @@
+"""The backtest under the one risk model: every route's kernel, one RiskCoordinator, in market-time order.
+
+Paper and live ask the RiskCoordinator actor before each open; the backtest asks the very same
+:class:`risk.RiskCoordinator` here. Each route's kernel runs until it has an open to ask about
+(``ST_NEED_RISK``); the route whose question is earliest in market time is answered first, after every
+route's trips opened or closed up to that time have been booked (equity first, then the closed trip, as the
+paper portfolio and route do). A route's state up to its question never depends on risk, so answering
+questions in time order is exact for every tier: global (kill switch, daily loss, portfolio breaker),
+venue exposure, route and symbol.
+
+One limit: a kill switch cannot flatten a position of a route that has already run past the halt (the
+kernel does not rewind). Opens stop at the halt; positions open then exit by their own rules, listed in
+``flatten_late``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from .config import P_ASK_RISK, EngineConfig
+from .events import DECISION_KINDS, EventBatch
+from .kernel import N_COUNTERS, resolve_candidate
+from .ledger import EXACT
+from .replay import RouteResult, build_result, kernel_params, step
+from .risk import RiskCoordinator
+from .risk_feed import Fact, RiskFeed, TripClosed, TripOpened, candidate_notionals
+from .route_state import S_CAND_TS, S_FLATTEN, S_POS_DIR, ST_NEED_RISK, RouteState
+from .rules import InstrumentRules
+
+
+@dataclass(frozen=True)
+class RouteInput:
+    name: str
+    events: EventBatch
+    binance: InstrumentRules
+    cfg: EngineConfig  # the route's own config (its cost calibration)
+
+
+@dataclass
+class _Route:
+    inp: RouteInput
+    state: RouteState
+    params: np.ndarray
+    feed: RiskFeed
+    pos: int = 0
+
+
+@dataclass(frozen=True)
+class RiskReplay:
+    results: list[RouteResult]
+    risk: dict[str, object]  # RiskCoordinator.report() plus the driver's counts
+
+
+def _advance(r: _Route) -> int | None:
+    """Run the route to its next question; its market time, or None when its stream is done."""
+    status, r.pos = step(r.state, r.inp.events, r.pos, len(r.inp.events), True, True, r.params)
+    return int(r.state.si[S_CAND_TS]) if status == ST_NEED_RISK else None
+
+
+def _span(events: EventBatch) -> tuple[int, int]:
+    market = events.ts[events.venue < 2]
+    ts = market if market.size else events.ts
+    return int(ts[0]), int(ts[-1])
+
+
+def replay_with_risk(routes: Sequence[RouteInput], risk: RiskCoordinator, capital_krw: Decimal,
+                     on_done: Callable[[str], None] | None = None) -> RiskReplay:
+    """Replay ``routes`` together under ``risk``. Deterministic: ties in market time go in route order."""
+    runs: list[_Route] = []
+    for inp in routes:
+        if len(inp.events) == 0:
+            raise ValueError(f"route {inp.name}: no events to replay")
+        params = kernel_params(inp.cfg, inp.binance)
+        params[P_ASK_RISK] = 1.0
+        n_decisions = int(np.isin(inp.events.kind, DECISION_KINDS).sum())
+        runs.append(_Route(inp, RouteState.new(N_COUNTERS, series_hint=n_decisions + 16), params,
+                           RiskFeed(inp.name, inp.cfg)))
+    net = Decimal(0)
+    flatten_late: set[str] = set()
+    asked: list[tuple[int, int]] = []
+    for k, r in enumerate(runs):
+        t = _advance(r)
+        if t is not None:
+            heapq.heappush(asked, (t, k))
+        elif on_done is not None:
+            on_done(r.inp.name)
+
+    def book(up_to: int | None) -> None:
+        nonlocal net, flatten_late
+        facts: list[tuple[int, int, int, Fact]] = []
+        for k, r in enumerate(runs):
+            facts += [(f.ts_ns, k, n, f) for n, f in enumerate(r.feed.new_facts(r.state, up_to))]
+        for _, _, _, f in sorted(facts, key=lambda x: x[:3]):
+            if isinstance(f, TripOpened):
+                risk.on_position_opened(f.route, f.route, f.notionals)
+                continue
+            assert isinstance(f, TripClosed)
+            net = EXACT.add(net, f.pnl.net_krw)
+            for name in risk.on_equity(capital_krw + net, f.ts_ns):  # the kill switch, as the portfolio asks
+                held = next(x for x in runs if x.inp.name == name)
+                if held.state.si[S_POS_DIR] != 0:
+                    held.state.si[S_FLATTEN] = 1
+                else:
+                    flatten_late.add(name)
+            risk.on_position_closed(f.route)
+            risk.on_round_trip_closed(f.route, f.pnl.net_krw, f.ts_ns)
+
+    while asked:
+        t, k = heapq.heappop(asked)
+        r = runs[k]
+        book(t)
+        verdict = risk.check_open(r.inp.name, r.inp.name, candidate_notionals(r.state), t)
+        s = r.state
+        resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, r.params, verdict.allowed)
+        nxt = _advance(r)
+        if nxt is not None:
+            heapq.heappush(asked, (nxt, k))
+        elif on_done is not None:
+            on_done(r.inp.name)
+    book(None)
+    results = [build_result(r.inp.name, r.state, r.inp.cfg, *_span(r.inp.events)) for r in runs]
+    report: dict[str, object] = {**risk.report(), "flatten_late": sorted(flatten_late)}
+    return RiskReplay(results, report)
