@@ -191,7 +191,8 @@ class FeedActor:
             self.snaps.save({"acked": self.acked})
 
     def ping(self) -> dict[str, Any]:
-        return incarnation() | {"next_window": self.next_window, "acked": self.acked, "windows": len(self.edges) + 1}
+        return incarnation() | {"next_window": self.next_window, "acked": self.acked, "windows": len(self.edges) + 1,
+                                "events": self.sent_events, "stale_stretches": sum(self.stale.values())}
 
 
 _EMPTY = EventBatch(*(np.zeros(0, t) for t in (np.int64, np.int64, np.int8, np.int8, np.int8, np.float64, np.float64)))

@@ -45,6 +45,8 @@ class FxAggregatorActor:
         self.resent = 0
         self._unacked: list[tuple[int, list[tuple[str, Any]]]] = []  # (window, [(key, send)]) not known delivered
         self._durable: dict[str, int] = {}  # subscriber key -> first window its newest snapshot does not hold
+        self._fx_ts = -1  # newest FX quote passed on, and its market-time age at its window's end (metrics)
+        self._fx_age_ns: int | None = None
         self.snaps = Snapshots(recovery, "fx", pair.replace("/", "")) if recovery is not None else None
         if recovery is not None and (restarted() or recovery.resume):
             self._restore()
@@ -72,6 +74,8 @@ class FxAggregatorActor:
         ready = self._inbox_many.accept("feed", seq, (upto_ns, parts))
         for j, (upto, batches) in enumerate(ready):
             rates = {route: self._aggregate(route, quotes) for route, quotes in batches.items()}
+            newest = max((int(e.ts[-1]) for e in rates.values() if e.ts.size), default=self._fx_ts)
+            self._fx_ts, self._fx_age_ns = newest, (upto - newest if newest >= 0 else None)
             if self._hosts is None:
                 sent = [(route, self._send(route, upto, Batches.of([(route, events)])))
                         for route, events in rates.items()]
@@ -149,7 +153,8 @@ class FxAggregatorActor:
         return self._agg.snapshot()
 
     def ping(self) -> dict[str, Any]:
-        return incarnation() | {"next_seq": self.next_seq()}
+        return incarnation() | {"next_seq": self.next_seq(),
+                                "fx_age_s": None if self._fx_age_ns is None else self._fx_age_ns / 1e9}
 
     # ---- snapshots
     def _save(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def incarnation() -> dict[str, Any]:
     process started / imported the package / finished its constructor (time.time(), s)."""
     return {"pid": os.getpid(), "host": socket.gethostname(), "restarted": restarted(), "at": time.time(),
             "process_start": _PROCESS_START,
-            "imported_at": _IMPORTED_AT, "ready_at": _READY_AT}
+            "imported_at": _IMPORTED_AT, "ready_at": _READY_AT, "snapshot_outcomes": snapshot_outcomes()}
 
 
 SENDERS = {"fx": "fx", "upbit": "feed:upbit", "binance": "feed:binance"}  # a subscriber's source -> its sender
@@ -124,6 +125,21 @@ async def ping(handle: Any, timeout: float) -> dict[str, Any] | None:
         return None
 
 
+_LIVE: weakref.WeakSet[Snapshots] = weakref.WeakSet()  # this process's snapshot savers (health pings sum them)
+
+
+def snapshot_outcomes() -> dict[str, int]:
+    """This process's snapshot saves by outcome: ok, fallback (Redis refused, the file store took it), failed.
+    A refused save goes to the file store, so every failed save is one of the fallbacks when Redis is on."""
+    out = {"ok": 0, "fallback": 0, "failed": 0}
+    for s in list(_LIVE):
+        fell = s.fallbacks - s.failed if s._redis is not None else 0
+        out["ok"] += s.saved - fell
+        out["fallback"] += fell
+        out["failed"] += s.failed
+    return out
+
+
 class Snapshots:
     """One actor's snapshots (``domain``/``name``), saved to Redis with a file fallback. Never raises on save:
     trading must not stop because Redis did; ``saved``/``fallbacks``/``failed`` count what happened."""
@@ -134,6 +150,7 @@ class Snapshots:
                        if cfg.redis_url else None)
         self._redis_down_until = 0.0  # after a failed save, skip Redis this long: no stall per message
         self._file = FileSnapshotStore(cfg.dir, cfg.env, cfg.run_id)
+        _LIVE.add(self)
         self.saved = self.fallbacks = self.failed = 0
         self.loaded_from: str | None = None
         self.skipped: list[tuple[int, str]] = []

@@ -76,10 +76,10 @@ class InventoryConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    upbit_krw: float = Field(30_000_000.0, ge=0)
-    upbit_coin_krw: float = Field(30_000_000.0, ge=0)
-    binance_usdt_krw: float = Field(30_000_000.0, ge=0)
-    binance_coin_krw: float = Field(30_000_000.0, ge=0)
+    upbit_krw: float = Field(30_000_000.0, ge=0, description="KRW cash on Upbit")
+    upbit_coin_krw: float = Field(30_000_000.0, ge=0, description="coin on Upbit, as KRW at the first valid price")
+    binance_usdt_krw: float = Field(30_000_000.0, ge=0, description="USDT on Binance, as KRW at the first FX rate")
+    binance_coin_krw: float = Field(30_000_000.0, ge=0, description="coin on Binance, as KRW at the first valid price")
 
 
 RISK_HEADROOM = 1.2  # a leg's KRW value moves with the premium: limits must clear the order size by this much

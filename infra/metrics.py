@@ -1,17 +1,31 @@
-"""Prometheus exporter (prometheus-client) on 127.0.0.1 with the engine's KPIs.
+"""Prometheus metrics (prometheus-client) of a paper run, served on 127.0.0.1 from the start of the run.
 
-One ``EngineMetrics`` registry per process that serves it; actors report to it (through the MetricsActor)
-rather than each opening a port.
+``EngineMetrics`` declares every metric; the MetricsActor (actors/metrics.py) holds one and feeds it from the
+facts the actors report or answer. The HTTP page is served by the driver (``start_exporter``), bound when
+the command starts (a busy port is an error before Ray starts, and a scrape answers at once): until the
+first pull from the MetricsActor it shows every metric as declared, then what the actor last collected.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+SNAPSHOT_OUTCOMES = ("ok", "fallback", "failed")  # fallback: Redis refused it, the file store took it
 
 
 class EngineMetrics:
+    """Every metric of a run. Fed by (see actors/metrics.py): the routes (PnL, trips, wins, open positions,
+    feed-to-intent latency), the feeds' health pings (events, stale stretches), the FX aggregator's (age of
+    the rate in use), the RiskCoordinator's decisions (rejections by first trigger), and every actor's ping
+    (its process's snapshot outcomes; a new process id is a restart)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -25,14 +39,65 @@ class EngineMetrics:
                                  buckets=LATENCY_BUCKETS_S, registry=r)
         self.open_positions = Gauge("arb_open_positions", "Open round trips", ["route"], registry=r)
         self.risk_triggers = Counter("arb_risk_triggers", "Risk rejections by first trigger", ["trigger"], registry=r)
-        self.snapshots = Counter("arb_snapshots", "Snapshot attempts by outcome", ["outcome"], registry=r)
-        self.restarts = Counter("arb_actor_restarts", "Actor restarts", ["actor"], registry=r)
-        self.fx_staleness = Gauge("arb_fx_staleness_seconds", "Age of the FX rate in use", ["pair"], registry=r)
-        self.feed_gaps = Counter("arb_feed_gaps", "Stale data / sequence gaps seen by feeds", ["venue", "kind"],
-                                 registry=r)
+        self.snapshots = Counter("arb_snapshots", "Snapshot saves by outcome (fallback: Redis refused, file store "
+                                 "took it)", ["outcome"], registry=r)
+        self.restarts = Counter("arb_actor_restarts", "Actor restarts (a new process answering)", ["actor"],
+                                registry=r)
+        self.fx_staleness = Gauge("arb_fx_staleness_seconds", "Market-time age of the newest FX quote at the "
+                                  "latest feed window", ["pair"], registry=r)
+        self.feed_gaps = Counter("arb_feed_gaps", "Stale stretches (no market data for 5 min) in the replayed feed",
+                                 ["venue", "kind"], registry=r)
         self.events = Counter("arb_feed_events", "Market events delivered", ["venue"], registry=r)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Start the HTTP exporter on loopback; returns the port it bound (0 picks a free one)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        return int(server.server_port)
+    def names(self) -> list[str]:
+        """The declared metric family names."""
+        return sorted(m.name for m in self.registry.collect())
+
+    def families(self) -> list[Metric]:
+        """Every family with its samples now (picklable: the driver's exporter serves what an actor collected)."""
+        return list(self.registry.collect())
+
+
+class _Relay(Collector):
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._lock = threading.Lock()
+        self._families = list(families)
+
+    def set(self, families: Iterable[Metric]) -> None:
+        with self._lock:
+            self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            return list(self._families)
+
+
+class Exporter:
+    """The HTTP page on 127.0.0.1:``port``, serving the families it was last given."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._relay = _Relay(EngineMetrics().families())
+        self.registry.register(self._relay)
+        self._server: Any
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self.port = int(self._server.server_port)
+
+    def update(self, families: Iterable[Metric]) -> None:
+        self._relay.set(families)
+
+    def scrape(self) -> str:
+        """The page, fetched over HTTP like Prometheus would."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def start_exporter(port: int) -> Exporter:
+    """Serve the run's metrics on 127.0.0.1:``port`` now (0: any free port); OSError if it cannot bind."""
+    return Exporter(port)

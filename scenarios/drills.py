@@ -36,6 +36,7 @@ from .chaos import ChaosPlan
 from .drill_report import render_drill_report
 from .paper import PaperRequest, run_paper
 
+from ..errors import UserError
 KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss")
 TARGETS = ("route", "feed", "portfolio", "risk", "fx", "alert")
 
@@ -59,11 +60,11 @@ class DrillRequest:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"drill kind must be one of {KINDS}, got {self.kind!r}")
+            raise UserError(f"drill kind must be one of {KINDS}, got {self.kind!r}")
         if self.target.split(":", 1)[0] not in TARGETS:
-            raise ValueError(f"target must be route:SYM, feed:VENUE, portfolio, risk, fx or alert; got {self.target!r}")
+            raise UserError(f"target must be route:SYM, feed:VENUE, portfolio, risk, fx or alert; got {self.target!r}")
         if self.times < 0 or self.window_events < 1:
-            raise ValueError("times must be >= 0 and window_events >= 1")
+            raise UserError("times must be >= 0 and window_events >= 1")
 
 
 def _child_role(req: DrillRequest, routes: list[str]) -> str:
@@ -71,7 +72,7 @@ def _child_role(req: DrillRequest, routes: list[str]) -> str:
     if req.target.startswith("route:") and req.route_hosts > 0:
         sym = req.target.split(":", 1)[1]
         if sym not in routes:
-            raise ValueError(f"route {sym} is not in this run ({routes})")
+            raise UserError(f"route {sym} is not in this run ({routes})")
         return f"route:host{routes.index(sym) % req.route_hosts}"
     return req.target
 
@@ -246,7 +247,7 @@ class _Corrupter:
     def __init__(self, rec: RecoveryConfig, role: str) -> None:
         kind, _, name = role.partition(":")
         if kind == "route" and name.startswith("host"):
-            raise ValueError("corrupt-snapshot drills name a route, not a host: run them without route hosts")
+            raise UserError("corrupt-snapshot drills name a route, not a host: run them without route hosts")
         self.rec = rec
         self.domain, self.name = SNAPSHOT_OF.get(role, (kind, name))
         self.corrupted: list[int] = []
@@ -313,7 +314,7 @@ class _TwoNodes:
         from ray.cluster_utils import Cluster
 
         if ray.is_initialized():
-            raise ValueError("the node-loss drill starts its own two-node cluster: run it in a fresh process "
+            raise UserError("the node-loss drill starts its own two-node cluster: run it in a fresh process "
                              "(arbitrage-lite drill node-loss ...)")
         self.cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
         self.worker = self.cluster.add_node(num_cpus=1)

@@ -23,6 +23,7 @@ from ..core.events import VENUE_BINANCE, VENUE_UPBIT, EventBatch
 from ..core.fill_model import roll_half_spread_bps
 from ..core.fx import FxSource
 from ..core.rules import SCALE, InstrumentRules, upbit_krw_tick_units
+from ..errors import UserError
 from ..infra.data.store import Store
 from ..infra.exchange_rules import binance_usdt_rules
 
@@ -30,7 +31,7 @@ DAY_NS = 86_400_000_000_000
 RESOLUTIONS = ("book", "1m bars", "snapshots")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """The store lacks what a route needs; the message says what is missing."""
 
 
@@ -97,6 +98,8 @@ def _fx_events(store: Store, start: int | None, end: int | None) -> tuple[EventB
             if t.num_rows > 1 and float(np.median(np.diff(ts))) >= 0.8 * DAY_NS:
                 ts = ts + DAY_NS  # a daily rate is only known once its day is over: no look-ahead
             return fx_to_events(ts, _np(t, "rate")), FxSource.USD_KRW.value
+    if start is not None or end is not None:
+        raise DataError("no FX in the store for the requested --from/--to window: widen it, or import FX for it")
     raise DataError("no FX in the store: import Upbit KRW-USDT snapshots or a USD/KRW file first")
 
 

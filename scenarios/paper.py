@@ -9,6 +9,7 @@ AlertActor; KPIs to the Prometheus exporter. Outputs use the backtest's schema.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class PaperRequest:
     speed: float | None = None  # None = as fast as possible; N = N x market time
     run_id: str = "paper1"
     metrics_port: int | None = None  # Prometheus exporter on 127.0.0.1 (0 = any free port)
+    exporter: Any = None  # infra.metrics.Exporter already serving (the CLI binds it before Ray starts)
     dashboard: bool = False
     window_events: int = 20_000
     spread_nodes: bool = False  # place route actors with the SPREAD strategy (multi-node clusters)
@@ -136,7 +138,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     portfolio = ray.remote(PortfolioActor).options(**opts("portfolio")).remote(rec, wiring)
     risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(limits, rec)
             if limits is not None and local_risk is None else None)
-    metrics = ray.remote(MetricsActor).remote(req.metrics_port) if req.metrics_port is not None else None
+    metrics = ray.remote(MetricsActor).remote() if req.exporter is not None else None
 
     def venue_opts(v: int) -> dict[str, Any]:  # the venue is the outside world: named, never restarted
         return {**home, **({} if rec is None else {"name": rec.actor_name(f"venue:{v}")})}
@@ -189,6 +191,12 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                 **({"risk": risk} if risk is not None and local_risk is None else {}),
                 **{f"feed:{n}": f for n, f in feeds.items()},
                 **{route_role[b]: h for b, h in routes.items()}}
+    pump = None
+    if metrics is not None:
+        from ..actors.metrics import relay
+
+        await metrics.watch.remote(children, list(data))
+        pump = asyncio.ensure_future(relay(metrics, req.exporter))
     supervisor = None
     if req.supervise and rec is not None:
         from ..supervision.supervisor import SupervisorActor, default_tree
@@ -236,9 +244,12 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     if supervisor is not None:
         extras["supervisor"] = await supervisor.stop.remote()
         ray.kill(supervisor)
-    if metrics is not None:
-        extras["metrics_port"] = await metrics.port.remote()
-        extras["metrics_scrape"] = await metrics.scrape.remote()  # what Prometheus saw at the end of the run
+    if metrics is not None and pump is not None:
+        pump.cancel()
+        await metrics.stop.remote()
+        req.exporter.update(await metrics.families.remote())
+        extras["metrics_port"] = req.exporter.port
+        extras["metrics_scrape"] = await asyncio.to_thread(req.exporter.scrape)  # what Prometheus saw at the end
         ray.kill(metrics)
     for name in ("feeds", "routes"):
         for s in extras[name]:
@@ -252,9 +263,19 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
 
 
 def run_paper(req: PaperRequest) -> dict[str, object]:
-    routes = resolve_routes(req.store, req.routes)
-    data = {b: load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns) for b in routes}
-    results, extras = asyncio.run(_run_actors(req, data))
+    own = None
+    if req.metrics_port is not None and req.exporter is None:  # served from the start, before anything is loaded
+        from ..infra.metrics import start_exporter
+
+        own = start_exporter(req.metrics_port)
+        req = dataclasses.replace(req, exporter=own)
+    try:
+        routes = resolve_routes(req.store, req.routes)
+        data = {b: load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns) for b in routes}
+        results, extras = asyncio.run(_run_actors(req, data))
+    finally:
+        if own is not None:
+            own.close()
     runs = []
     for b in routes:
         d = data[b]

@@ -79,7 +79,7 @@ def test_node_loss_drill_moves_routes_and_loses_nothing(sample_stores: dict[str,
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "arbitrage_lite.infra.cli", "drill", "node-loss", "--target",
+    proc = subprocess.run([sys.executable, "-m", "arbitrage_lite.cli", "drill", "node-loss", "--target",
                            "route:BTC", "--window-events", "100", "--replay", str(sample_stores["btc"]), "--routes",
                            "BTC", "--redis", REDIS, "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=400, check=False)

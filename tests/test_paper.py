@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from arbitrage_lite.cli import main
+from arbitrage_lite.cli_checks import load_config
 from arbitrage_lite.core.risk import RiskLimits
-from arbitrage_lite.infra.cli import load_config, main
 from arbitrage_lite.scenarios import paper as paper_scenario
 from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
 from arbitrage_lite.scenarios.paper import PaperRequest, run_paper
@@ -158,8 +159,6 @@ def test_paper_cli_refuses_bad_host_and_window_values(args: list[str], message: 
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(paper_scenario, "run_paper", lambda req: pytest.fail("must not run"))
-    with pytest.raises(SystemExit) as exited:
-        main(["paper", "--replay", str(tmp_path), "--routes", "BTC", "--out", str(tmp_path / "out"), *args])
-    assert exited.value.code == 2
+    assert main(["paper", "--replay", str(tmp_path), "--routes", "BTC", "--out", str(tmp_path / "out"), *args]) == 2
     err = capsys.readouterr().err
-    assert "usage: arbitrage-lite paper" in err and message in err, err
+    assert err.startswith("arbitrage-lite: error:") and err.count("\n") == 1 and message in err, err

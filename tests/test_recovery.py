@@ -169,7 +169,7 @@ def test_paper_cli_resume_and_clean_refuse_the_wrong_run(tmp_path: Path, monkeyp
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """--resume needs a run that has snapshots; a new run must not reuse one that has (its keys stay alone)."""
     import arbitrage_lite.scenarios.paper as paper_scenario
-    from arbitrage_lite.infra.cli import main
+    from arbitrage_lite.cli import main
 
     monkeypatch.setattr(paper_scenario, "run_paper", lambda req: pytest.fail("must not run"))
     snaps = str(tmp_path / "snaps")
