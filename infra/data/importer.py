@@ -1,24 +1,32 @@
 """Import source files into the store: detect layout, parse, validate, merge, report.
 
-Each file is parsed and validated completely before anything is written, so a file that fails to parse
-writes nothing; the other files still import and the failures are raised together at the end
-(``DataImportError``, which carries every result). A JSON report per file goes to
-``STORE/_imports/<NNNNNN>-<filename>.json``; it holds no wall-clock time, so the same imports into a
-fresh store produce identical files.
+Each file is parsed and validated completely before anything is written. Every row is either stored or
+rejected with a counted reason (``ValidationReport``; ranges in ``plausible.py``). A file that cannot be
+read at all (unknown layout, corrupt compression, missing --symbol) is one error for that file and writes
+nothing; the other files still import and the failures are raised together at the end
+(``DataImportError``, which carries every result; ``ImportResult.error_kind`` says which kind).
+A JSON report per file goes to ``STORE/_imports/<NNNNNN>-<filename>.json``; it holds no wall-clock
+time, so the same imports into a fresh store produce identical files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import zlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from arbitrage_lite.infra.data.layouts import LayoutError, ParsedSeries, detect_layout, read_bytes
+from arbitrage_lite.infra.data.layouts import (
+    LayoutError,
+    ParsedSeries,
+    UnreadableFileError,
+    detect_layout,
+    read_bytes,
+)
 from arbitrage_lite.infra.data.store import Store, check_key
 from arbitrage_lite.infra.data.validate import ValidationReport, clean
 
@@ -43,6 +51,9 @@ class ImportResult:
     report: ValidationReport
     series: list[SeriesResult] = field(default_factory=list)
     error: str | None = None
+    # "unreadable" (I/O, corrupt compression), "layout" (unknown layout, missing --symbol/--venue, nothing
+    # usable) or "unexpected" (a bug: any other exception, kept to this file so the others still import)
+    error_kind: str | None = None
     sha256: str = ""
 
     @property
@@ -55,6 +66,7 @@ class ImportResult:
             "sha256": self.sha256,
             "layout": self.layout,
             "error": self.error,
+            "error_kind": self.error_kind,
             "series": [
                 {"kind": s.kind, "venue": s.venue, "symbol": s.symbol, "rows_parsed": s.rows_parsed,
                  "rows_valid": s.rows_valid, "rows_added": s.rows_added, "rows_total": s.rows_total}
@@ -75,13 +87,13 @@ class DataImportError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-_PARSE_ERRORS = (LayoutError, ValueError, OSError, EOFError, zlib.error, pa.ArrowException, UnicodeDecodeError)
-
-
-def _parse_file(path: Path, symbol: str | None, venue: str | None, result: ImportResult
+def _parse_file(path: Path, symbol: str | None, venue: str | None, result: ImportResult, now_ns: int
                 ) -> list[tuple[ParsedSeries, pa.Table]]:
     data = read_bytes(path)
-    result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as e:
+        raise UnreadableFileError(f"{path}: cannot read the file ({e})") from None
     layout = detect_layout(path, data)
     result.layout = layout.name
     parsed = layout.parse(path, data, symbol, venue, result.report)
@@ -89,9 +101,12 @@ def _parse_file(path: Path, symbol: str | None, venue: str | None, result: Impor
         raise LayoutError(f"{path}: recognised as {layout.name} but no usable rows were found")
     out: list[tuple[ParsedSeries, pa.Table]] = []
     for s in parsed:
-        check_key(s.kind, s.venue, s.symbol)
+        try:
+            check_key(s.kind, s.venue, s.symbol)
+        except ValueError as e:
+            raise LayoutError(f"{path}: {e}") from None
         label = f"{s.kind}/{s.venue}/{s.symbol}"
-        out.append((s, clean(s.kind, s.table, result.report, label)))
+        out.append((s, clean(s.kind, s.table, result.report, label, s.symbol, now_ns)))
     return out
 
 
@@ -105,14 +120,17 @@ def _write_report(store_root: Path, result: ImportResult) -> None:
     tmp.replace(target)
 
 
-def run_import(paths: list[Path], store: Path, symbol: str | None = None, venue: str | None = None
-               ) -> list[ImportResult]:
+def run_import(paths: list[Path], store: Path, symbol: str | None = None, venue: str | None = None,
+               now_ns: int | None = None) -> list[ImportResult]:
     """Import ``paths`` into the store at ``store``; raises ``DataImportError`` after the loop if any failed.
 
     ``symbol``/``venue`` supply what a layout cannot know from its content (see ``layouts.LAYOUTS``).
+    ``now_ns`` bounds plausible times (now + 1 day); this I/O entry point reads the wall clock once when it
+    is not given, the validation below it takes it as an argument.
     """
     if venue is not None and venue not in ("upbit", "binance"):
         raise ValueError(f"--venue must be upbit or binance, got {venue!r}")
+    now = time.time_ns() if now_ns is None else now_ns
     st = Store(Path(store))
     results: list[ImportResult] = []
     for raw in paths:
@@ -120,29 +138,41 @@ def run_import(paths: list[Path], store: Path, symbol: str | None = None, venue:
         result = ImportResult(path=path, layout=None, report=ValidationReport(source=path.name))
         results.append(result)
         try:
-            cleaned = _parse_file(path, symbol, venue, result)
-        except _PARSE_ERRORS as e:
-            result.error = str(e) if isinstance(e, LayoutError) else f"{path}: {type(e).__name__}: {e}"
-            result.report = ValidationReport(source=path.name)
-            continue
-        with st.batch():
-            for s, table in cleaned:
-                if table.num_rows == 0 and not st.has(s.kind, s.venue, s.symbol):
-                    result.series.append(SeriesResult(s.kind, s.venue, s.symbol, s.table.num_rows, 0, 0, 0))
-                    continue  # nothing valid: do not create an empty series
-                stats = st.write(s.kind, s.venue, s.symbol, table, source=path.name)
-                label = f"{s.kind}/{s.venue}/{s.symbol}"
-                result.report.add("already_in_store", stats.duplicates_dropped,
-                                  f"{label}: {stats.duplicates_dropped} rows")
-                result.report.add("key_conflicts", stats.key_conflicts, f"{label}: {stats.key_conflicts} rows")
-                result.series.append(SeriesResult(s.kind, s.venue, s.symbol, s.table.num_rows,
-                                                  table.num_rows, stats.rows_added, stats.rows_after))
-            st.record_import(path.name, result.sha256, result.layout or "",
-                             [f"{s.kind}/{s.venue}/{s.symbol}" for s in result.series])
-        _write_report(st.root, result)
+            _import_one(st, path, symbol, venue, result, now)
+        except LayoutError as e:
+            msg = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
+            _fail(result, "unreadable" if isinstance(e, UnreadableFileError) else "layout", msg)
+        except Exception as e:  # a bug costs this file only; the fuzz test counts these
+            _fail(result, "unexpected", f"{path}: unexpected {type(e).__name__}: {e}")
     if any(r.error is not None for r in results):
         raise DataImportError(results)
     return results
+
+
+def _fail(result: ImportResult, kind: str, message: str) -> None:
+    result.error, result.error_kind = message, kind
+    result.report = ValidationReport(source=result.path.name)
+    result.series = []
+
+
+def _import_one(st: Store, path: Path, symbol: str | None, venue: str | None, result: ImportResult,
+                now_ns: int) -> None:
+    cleaned = _parse_file(path, symbol, venue, result, now_ns)
+    with st.batch():
+        for s, table in cleaned:
+            if table.num_rows == 0 and not st.has(s.kind, s.venue, s.symbol):
+                result.series.append(SeriesResult(s.kind, s.venue, s.symbol, s.table.num_rows, 0, 0, 0))
+                continue  # nothing valid: do not create an empty series
+            stats = st.write(s.kind, s.venue, s.symbol, table, source=path.name)
+            label = f"{s.kind}/{s.venue}/{s.symbol}"
+            result.report.add("already_in_store", stats.duplicates_dropped,
+                              f"{label}: {stats.duplicates_dropped} rows")
+            result.report.add("key_conflicts", stats.key_conflicts, f"{label}: {stats.key_conflicts} rows")
+            result.series.append(SeriesResult(s.kind, s.venue, s.symbol, s.table.num_rows,
+                                              table.num_rows, stats.rows_added, stats.rows_after))
+        st.record_import(path.name, result.sha256, result.layout or "",
+                         [f"{s.kind}/{s.venue}/{s.symbol}" for s in result.series])
+    _write_report(st.root, result)
 
 
 def format_import_results(results: list[ImportResult], max_series: int = 12) -> str:

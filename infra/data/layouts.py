@@ -22,18 +22,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from arbitrage_lite.infra.data.plausible import INT64_MAX, INT64_MIN, OUT_OF_RANGE_TIME
+from arbitrage_lite.infra.data.store import valid_symbol
 from arbitrage_lite.infra.data.validate import ValidationReport
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BINANCE_QUOTES = ("FDUSD", "USDT", "BUSD", "BTC", "ETH")  # longest first
-_FLOAT_RE = r"^\s*[+-]?((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?\s*$|^\s*[+-]?([Nn]a[Nn]|[Ii]nf(inity)?)\s*$"
-_INT_RE = r"^\s*[+-]?\d+\s*$"
+# ASCII only: Python's float()/int() also take "1_000" and non-ASCII digits, which no source writes.
+_FLOAT_RE = re.compile(r"[+-]?(([0-9]+\.?[0-9]*)|(\.[0-9]+))([eE][+-]?[0-9]+)?|[+-]?([Nn]a[Nn]|[Ii]nf(inity)?)")
+_INT_RE = re.compile(r"[+-]?[0-9]{1,19}")
 
 
 class LayoutError(ValueError):
     """The file's layout is unknown, or it lacks information that must come from the caller."""
+
+
+class UnreadableFileError(LayoutError):
+    """The file cannot be read or decompressed at all (truncated or corrupt gzip/zstd, I/O error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +81,30 @@ def _decompress(path: Path, raw: bytes) -> bytes:
 
 
 def read_bytes(path: Path) -> bytes:
-    """The whole file, decompressed (gzip / zstd recognised by magic bytes), UTF-8 BOM removed."""
-    data = _decompress(path, Path(path).read_bytes())
-    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    """The whole file, decompressed (gzip / zstd recognised by magic bytes), as UTF-8 without a BOM.
+
+    A UTF-16 file (by its BOM) is re-encoded as UTF-8; bytes that are not valid UTF-8 become U+FFFD, so
+    the cells holding them are rejected row by row instead of failing the whole file.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise UnreadableFileError(f"{path}: cannot read the file ({type(e).__name__}: {e.strerror or e})") from None
+    try:
+        data = _decompress(path, raw)
+    except LayoutError:
+        raise
+    except Exception as e:  # codecs raise many types (OSError, EOFError, zlib/zstd errors)
+        raise UnreadableFileError(f"{path}: corrupt or truncated compressed file ({type(e).__name__}: {e})"
+                                  ) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        data = data.decode("utf-16", "replace").encode()
+    data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        data = data.decode("utf-8", "replace").encode()
+    return data
 
 
 def _first_line(data: bytes) -> str:
@@ -89,11 +117,13 @@ def _first_line(data: bytes) -> str:
 # ---------------------------------------------------------------------------------------------------
 # symbols
 def split_binance_symbol(s: str) -> str | None:
-    """``BTCUSDT`` -> ``BTC-USDT`` by stripping a known quote suffix; None if no known quote."""
+    """``BTCUSDT`` -> ``BTC-USDT`` by stripping a known quote suffix; None if no known quote or not a
+    storable symbol."""
     s = s.upper()
     for q in BINANCE_QUOTES:
         if s.endswith(q) and len(s) > len(q):
-            return f"{s[: -len(q)]}-{q}"
+            sym = f"{s[: -len(q)]}-{q}"
+            return sym if valid_symbol(sym) else None
     return None
 
 
@@ -139,6 +169,14 @@ def _read_csv(data: bytes, report: ValidationReport, columns: list[str]) -> pa.T
         report.add("malformed_lines", 1, f"{where}: wrong field count: {row.text[:80]!r}")
         return "skip"
 
+    try:
+        return _read_csv_columns(data, on_invalid, columns)
+    except KeyError as e:  # pyarrow's ArrowKeyError: a header cell with spaces or quotes around the name
+        raise LayoutError(f"the header line does not name the columns exactly ({e})") from None
+
+
+def _read_csv_columns(data: bytes, on_invalid: Callable[[pacsv.InvalidRow], str], columns: list[str]
+                      ) -> pa.Table:
     return pacsv.read_csv(
         pa.BufferReader(data),
         read_options=pacsv.ReadOptions(block_size=1 << 24),
@@ -150,22 +188,88 @@ def _read_csv(data: bytes, report: ValidationReport, columns: list[str]) -> pa.T
     )
 
 
+def _strict_number(text: str | None, floating: bool) -> float | int | None:
+    """One cell by hand: ASCII number syntax only, integers within int64; None if not a number."""
+    if text is None:
+        return None
+    if floating:
+        return float(text) if _FLOAT_RE.fullmatch(text) else None
+    if not _INT_RE.fullmatch(text):
+        return None
+    v = int(text)
+    return v if INT64_MIN <= v <= INT64_MAX else None
+
+
 def _convert(col: pa.ChunkedArray, to: pa.DataType) -> tuple[pa.Array, np.ndarray[Any, Any]]:
-    """Cast strings to ``to``; returns (values with invalid -> null, invalid mask)."""
+    """Cast strings to ``to``; returns (values with invalid -> null, invalid mask).
+
+    Arrow's cast is all-or-nothing, so a column with one bad cell is parsed again cell by cell.
+    """
     arr = col.combine_chunks()
     try:
         return pc.cast(arr, to), np.zeros(len(arr), dtype=bool)
-    except pa.ArrowInvalid:
-        ok = pc.match_substring_regex(arr, _FLOAT_RE if pa.types.is_floating(to) else _INT_RE)
-        invalid = np.asarray(pc.and_(pc.invert(ok), arr.is_valid()).to_numpy(zero_copy_only=False))
-        return pc.cast(pc.if_else(ok, arr, None), to), invalid
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        floating = pa.types.is_floating(to)
+        vals = [_strict_number(x, floating) for x in arr.to_pylist()]
+        invalid = np.array([v is None and x is not None for v, x in zip(vals, arr.to_pylist(), strict=True)],
+                           dtype=bool)
+        return pa.array(vals, type=to), invalid
 
 
 def _convert_time(col: pa.ChunkedArray, fmt: str) -> tuple[pa.Array, np.ndarray[Any, Any]]:
+    """Strict calendar text -> ns: the parsed time must print back as the same text, so 2024-02-30 (which
+    strptime rolls over to 2024-03-01) and 23:59:60 are rejected, not moved; years past int64 ns are
+    OUT_OF_RANGE_TIME (judged bad_time later)."""
     arr = col.combine_chunks()
     t = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
-    invalid = np.asarray(pc.and_(t.is_null(), arr.is_valid()).to_numpy(zero_copy_only=False))
-    return pc.multiply(t.cast(pa.int64()), NS_PER_S), invalid
+    same = pc.fill_null(pc.equal(pc.strftime(t, format=fmt), arr), False)
+    t = pc.if_else(same, t, None)
+    invalid = np.asarray(pc.and_(t.is_null(), arr.is_valid()).to_numpy(zero_copy_only=False), dtype=bool)
+    secs = pc.fill_null(t.cast(pa.int64()), OUT_OF_RANGE_TIME)
+    ns = scale_time(np.asarray(secs.to_numpy(zero_copy_only=False), dtype=np.int64), NS_PER_S)
+    return pa.array(ns, mask=np.asarray(t.is_null().to_numpy(zero_copy_only=False), dtype=bool)), invalid
+
+
+def scale_time(x: np.ndarray[Any, Any], factor: int) -> np.ndarray[Any, Any]:
+    """``x * factor`` checked before multiplying: values that would leave int64 (or are negative, i.e. before
+    1970) become OUT_OF_RANGE_TIME instead of wrapping around."""
+    x = np.asarray(x, dtype=np.int64)
+    ok = (x >= 0) & (x <= INT64_MAX // factor)
+    return np.where(ok, x * np.where(ok, factor, 0), OUT_OF_RANGE_TIME).astype(np.int64)
+
+
+def checked_int(x: Any, lo: int = 0, hi: int = INT64_MAX) -> int:
+    """A JSON integer field (number or digit string, as recorders write both) within [lo, hi]."""
+    if isinstance(x, bool) or not isinstance(x, int | str | float):
+        raise ValueError(f"not an integer: {x!r:.40}")
+    if isinstance(x, float):
+        if not x.is_integer():
+            raise ValueError(f"not an integer: {x!r}")
+        v = int(x)
+    elif isinstance(x, str):
+        if not _INT_RE.fullmatch(x):
+            raise ValueError(f"not an integer: {x!r:.40}")
+        v = int(x)
+    else:
+        v = x
+    if not lo <= v <= hi:
+        raise ValueError(f"integer out of range: {v!r:.40}")
+    return v
+
+
+def checked_ms(x: Any) -> int:
+    """A JSON ms time -> ns, overflow-checked (an out-of-range time becomes OUT_OF_RANGE_TIME)."""
+    v = checked_int(x, INT64_MIN, INT64_MAX)
+    return v * NS_PER_MS if 0 <= v <= INT64_MAX // NS_PER_MS else OUT_OF_RANGE_TIME
+
+
+def checked_float(x: Any) -> float:
+    """A JSON price/size (number or decimal string); booleans and other types are malformed."""
+    if isinstance(x, bool) or not isinstance(x, int | float | str):
+        raise ValueError(f"not a number: {x!r:.40}")
+    if isinstance(x, str) and not _FLOAT_RE.fullmatch(x):
+        raise ValueError(f"not a number: {x!r:.40}")
+    return float(x)
 
 
 def _typed(t: pa.Table, spec: dict[str, pa.DataType | str], report: ValidationReport,
@@ -187,7 +291,7 @@ def _typed(t: pa.Table, spec: dict[str, pa.DataType | str], report: ValidationRe
         out[name] = vals
     missing = np.zeros(t.num_rows, dtype=bool)
     for name in required:
-        missing |= np.asarray(out[name].is_null().to_numpy(zero_copy_only=False)) & ~invalid
+        missing |= np.asarray(out[name].is_null().to_numpy(zero_copy_only=False), dtype=bool) & ~invalid
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
         report.add("missing_values", int(missing.sum()), f"line {i + 2}: empty {', '.join(required)}")
@@ -282,15 +386,16 @@ def parse_kimpai_prices(path: Path, data: bytes, symbol: str | None, venue: str 
         report.add("skipped", t.num_rows - int(pc.sum(is_base).as_py() or 0), f"bases other than {want}")
         t = t.filter(is_base)
     good_base = pc.fill_null(pc.match_substring_regex(t["base"], r"^[A-Z0-9]{1,20}$"), False)
-    if not pc.all(good_base).as_py():
-        bad = t.filter(pc.invert(good_base))
+    bad = t.filter(pc.invert(good_base))
+    if bad.num_rows:
         report.add("skipped", bad.num_rows, f"unusable base {bad['base'][0].as_py()!r}")
         t = t.filter(good_base)
     spec: dict[str, pa.DataType | str] = {"commit_time_utc_s": _I, "ts_ms": _I, "price": _F, "volume24hKrw": _F}
     num, keep_rows = _typed(t, spec, report, ("commit_time_utc_s", "ts_ms"))
     kept = pa.table({"exchange": t["exchange"], "base": t["base"]}).filter(pa.array(keep_rows))
     table = pa.table({"exchange": kept["exchange"], "base": kept["base"],
-                      "ts": num["ts_ms"] * NS_PER_MS, "ts_local": num["commit_time_utc_s"] * NS_PER_S,
+                      "ts": scale_time(num["ts_ms"], NS_PER_MS),
+                      "ts_local": scale_time(num["commit_time_utc_s"], NS_PER_S),
                       "price": num["price"], "volume24h_krw": num["volume24hKrw"]})
     out: list[ParsedSeries] = []
     for (exch, quote), v in _KIMPAI_KEEP.items():
@@ -317,7 +422,7 @@ def parse_kimpai_usdkrw(path: Path, data: bytes, symbol: str | None, venue: str 
     num, _ = _typed(t, {"commit_time_utc_s": _I, "usdKrw": _F, "updatedAt_ms": _I}, report,
                  ("commit_time_utc_s", "usdKrw", "updatedAt_ms"))
     return [ParsedSeries("fx", "ref", "USD-KRW", pa.table(
-        {"ts": num["updatedAt_ms"] * NS_PER_MS, "ts_local": num["commit_time_utc_s"] * NS_PER_S,
+        {"ts": scale_time(num["updatedAt_ms"], NS_PER_MS), "ts_local": scale_time(num["commit_time_utc_s"], NS_PER_S),
          "rate": num["usdKrw"]}))]
 
 
@@ -342,9 +447,9 @@ def parse_binance_ws(path: Path, data: bytes, symbol: str | None, venue: str | N
             continue
         head, _, body = line.partition(b" ")
         try:
-            local = int(head)
+            local = checked_ns(head.decode())
             msg = json.loads(body)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             _malformed(report, lineno, f"not '<ns> <json>' ({type(e).__name__})", line)
             continue
         if not isinstance(msg, dict):
@@ -361,9 +466,9 @@ def parse_binance_ws(path: Path, data: bytes, symbol: str | None, venue: str | N
                 if sym is None:
                     skipped[f"symbol {d['s']}"] += 1
                     continue
-                e_ns, fu, lu = int(d["E"]) * NS_PER_MS, int(d["U"]), int(d["u"])
-                rows = [(e_ns, local, fu, lu, side, float(px), float(q))
-                        for side, key in ((0, "b"), (1, "a")) for px, q in d[key]]
+                e_ns, fu, lu = checked_ms(d["E"]), checked_int(d["U"]), checked_int(d["u"])
+                rows = [(e_ns, local, fu, lu, side, px, q)
+                        for side, key in ((0, "b"), (1, "a")) for px, q in levels(d[key])]
                 depth.setdefault(sym, []).extend(rows)
             elif ev == "trade":
                 sym = split_binance_symbol(d["s"])
@@ -373,16 +478,16 @@ def parse_binance_ws(path: Path, data: bytes, symbol: str | None, venue: str | N
                 m = d["m"]
                 if not isinstance(m, bool):
                     raise ValueError("m is not a boolean")
-                trades.setdefault(sym, []).append(
-                    (int(d["T"]) * NS_PER_MS, local, int(d["t"]), float(d["p"]), float(d["q"]), -1 if m else 1))
+                trades.setdefault(sym, []).append((checked_ms(d["T"]), local, checked_int(d["t"]),
+                                                   checked_float(d["p"]), checked_float(d["q"]), -1 if m else 1))
             elif ev in (None, "bookTicker") and "A" in d and "B" in d:  # spot bookTicker: no e, no E
                 sym = split_binance_symbol(d["s"])
                 if sym is None:
                     skipped[f"symbol {d['s']}"] += 1
                     continue
-                e_ns = int(d["E"]) * NS_PER_MS if "E" in d else -1
-                bbo.setdefault(sym, []).append((e_ns, local, int(d["u"]), float(d["b"]), float(d["B"]),
-                                                float(d["a"]), float(d["A"])))
+                e_ns = checked_ms(d["E"]) if "E" in d else -1
+                bbo.setdefault(sym, []).append((e_ns, local, checked_int(d["u"]), checked_float(d["b"]),
+                                                checked_float(d["B"]), checked_float(d["a"]), checked_float(d["A"])))
             else:
                 skipped[str(msg.get("stream", ev))] += 1
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -401,8 +506,33 @@ def parse_binance_ws(path: Path, data: bytes, symbol: str | None, venue: str | N
 
 
 def _rows_table(names: list[str], rows: list[Any]) -> pa.Table:
-    cols = list(zip(*rows, strict=True))
-    return pa.table({n: np.asarray(c) for n, c in zip(names, cols, strict=True)})
+    """Row tuples -> table; every value was range-checked by its parser, so none overflows int64."""
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pa.table({n: np.asarray(c, dtype=np.float64 if n in _FLOAT_COLS else np.int64)
+                     for n, c in zip(names, cols, strict=True)})
+
+
+_FLOAT_COLS = frozenset({"price", "qty", "bid", "bid_qty", "ask", "ask_qty"})
+
+
+def levels(side: Any) -> list[tuple[float, float]]:
+    """A book side ``[[px, qty], ...]``: each level exactly two numbers (a 2-char string is not a level)."""
+    if not isinstance(side, list):
+        raise ValueError(f"book side is not a list: {side!r:.40}")
+    out = []
+    for lvl in side:
+        if not isinstance(lvl, list) or len(lvl) != 2:
+            raise ValueError(f"book level is not [price, qty]: {lvl!r:.40}")
+        out.append((checked_float(lvl[0]), checked_float(lvl[1])))
+    return out
+
+
+def checked_ns(text: str) -> int:
+    """An ns time written as an integer; out of int64 -> OUT_OF_RANGE_TIME (rejected as bad_time)."""
+    if not re.fullmatch(r"[+-]?[0-9]{1,30}", text):
+        raise ValueError(f"not an integer time: {text[:40]!r}")
+    v = int(text)
+    return v if 0 <= v <= INT64_MAX else OUT_OF_RANGE_TIME
 
 
 def _rest_snapshots(rest: list[tuple[int, int, dict[str, Any]]], symbols: list[str],
@@ -416,12 +546,13 @@ def _rest_snapshots(rest: list[tuple[int, int, dict[str, Any]]], symbols: list[s
     rows: list[tuple[int, int, int, int, int, float, float]] = []
     for snap, (lineno, local, msg) in enumerate(rest):
         try:
-            levels = [(-1, local, snap, side, lvl, float(px), float(q))
-                      for side, key in ((0, "bids"), (1, "asks")) for lvl, (px, q) in enumerate(msg[key])]
+            book = [(-1, local, snap, side, lvl, px, q)
+                    for side, key in ((0, "bids"), (1, "asks")) for lvl, (px, q) in enumerate(levels(msg[key]))]
+            checked_int(msg.get("lastUpdateId"))
         except (KeyError, TypeError, ValueError) as e:
             report.add("malformed_lines", 1, f"line {lineno}: REST depth snapshot ({e})")
             continue
-        rows.extend(levels)
+        rows.extend(book)
         report.notes.append(
             f"line {lineno}: REST depth snapshot lastUpdateId={msg.get('lastUpdateId')} "
             f"({len(msg['bids'])} bids, {len(msg['asks'])} asks) -> book {symbols[0]} ts_local={local}; "
@@ -433,11 +564,18 @@ def _rest_snapshots(rest: list[tuple[int, int, dict[str, Any]]], symbols: list[s
 
 
 def iso_to_ns(text: str) -> int:
-    """ISO-8601 text -> UTC ns; a naive timestamp is taken as UTC."""
+    """ISO-8601 text -> UTC ns; a naive timestamp is taken as UTC. Strict calendar (2024-02-30 raises
+    ValueError); a time before 1970 or past int64 ns is OUT_OF_RANGE_TIME (rejected as bad_time)."""
+    if not isinstance(text, str):
+        raise ValueError(f"timestamp is not text: {text!r:.40}")
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
+    try:
+        ns = (dt - _EPOCH) // timedelta(microseconds=1) * 1000
+    except OverflowError:
+        return OUT_OF_RANGE_TIME
+    return ns if 0 <= ns <= INT64_MAX else OUT_OF_RANGE_TIME
 
 
 def parse_book_jsonl(path: Path, data: bytes, symbol: str | None, venue: str | None,
@@ -449,22 +587,25 @@ def parse_book_jsonl(path: Path, data: bytes, symbol: str | None, venue: str | N
             continue
         try:
             msg = json.loads(line)
-        except ValueError as e:
-            _malformed(report, lineno, f"bad JSON ({e})", line)
+        except (ValueError, RecursionError) as e:
+            _malformed(report, lineno, f"bad JSON ({type(e).__name__})", line)
             continue
         try:
             ts = iso_to_ns(msg["timestamp"])
             v = str(msg["exchange"]).lower()
             sym = normalize_symbol(str(msg["symbol"]), v)
-            levels = [(ts, -1, snap, side, lvl, float(px), float(q))
-                      for side, key in ((0, "bids"), (1, "asks")) for lvl, (px, q) in enumerate(msg[key])]
+            book = [(ts, -1, snap, side, lvl, px, q)
+                    for side, key in ((0, "bids"), (1, "asks")) for lvl, (px, q) in enumerate(levels(msg[key]))]
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             _malformed(report, lineno, f"missing or bad field ({type(e).__name__}: {e})", line)
             continue
-        if v not in ("upbit", "binance") or sym is None:
-            report.add("skipped", 1, f"line {lineno}: exchange {v!r}")
+        if v not in ("upbit", "binance"):
+            report.add("skipped", 1, f"line {lineno}: exchange {v[:40]!r}")
             continue
-        books.setdefault((v, sym), []).extend(levels)
+        if sym is None or not valid_symbol(sym):
+            _malformed(report, lineno, "symbol is not BASE/QUOTE", line)
+            continue
+        books.setdefault((v, sym), []).extend(book)
         snap += 1
     return [ParsedSeries("book", v, s, _rows_table(
         ["ts", "ts_local", "snapshot", "side", "level", "price", "qty"], r)) for (v, s), r in sorted(books.items())]
@@ -510,7 +651,7 @@ def detect_layout(path: Path, data: bytes | None = None) -> Layout:
     if first.startswith("{"):
         try:
             obj = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             obj = None
         if isinstance(obj, dict) and {"timestamp", "exchange", "symbol", "bids", "asks"} <= obj.keys():
             return LAYOUTS["book_jsonl"]

@@ -109,6 +109,11 @@ class SeriesInfo:
     last_ts: int
 
 
+def valid_symbol(symbol: str) -> bool:
+    """``BASE-QUOTE`` in upper-case letters and digits (what a store file name may be)."""
+    return bool(_SYMBOL_RE.match(symbol))
+
+
 def check_key(kind: str, venue: str, symbol: str) -> None:
     if kind not in SCHEMAS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")

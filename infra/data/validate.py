@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from arbitrage_lite.infra.data.plausible import violations
 from arbitrage_lite.infra.data.store import KEYS, SORT_KEYS, first_occurrence_mask
 
 NS_PER_S = 1_000_000_000
@@ -27,9 +28,15 @@ CATEGORIES: dict[str, bool] = {
     "skipped": True,  # well-formed but out of scope (other exchange, quote, message type)
     "missing_values": True,  # empty value where one is required
     "duplicates": True,  # same key twice in the file (first kept)
-    "bad_price": True,  # NaN, zero or negative price
-    "bad_qty": True,  # NaN or zero quantity where a positive one is required
+    # plausibility (ranges and their reasons in plausible.py), checked in this order:
+    "bad_time": True,  # before 2010-01-01, after now + 1 day, int64 overflow, or no time at all
+    "bad_field": True,  # negative id, side/level/aggressor outside their sets
+    "bad_price": True,  # NaN, infinite, zero or negative price
+    "price_out_of_range": True,  # above the quote currency's maximum (or below MIN_PRICE)
+    "fx_out_of_range": True,  # KRW per USD/USDT outside [500, 5000]
     "negative_qty": True,
+    "bad_qty": True,  # NaN or zero quantity where a positive one is required
+    "qty_out_of_range": True,  # infinite or above the maximum size
     "crossed_book": True,  # book snapshots (all levels) dropped
     "crossed_bbo": True,
     "already_in_store": True,  # exact rows the store already held (re-import)
@@ -144,38 +151,22 @@ def _drop(table: pa.Table, bad: np.ndarray[Any, Any], report: ValidationReport, 
     return table
 
 
-def _bad_positive(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    bad: np.ndarray[Any, Any] = ~(np.isfinite(x) & (x > 0))
-    return bad
-
-
 def _time_col(kind: str) -> str:
     return str(SORT_KEYS[kind][0])
 
 
-def _check_values(kind: str, t: pa.Table, report: ValidationReport, label: str) -> pa.Table:
+def _check_values(kind: str, symbol: str, t: pa.Table, report: ValidationReport, label: str,
+                  now_ns: int) -> pa.Table:
+    """Drop rows outside the plausibility ranges, each counted under its first failing reason."""
     tc = _time_col(kind)
-    price_cols = {"bars_1m": ["open", "high", "low", "close"], "last": ["price"], "fx": ["rate"],
-                  "book": ["price"], "depth_diff": ["price"], "trades": ["price"], "bbo": ["bid", "ask"]}[kind]
-    # (column, zero allowed): bar volume 0 = no trades that minute; depth qty 0 = delete the level.
-    qty_cols = {"bars_1m": [("volume", True)], "last": [], "fx": [], "book": [("qty", False)],
-                "depth_diff": [("qty", True)], "trades": [("qty", False)],
-                "bbo": [("bid_qty", False), ("ask_qty", False)]}[kind]
     bad = np.zeros(t.num_rows, dtype=bool)
-    for c in price_cols:
-        bad |= _bad_positive(_np(t, c))
-    t = _drop(t, bad, report, "bad_price", label, tc)
-    if qty_cols:
-        neg = np.zeros(t.num_rows, dtype=bool)
-        for c, _ in qty_cols:
-            neg |= _np(t, c) < 0
-        t = _drop(t, neg, report, "negative_qty", label, tc)
-        bad = np.zeros(t.num_rows, dtype=bool)
-        for c, zero_ok in qty_cols:
-            q = _np(t, c)
-            bad |= np.isnan(q) if zero_ok else _bad_positive(q)
-        t = _drop(t, bad, report, "bad_qty", label, tc)
-    return t
+    for reason, mask in violations(kind, symbol, t, now_ns).items():
+        n = int(mask.sum())
+        if n:
+            first = int(np.flatnonzero(mask)[0])
+            report.add(reason, n, f"{label} row at {fmt_ts(int(t[tc][first].as_py()))}")
+            bad |= mask
+    return t.filter(pa.array(~bad)) if bad.any() else t
 
 
 def _check_crossed(kind: str, t: pa.Table, report: ValidationReport, label: str) -> pa.Table:
@@ -296,11 +287,13 @@ def _check_semantics(kind: str, t: pa.Table, report: ValidationReport, label: st
         report.add("sequence_gaps", missing, f"{label}: {missing} trade ids missing" if missing else None)
 
 
-def clean(kind: str, table: pa.Table, report: ValidationReport, label: str) -> pa.Table:
-    """Validate one parsed series (in file order); return the rows fit to store."""
+def clean(kind: str, table: pa.Table, report: ValidationReport, label: str, symbol: str, now_ns: int
+          ) -> pa.Table:
+    """Validate one parsed series (in file order); return the rows fit to store (all within the
+    plausibility ranges as of ``now_ns``, the caller's clock)."""
     n0 = table.num_rows
     _check_order(kind, table, report, label)
-    table = _check_values(kind, table, report, label)
+    table = _check_values(kind, symbol, table, report, label, now_ns)
     table = _check_crossed(kind, table, report, label)
     table = _check_duplicates(kind, table, report, label)
     table = table.take(pa.array(np.lexsort([_np(table, k) for k in reversed(SORT_KEYS[kind])])))
