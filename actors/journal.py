@@ -20,7 +20,19 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..infra.journal import JournalRecord, JournalWriter, Kind, make_backend
+from loguru import logger
+
+from ..infra.journal import (
+    JournalRecord,
+    JournalUnavailable,
+    JournalWriter,
+    Kind,
+    describe_error,
+    make_backend,
+    where,
+)
+
+OVERFLOW_SUFFIX = ".overflow.jsonl"  # a run's overflow file is ``{run_id}.overflow.jsonl`` in the journal directory
 
 
 class JournalActor:
@@ -31,13 +43,25 @@ class JournalActor:
                  sqlite_path: str | Path = "journal.sqlite3", schema: str = "public", **writer_options: Any) -> None:
         self._backend = make_backend(dsn, sqlite_path=sqlite_path, schema=schema)
         self._writer = JournalWriter(self._backend, overflow_path, owns_backend=True, **writer_options)
+        self._overflow = Path(overflow_path)
         self._started = False
 
-    async def start(self) -> None:
-        """Recover the overflow file and open the backend (if it is down, the writer retries). Idempotent."""
-        if not self._started:
-            await self._writer.start()
-            self._started = True
+    async def start(self) -> int:
+        """Recover the overflow file and open the backend (if it is down, the writer retries in the background
+        and writes everything the moment it answers). Other runs' overflow files in the same directory that no
+        live writer holds (a run that died, or ended while the backend was down) are taken over and written
+        too: nothing is left in a file that no one replays. Idempotent; returns the lines taken over."""
+        if self._started:
+            return 0
+        await self._writer.start()
+        self._started = True
+        taken = 0
+        if self._overflow.name.endswith(OVERFLOW_SUFFIX):
+            for other in sorted(self._overflow.parent.glob(f"*{OVERFLOW_SUFFIX}")):
+                if other.name != self._overflow.name and (n := await self._writer.adopt(other)) > 0:
+                    logger.info("journal: {} lines of {} taken over", n, other.name)
+                    taken += n
+        return taken
 
     async def write_intent(self, record: JournalRecord) -> str:
         """Return once the intent is durable: ``"backend"`` or ``"overflow"`` (fsync'ed). Raises
@@ -62,12 +86,19 @@ class JournalActor:
         return dataclasses.asdict(self._writer.stats())
 
     async def counts(self, run_id: str) -> dict[str, int]:
-        """Rows per kind of ``run_id`` in the backend (raises while the backend is down)."""
-        return {kind.value: n for kind, n in (await self._backend.counts(run_id)).items()}
+        """Rows per kind of ``run_id`` in the backend (``JournalUnavailable``, naming it, while it is down)."""
+        try:
+            return {kind.value: n for kind, n in (await self._backend.counts(run_id)).items()}
+        except Exception as exc:
+            raise JournalUnavailable(f"{where(self._backend)}: {describe_error(exc)}") from None
 
     async def records(self, run_id: str, kind: Kind | str | None = None) -> list[JournalRecord]:
         """The run's rows (optionally one kind) in (ts_local, insertion) order; for tests and drills."""
-        return await self._backend.records(run_id, kind)
+        kind = None if kind is None else Kind(kind)  # a bad kind is the caller's error, not an outage
+        try:
+            return await self._backend.records(run_id, kind)
+        except Exception as exc:
+            raise JournalUnavailable(f"{where(self._backend)}: {describe_error(exc)}") from None
 
     async def close(self, timeout: float | None = 10.0) -> dict[str, Any]:
         """Flush up to ``timeout``, stop; what is still buffered goes to the overflow file. Final stats."""

@@ -21,7 +21,9 @@ from typing import Any
 
 from loguru import logger
 
-from ..infra.snapshots import FileSnapshotStore, RedisSnapshotStore, SnapshotError
+from ..core.alerts import SNAPSHOT_CORRUPT
+from ..infra.snapshot_codec import pack_blob
+from ..infra.snapshots import FileSnapshotStore, RedisSnapshotStore, SnapshotCorrupt, SnapshotError
 
 SNAPSHOT_VERSION = 2  # 2: route snapshots keep their unapplied buffers (a version-1 one is skipped)
 REDIS_RETRY_S = 1.0
@@ -142,7 +144,14 @@ def snapshot_outcomes() -> dict[str, int]:
 
 class Snapshots:
     """One actor's snapshots (``domain``/``name``), saved to Redis with a file fallback. Never raises on save:
-    trading must not stop because Redis did; ``saved``/``fallbacks``/``failed`` count what happened."""
+    trading must not stop because Redis did; ``saved``/``fallbacks``/``failed`` count what happened.
+
+    Every snapshot Redis takes is also written to the file store (not fsync'ed: it must outlive this process,
+    not the machine), so a restart while Redis is down finds the newest state: before, an actor killed after
+    Redis went down and before its next save came back empty (a portfolio without its ledgers: "route BTC was
+    never funded"). While Redis refuses, saves go to the file store, fsync'ed. A load takes the newest good
+    snapshot of the two. Damaged snapshots are corruption, not an outage: counted (``corrupt``), alerted
+    (rule ``snapshot_corrupt``, once per damage) and passed over for the next older good one."""
 
     def __init__(self, cfg: RecoveryConfig, domain: str, name: str) -> None:
         self.cfg, self.domain, self.name = cfg, domain, name
@@ -150,36 +159,48 @@ class Snapshots:
                        if cfg.redis_url else None)
         self._redis_down_until = 0.0  # after a failed save, skip Redis this long: no stall per message
         self._file = FileSnapshotStore(cfg.dir, cfg.env, cfg.run_id)
+        self._mirror = FileSnapshotStore(cfg.dir, cfg.env, cfg.run_id, fsync=False)
         _LIVE.add(self)
-        self.saved = self.fallbacks = self.failed = 0
+        self.saved = self.fallbacks = self.failed = self.corrupt = self.unavailable = 0
         self.loaded_from: str | None = None
         self.skipped: list[tuple[int, str]] = []
+        self.problems: list[str] = []  # the last few outages and corruptions, each naming its store
+        self._alerted: set[str] = set()
 
     def save(self, payload: dict[str, Any]) -> bool:
-        now = time.time_ns()
+        packed = pack_blob(payload, SNAPSHOT_VERSION, time.time_ns())
         if self._redis is not None and time.monotonic() >= self._redis_down_until:
             try:
-                self._redis.save(self.domain, self.name, payload, SNAPSHOT_VERSION, now_ns=now)
-                self.saved += 1
-                return True
+                self._redis.save_packed(self.domain, self.name, packed)
             except SnapshotError as exc:
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_S
                 self.fallbacks += 1
+                self._problem(exc)
                 logger.warning("snapshot {}/{} to Redis failed ({}); writing the file fallback", self.domain,
                                self.name, exc)
+            else:
+                self.saved += 1
+                self._write(self._mirror, packed)
+                return True
         elif self._redis is not None:
             self.fallbacks += 1
-        try:
-            self._file.save(self.domain, self.name, payload, SNAPSHOT_VERSION, now_ns=now)
+        if self._write(self._file, packed):
             self.saved += 1
             return True
+        self.failed += 1
+        return False
+
+    def _write(self, store: FileSnapshotStore, packed: tuple[bytes, dict[str, Any]]) -> bool:
+        try:
+            store.save_packed(self.domain, self.name, packed)
         except (OSError, SnapshotError) as exc:
-            self.failed += 1
-            logger.error("snapshot {}/{} not saved: {}", self.domain, self.name, exc)
+            self._problem(exc)
+            logger.error("snapshot {}/{} not written to {}: {}", self.domain, self.name, store.root, exc)
             return False
+        return True
 
     def load(self) -> dict[str, Any] | None:
-        """The newest good snapshot in either store (corrupt ones skipped, see ``skipped``), or None."""
+        """The newest good snapshot in either store (damaged ones skipped and reported, see ``skipped``)."""
         best: tuple[int, str, dict[str, Any]] | None = None
         self.skipped = []
         stores: list[tuple[str, Any]] = [("file", self._file)]
@@ -189,12 +210,16 @@ class Snapshots:
             try:
                 snap = store.load(self.domain, self.name)
             except SnapshotError as exc:
+                self._problem(exc)
                 logger.warning("snapshot {}/{}: {} unreadable ({})", self.domain, self.name, label, exc)
                 continue
+            skips = store.last_skipped if snap is None else snap.skipped
+            for skip in skips:
+                if skip.corrupt:
+                    self._corrupt(label, skip.seq, skip.reason)
+            self.skipped += skips
             if snap is None:
-                self.skipped += store.last_skipped
                 continue
-            self.skipped += snap.skipped
             if not isinstance(snap.payload, dict) or snap.meta.version != SNAPSHOT_VERSION:
                 self.skipped.append((snap.meta.seq, f"version {snap.meta.version}, expected {SNAPSHOT_VERSION}"))
                 continue
@@ -205,9 +230,35 @@ class Snapshots:
         self.loaded_from = best[1]
         return best[2]
 
+    def _problem(self, exc: BaseException) -> None:
+        if isinstance(exc, SnapshotCorrupt):
+            self._corrupt("redis", 0, str(exc))
+            return
+        self.unavailable += 1
+        self.problems = [*self.problems[-4:], str(exc)]
+
+    def _corrupt(self, store: str, seq: int, reason: str) -> None:
+        """Damage is counted every time it is met, and alerted once per damaged snapshot."""
+        self.corrupt += 1
+        what = f"{store} snapshot {self.domain}/{self.name} seq {seq}: {reason}"
+        self.problems = [*self.problems[-4:], what]
+        if what in self._alerted:
+            return
+        self._alerted.add(what)
+        logger.error("corrupt {}", what)
+        try:
+            import ray
+
+            if ray.is_initialized():
+                ray.get_actor(self.cfg.actor_name("alert")).raise_alert.remote(
+                    SNAPSHOT_CORRUPT, f"{self.domain}:{self.name}", what, time.time_ns())
+        except Exception as exc:  # no alert actor (a plain object in a test, or not started yet): logged above
+            logger.debug("snapshot corruption not alerted: {!r}", exc)
+
     def stats(self) -> dict[str, Any]:
         return {"saved": self.saved, "fallbacks": self.fallbacks, "failed": self.failed,
-                "loaded_from": self.loaded_from, "skipped": len(self.skipped)}
+                "loaded_from": self.loaded_from, "skipped": len(self.skipped), "corrupt": self.corrupt,
+                "unavailable": self.unavailable, "problems": list(self.problems)}
 
 
 class Named:

@@ -45,6 +45,7 @@ class Alert:
 KILL_SWITCH, ONE_LEG_UNHEDGED, DAILY_LOSS_LIMIT = "kill_switch", "one_leg_unhedged", "daily_loss_limit"
 FX_STALE, FEED_STALE, CIRCUIT_BREAKER = "fx_stale", "feed_stale", "circuit_breaker"
 RESTART, RISK_REJECT = "restart", "risk_reject"
+SNAPSHOT_CORRUPT = "snapshot_corrupt"  # a damaged snapshot passed over (not an outage: Redis answered)
 UNKNOWN_RULE_SEVERITY = Severity.P0
 
 
@@ -57,6 +58,7 @@ def default_rules() -> tuple[AlertRule, ...]:
         AlertRule(FEED_STALE, Severity.P1, 300 * NS_PER_S),
         AlertRule(CIRCUIT_BREAKER, Severity.P1, 900 * NS_PER_S),
         AlertRule(RESTART, Severity.P2, 0),
+        AlertRule(SNAPSHOT_CORRUPT, Severity.P1, 0),
         AlertRule(RISK_REJECT, Severity.P3, 60 * NS_PER_S),
     )
 

@@ -225,7 +225,10 @@ def alert_record(run_id: str, alert: Alert, route: str = "*") -> JournalRecord:
 
 
 class JournalBackend(Protocol):
-    """What the writer and the reports need from a store. ``open`` connects and migrates (idempotent)."""
+    """What the writer and the reports need from a store. ``open`` connects and migrates (idempotent).
+    ``where`` names the service in errors (``PostgreSQL at 127.0.0.1:5432/test``), without credentials."""
+
+    where: str
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -255,7 +258,23 @@ def make_backend(dsn: str | None = None, *, sqlite_path: str | Path = "journal.s
 
 
 class JournalUnavailable(RuntimeError):
-    """An intent could be written neither to the backend nor to the overflow file: do not send the order."""
+    """An intent could be written neither to the backend nor to the overflow file (do not send the order),
+    or the backend cannot answer a query. The message names the service that failed."""
+
+
+def where(backend: object) -> str:
+    """The service a backend talks to, for error messages."""
+    return str(getattr(backend, "where", type(backend).__name__))
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for a failed call: ``connection refused``, ``timed out``, else the error itself."""
+    text = str(exc)
+    if isinstance(exc, ConnectionRefusedError) or "connection refused" in text.lower() or "[errno 111]" in text.lower():
+        return "connection refused"
+    if isinstance(exc, TimeoutError) or "timed out" in text.lower():
+        return "timed out"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +289,7 @@ class JournalStats:
     retries: int  # failed backend writes (each is retried)
     intents_fsynced: int  # intents made durable in the overflow file
     corrupt: int  # unreadable overflow lines skipped (a torn last line after a crash)
+    adopted: int  # lines taken over from other writers' overflow files (``adopt``)
     backend_ok: bool
     last_error: str | None
 
@@ -400,7 +420,7 @@ class JournalWriter:
         self._closed, self._backend_ok = False, True
         self._last_error: str | None = None
         self._n = dict.fromkeys(("submitted", "written", "duplicates", "spilled", "dropped", "retries",
-                                 "intents_fsynced", "corrupt"), 0)
+                                 "intents_fsynced", "corrupt", "adopted"), 0)
 
     async def __aenter__(self) -> JournalWriter:
         await self.start()
@@ -462,7 +482,8 @@ class JournalWriter:
         try:
             await ovf.run(ovf.sync)
         except OSError as exc:
-            raise JournalUnavailable(f"intent {record.key} is not durable: {exc!r}") from exc
+            raise JournalUnavailable(f"intent {record.key} is not durable: {where(self.backend)} "
+                                     f"({self._last_error or 'slow'}) and overflow file {ovf.path}: {exc!r}") from exc
         self._n["intents_fsynced"] += 1
         return "overflow"
 
@@ -516,7 +537,35 @@ class JournalWriter:
         return len(self._buf) + (self._ovf.lines if self._ovf else 0)
 
     def _failed(self, exc: BaseException) -> None:
-        self._backend_ok, self._last_error = False, f"{type(exc).__name__}: {exc}"
+        self._backend_ok, self._last_error = False, f"{where(self.backend)}: {describe_error(exc)}"
+
+    async def adopt(self, path: str | Path) -> int:
+        """Take over another writer's overflow file (a run that crashed, or closed while its backend was
+        down, and will not start again): its lines are appended to this writer's overflow file (fsync'ed),
+        written to the backend after what is there, and the file is deleted. Keys are idempotent, so lines
+        already in the backend are skipped there. A file a live writer holds is left alone: returns -1;
+        else the lines taken."""
+        ovf = self._running()
+        other = Path(path)
+        if other.resolve() == ovf.path.resolve():
+            return 0
+        taken = await ovf.run(_take_lines, other)
+        if taken is None:
+            return -1
+        fd, lines = taken
+        try:
+            if lines:
+                self._drained.clear()
+                for line in lines:
+                    ovf.append(line + b"\n")
+                await ovf.run(ovf.sync)
+                self._n["adopted"] += len(lines)
+                self._wake.set()
+            other.unlink()  # our copy is durable: a crash before this only replays (idempotent keys)
+            _fsync_dir(other.parent)
+        finally:
+            os.close(fd)  # releases its lock
+        return len(lines)
 
     async def _run(self) -> None:
         """Buffered records first (the overflow file only ever holds newer ones), then the overflow file."""
@@ -589,6 +638,24 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _take_lines(path: Path) -> tuple[int, list[bytes]] | None:
+    """(locked fd, complete lines) of another writer's overflow file; None when a live writer holds it. A
+    torn last line (a crash mid-append) is not taken."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    data = bytearray()
+    while chunk := os.read(fd, 1 << 20):
+        data += chunk
+    return fd, [line for line in bytes(data).split(b"\n")[:-1] if line]
 
 
 def _recover(path: Path) -> tuple[int, int]:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -63,6 +64,15 @@ async def migrate(conn: asyncpg.Connection, schema: str = "public") -> list[int]
     return done
 
 
+def _server(dsn: str) -> str:
+    """``host:port/database`` of a DSN, without credentials (for error messages)."""
+    parts = urlsplit(dsn)
+    if parts.scheme.startswith("postgres"):
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    fields = dict(kv.split("=", 1) for kv in dsn.split() if "=" in kv)  # key=value form
+    return f"{fields.get('host', 'localhost')}:{fields.get('port', '5432')}/{fields.get('dbname', '')}"
+
+
 def _record(row: Any) -> JournalRecord:
     return JournalRecord(Kind(row["kind"]), row["key"], row["run_id"], row["route"], row["ts_venue"],
                          row["ts_local"], json.loads(row["payload"]))
@@ -75,6 +85,7 @@ class PostgresJournal:
                  timeout: float = 10.0, connect_timeout: float = 3.0) -> None:
         _ident(schema)
         self.dsn, self.schema = dsn, schema
+        self.where = f"PostgreSQL at {_server(dsn)}"
         self.min_size, self.max_size, self.timeout, self.connect_timeout = min_size, max_size, timeout, connect_timeout
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()

@@ -73,6 +73,7 @@ class SqliteJournal:
 
     def __init__(self, path: str | Path = "journal.sqlite3", *, busy_timeout: float = 10.0) -> None:
         self.path, self.busy_timeout = str(path), busy_timeout
+        self.where = f"SQLite at {self.path}"
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
 

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, cast
@@ -34,7 +34,20 @@ SNAP_FIELD = "snap"  # per (domain, name): seq -> blob
 RUN_DOMAIN, RUN_NAME, RUN_FIELD = "_run", "marker", "last_ns"  # per run: the newest created_ns saved in it
 _PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
-Skip = tuple[int, str]  # (seq, reason)
+# reasons (the text before the first colon) that mean the stored data is damaged, not unreachable or old
+CORRUPTION = ("undecodable", "truncated", "corrupt")
+
+
+class Skip(NamedTuple):
+    """A snapshot ``load`` passed over. ``seq`` 0: the key as a whole (e.g. a Redis key of the wrong type)."""
+
+    seq: int
+    reason: str
+
+    @property
+    def corrupt(self) -> bool:
+        """Damaged data (to count and alert on), as opposed to ``stale``/``unreadable`` (gone, old)."""
+        return self.reason.split(":", 1)[0] in CORRUPTION
 
 
 class SnapshotError(Exception):
@@ -43,6 +56,11 @@ class SnapshotError(Exception):
 
 class SnapshotUnavailable(SnapshotError):
     """The backing store cannot be reached or written (Redis down, disk error): buffer and retry later."""
+
+
+class SnapshotCorrupt(SnapshotError):
+    """What the store holds is damaged (a Redis key of the wrong type, a file where a directory belongs):
+    not an outage. The message starts with ``corrupt:`` and names the key."""
 
 
 def check_part(kind: str, value: str) -> str:
@@ -125,6 +143,7 @@ class _BaseStore(ABC):
             raise ValueError(f"keep and ttl_s must be >= 1, got {keep}, {ttl_s}")
         self.keep, self.ttl_s = keep, ttl_s
         self.last_skipped: list[Skip] = []
+        self.marker_problems: dict[str, str] = {}  # run -> why its marker is corrupt (see ``runs``)
 
     def save(self, domain: str, name: str, payload: bytes | dict[str, Any], version: int, *,
              now_ns: int) -> SnapshotMeta:
@@ -133,8 +152,12 @@ class _BaseStore(ABC):
         for kind, n in (("version", version), ("now_ns", now_ns)):
             if type(n) is not int or n < 0:
                 raise ValueError(f"{kind} must be an int >= 0, got {n!r}")
-        blob, head = pack_blob(payload, version, now_ns)
-        seq = self._put(domain, name, blob, now_ns)
+        return self.save_packed(domain, name, pack_blob(payload, version, now_ns))
+
+    def save_packed(self, domain: str, name: str, packed: tuple[bytes, dict[str, Any]]) -> SnapshotMeta:
+        """``save`` of a blob ``pack_blob`` made: one encoding for several stores (actors/recovery.py)."""
+        blob, head = packed
+        seq = self._put(domain, name, blob, head["created_ns"])
         return self._meta(domain, name, seq, head)
 
     def load(self, domain: str, name: str, *, now_ns: int | None = None,
@@ -146,13 +169,19 @@ class _BaseStore(ABC):
         self._key(domain, name)
         skipped: list[Skip] = []
         self.last_skipped = skipped
-        for seq in self._seqs(domain, name):
+        try:
+            seqs = self._seqs(domain, name)
+        except SnapshotCorrupt as bad:
+            skipped.append(Skip(0, str(bad)))
+            logger.warning("snapshot {} unusable: {}", self._key(domain, name), bad)
+            return None
+        for seq in seqs:
             try:
                 head, payload = self._read(domain, name, seq)
                 if now_ns is not None and max_age_ns is not None and now_ns - head["created_ns"] > max_age_ns:
                     raise BlobError(f"stale: created {now_ns - head['created_ns']} ns before now > {max_age_ns} ns")
             except BlobError as bad:
-                skipped.append((seq, str(bad)))
+                skipped.append(Skip(seq, str(bad)))
                 logger.warning("snapshot {} seq {} skipped: {}", self._key(domain, name), seq, bad)
                 continue
             return Snapshot(self._meta(domain, name, seq, head), payload, list(skipped))
@@ -161,7 +190,11 @@ class _BaseStore(ABC):
     def history(self, domain: str, name: str) -> list[SnapshotMeta]:
         """Every retained snapshot, newest first; those ``load`` would skip as unusable have ``problem`` set."""
         out = []
-        for seq in self._seqs(domain, name):
+        try:
+            seqs = self._seqs(domain, name)
+        except SnapshotCorrupt as bad:
+            return [SnapshotMeta(self.env, self.run, domain, name, 0, 0, 0, "", 0, "", str(bad))]
+        for seq in seqs:
             try:
                 out.append(self._meta(domain, name, seq, self._read(domain, name, seq)[0]))
             except BlobError as bad:
@@ -169,13 +202,26 @@ class _BaseStore(ABC):
         return out
 
     def latest_run(self) -> str | None:
-        """The run (of this env) holding the newest ``created_ns``; ties go to the greater run id."""
+        """The run (of this env) holding the newest ``created_ns``; ties go to the greater run id. A run whose
+        marker is corrupt cannot be dated: it ranks below every other (see ``marker_problems``)."""
         marks = self._markers()
         return max(marks, key=lambda r: (marks[r], r)) if marks else None
 
     def runs(self) -> list[str]:
-        """The runs of this env that still have snapshots, sorted."""
+        """The runs of this env that still have snapshots, sorted. A run whose marker is corrupt is listed
+        all the same (its snapshots are intact), and ``marker_problems[run]`` says what is wrong."""
         return sorted(self._markers())
+
+    def _marker_value(self, run: str, key: str, value: bytes | None) -> int:
+        """The created_ns a marker holds; -1 (and the problem recorded, logged) when it is not 20 digits."""
+        if value is not None and len(value) == 20 and value.isdigit():
+            return int(value)
+        self._marker_problem(run, f"corrupt: run marker {key} holds {value!r}, not a 20-digit created_ns")
+        return -1
+
+    def _marker_problem(self, run: str, problem: str) -> None:
+        self.marker_problems[run] = problem
+        logger.warning("snapshot run {}: {}", run, problem)
 
     def _key(self, domain: str, name: str, field: str = SNAP_FIELD) -> str:
         if domain == RUN_DOMAIN:
@@ -211,7 +257,13 @@ class _BaseStore(ABC):
 
 
 # KEYS: snap hash, run marker. ARGV: blob, keep, ttl_s, created_ns zero-padded to 20 digits (compared as text).
+# Returns {seq, 1 if the marker was corrupt else 0, what a corrupt marker held}: the marker is derived data (the newest
+# created_ns), so a save rewrites a corrupt one; a snap key of the wrong type is refused (WRONGTYPE).
 _SAVE_LUA = """
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t ~= 'hash' and t ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. t .. ', not a hash')
+end
 local seqs = {}
 for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
   local n = tonumber(f)
@@ -221,11 +273,19 @@ table.sort(seqs)
 local seq = (seqs[#seqs] or 0) + 1
 redis.call('HSET', KEYS[1], string.format('%d', seq), ARGV[1])
 for i = 1, #seqs + 1 - tonumber(ARGV[2]) do redis.call('HDEL', KEYS[1], string.format('%d', seqs[i])) end
-local cur = redis.call('GET', KEYS[2])
+local mt = redis.call('TYPE', KEYS[2])['ok']
+local cur = false
+local fixed, bad = 0, ''
+if mt == 'string' then cur = redis.call('GET', KEYS[2]) end
+if mt ~= 'none' and not (cur and #cur == 20 and string.match(cur, '^%d+$')) then
+  fixed, bad = 1, cur or ('a ' .. mt)
+  redis.call('DEL', KEYS[2])
+  cur = false
+end
 if (not cur) or cur < ARGV[4] then redis.call('SET', KEYS[2], ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return seq
+return {seq, fixed, bad}
 """
 
 
@@ -242,25 +302,52 @@ class RedisSnapshotStore(_BaseStore):
         self._save_script = self.client.register_script(_SAVE_LUA)
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, key: str = "", expected: str = "hash") -> Iterator[None]:
+        """Redis errors as the store's: a key of the wrong type is corruption (``SnapshotCorrupt``, naming the
+        key and what it holds), anything else an outage (``SnapshotUnavailable``, naming the server)."""
         try:
             yield
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise SnapshotUnavailable(f"Redis at {self._where}: {_describe(exc)}") from exc
+            raise SnapshotCorrupt(self._wrong_type(key, expected, exc)) from exc
         except redis.RedisError as exc:
-            raise SnapshotUnavailable(f"redis at {self._where} unavailable: {type(exc).__name__}: {exc}") from exc
+            raise SnapshotUnavailable(f"Redis at {self._where}: {_describe(exc)}") from exc
+
+    def _wrong_type(self, key: str, expected: str, exc: redis.ResponseError) -> str:
+        text = str(exc)
+        if " holds a " in text:  # the save script named key and type itself
+            return f"corrupt: Redis key {text.split(' ', 1)[1].split(' script:')[0]}"
+        try:
+            held = cast(bytes, self.client.type(key)).decode()
+        except redis.RedisError:
+            held = "value of another type"
+        return f"corrupt: Redis key {key} holds a {held}, not a {expected}"
 
     def _put(self, domain: str, name: str, blob: bytes, created_ns: int) -> int:
         keys = [self._key(domain, name), snapshot_key(self.env, self.run, RUN_DOMAIN, RUN_NAME, RUN_FIELD)]
-        with self._errors():
-            return int(self._save_script(keys=keys, args=[blob, self.keep, self.ttl_s, f"{created_ns:020d}"]))
+        with self._errors(keys[0]):
+            seq, fixed, bad = self._save_script(keys=keys, args=[blob, self.keep, self.ttl_s, f"{created_ns:020d}"])
+        if fixed:
+            self._marker_problem(self.run, f"corrupt: run marker {keys[1]} held {bad!r}, rewritten by a save")
+        return int(seq)
 
     def _seqs(self, domain: str, name: str) -> list[int]:
-        with self._errors():
-            fields = cast(list[bytes], self.client.hkeys(self._key(domain, name)))
-        return sorted((int(f) for f in fields if f.isdigit()), reverse=True)
+        key = self._key(domain, name)
+        with self._errors(key):
+            fields = cast(list[bytes], self.client.hkeys(key))
+        junk = [f for f in fields if not f.isdigit()]
+        if junk:  # only this store writes these hashes: a field that is no sequence number is damage
+            raise SnapshotCorrupt(f"corrupt: Redis key {key} has fields that are not sequence numbers: {junk[:3]!r}")
+        return sorted((int(f) for f in fields), reverse=True)
 
     def _get(self, domain: str, name: str, seq: int) -> bytes:
-        with self._errors():
-            blob = cast(bytes | None, self.client.hget(self._key(domain, name), str(seq)))
+        key = self._key(domain, name)
+        try:
+            with self._errors(key):
+                blob = cast(bytes | None, self.client.hget(key, str(seq)))
+        except SnapshotCorrupt as exc:  # the key changed type while loading
+            raise BlobError(str(exc)) from exc
         if blob is None:
             raise BlobError("unreadable: gone (trimmed or expired while loading)")
         return blob
@@ -269,10 +356,21 @@ class RedisSnapshotStore(_BaseStore):
         pattern = f"{PREFIX}:{self.env}:*:{RUN_DOMAIN}:{RUN_NAME}:{RUN_FIELD}"  # parts hold no glob characters
         out = {}
         with self._errors():
-            for key in cast(Iterator[bytes], self.client.scan_iter(match=pattern, count=1000)):
-                value = cast(bytes | None, self.client.get(key))
-                with suppress(ValueError):  # a key the glob matched that is not ours (e.g. an extra colon)
-                    out[parse_key(key).run] = int(value or b"")
+            keys = list(cast(Iterator[bytes], self.client.scan_iter(match=pattern, count=1000)))
+        for key in keys:
+            try:
+                run = parse_key(key).run
+            except ValueError:  # a key the glob matched that is not ours (e.g. an extra colon)
+                continue
+            text = key.decode()
+            try:
+                with self._errors(text, "string"):
+                    value = cast(bytes | None, self.client.get(key))
+            except SnapshotCorrupt as exc:
+                self._marker_problem(run, str(exc))
+                out[run] = -1
+                continue
+            out[run] = self._marker_value(run, text, value)
         return out
 
 
@@ -282,9 +380,11 @@ class FileSnapshotStore(_BaseStore):
     ``expire_runs(now_ns)`` (e.g. at start-up) to delete runs idle for longer than ``ttl_s``."""
 
     def __init__(self, dir: str | os.PathLike[str], env: str, run: str, *, keep: int = DEFAULT_KEEP,
-                 ttl_s: int = DEFAULT_TTL_S) -> None:
+                 ttl_s: int = DEFAULT_TTL_S, fsync: bool = True) -> None:
+        """``fsync`` False: a save survives this process dying, not the machine (a mirror of Redis)."""
         super().__init__(env, run, keep, ttl_s)
         self.root = Path(dir) / PREFIX / self.env
+        self.fsync = fsync
 
     def _dir(self, domain: str, name: str) -> Path:
         self._key(domain, name)  # validates the parts
@@ -299,14 +399,16 @@ class FileSnapshotStore(_BaseStore):
             d.mkdir(parents=True, exist_ok=True)
             seqs = self._seqs(domain, name)
             seq = (seqs[0] if seqs else 0) + 1
-            _atomic_write(d / f"{seq:012d}.snap", blob)
+            _atomic_write(d / f"{seq:012d}.snap", blob, self.fsync)
             for old in [seq, *seqs][self.keep:]:
                 (d / f"{old:012d}.snap").unlink(missing_ok=True)
             marker = self._marker(self.run)
             marker.parent.mkdir(parents=True, exist_ok=True)
-            last = marker.read_bytes() if marker.is_file() else b""
-            if not last.isdigit() or int(last) < created_ns:
-                _atomic_write(marker, f"{created_ns:020d}".encode())
+            last = marker.read_bytes() if marker.is_file() else None
+            if last is not None and not (len(last) == 20 and last.isdigit()):
+                self._marker_problem(self.run, f"corrupt: run marker {marker} held {last!r}, rewritten by a save")
+            if last is None or not last.isdigit() or int(last) < created_ns:
+                _atomic_write(marker, f"{created_ns:020d}".encode(), self.fsync)
         except OSError as exc:
             raise SnapshotUnavailable(f"snapshot directory {self.root} unusable: {exc}") from exc
         return seq
@@ -317,13 +419,20 @@ class FileSnapshotStore(_BaseStore):
             names = os.listdir(d)
         except FileNotFoundError:
             return []
+        except NotADirectoryError as exc:
+            if d.is_file():
+                raise SnapshotCorrupt(f"corrupt: {d} is a file, not the directory of snapshots") from exc
+            raise SnapshotUnavailable(f"cannot list {d}: {exc}") from exc
         except OSError as exc:
             raise SnapshotUnavailable(f"cannot list {d}: {exc}") from exc
         return sorted((int(n[:-5]) for n in names if n.endswith(".snap") and n[:-5].isdigit()), reverse=True)
 
     def _get(self, domain: str, name: str, seq: int) -> bytes:
+        path = self._dir(domain, name) / f"{seq:012d}.snap"
         try:
-            return (self._dir(domain, name) / f"{seq:012d}.snap").read_bytes()
+            return path.read_bytes()
+        except IsADirectoryError as exc:
+            raise BlobError(f"corrupt: {path} is a directory, not a snapshot") from exc
         except OSError as exc:
             raise BlobError(f"unreadable: {exc}") from exc
 
@@ -332,8 +441,13 @@ class FileSnapshotStore(_BaseStore):
         try:
             for run in os.listdir(self.root) if self.root.is_dir() else []:
                 marker = self._marker(run)
-                if _PART.fullmatch(run) and marker.is_file() and (text := marker.read_bytes()).isdigit():
-                    out[run] = int(text)
+                if not _PART.fullmatch(run) or not marker.exists():
+                    continue
+                if marker.is_dir():
+                    self._marker_problem(run, f"corrupt: run marker {marker} is a directory")
+                    out[run] = -1
+                else:
+                    out[run] = self._marker_value(run, str(marker), marker.read_bytes())
         except OSError as exc:
             raise SnapshotUnavailable(f"cannot read runs under {self.root}: {exc}") from exc
         return out
@@ -342,23 +456,36 @@ class FileSnapshotStore(_BaseStore):
         """Delete the runs (never this one) whose newest snapshot was created more than ``ttl_s`` before
         ``now_ns``; returns them."""
         cutoff = now_ns - self.ttl_s * 1_000_000_000
-        old = sorted(r for r, last in self._markers().items() if r != self.run and last < cutoff)
+        old = sorted(r for r, last in self._markers().items() if r != self.run and 0 <= last < cutoff)
         for run in old:
             shutil.rmtree(self.root / run, ignore_errors=True)
         return old
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _describe(exc: BaseException) -> str:
+    """A short reason for an outage: ``connection refused``, ``timed out``, else the error itself."""
+    text = str(exc)
+    if "refused" in text.lower() or isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, redis.TimeoutError | TimeoutError) or "timed out" in text.lower():
+        return "timed out"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not fsync:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
     try:
         os.fsync(dir_fd)

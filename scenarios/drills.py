@@ -8,6 +8,10 @@ Kinds:
   garbage: it must skip it (checksum) and come back from the previous one, the feeds resending the rest.
 - ``postgres-down``: the journal goes to a throwaway PostgreSQL that is stopped for a while mid-run (with a
   kill of the target while it is down); at the end every intent and fill is in it exactly once.
+- ``stores-down``: Redis (snapshots) and PostgreSQL (journal), both throwaway, are stopped together mid-run;
+  while both are down the target is killed, then the portfolio (or the route, when the portfolio is the
+  target); both come back later. The run must end as the undisturbed one did, every journal record in
+  PostgreSQL once, the overflow file empty.
 - ``node-loss``: a two-node Ray cluster on this machine (``ray.cluster_utils.Cluster``, started by the drill:
   run it in a fresh process); the routes live on the worker node, everything else on the head; mid-run the
   worker node is removed and the routes must come back on the head from their snapshots.
@@ -32,12 +36,12 @@ import numpy as np
 
 from ..actors.recovery import RecoveryConfig
 from ..core.config import EngineConfig
+from ..errors import UserError
 from .chaos import ChaosPlan
 from .drill_report import render_drill_report
 from .paper import PaperRequest, run_paper
 
-from ..errors import UserError
-KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss")
+KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss", "stores-down")
 TARGETS = ("route", "feed", "portfolio", "risk", "fx", "alert")
 
 
@@ -219,6 +223,8 @@ def _scripted(req: DrillRequest, drill_req: PaperRequest, role: str, servers: li
         steps: tuple[ScriptStep, ...] = (ScriptStep(0.05, "call", redis.stop), ScriptStep(0.4, "kill"),
                                          ScriptStep(0.6, "call", redis.start), ScriptStep(0.8, "kill"))
         return replace(drill_req, recovery=rec, chaos=ChaosPlan(role, 0, req.seed, req.mode, script=steps))
+    if req.kind == "stores-down":
+        return _stores_down(req, drill_req, role, servers)
     if req.kind == "corrupt-snapshot":
         assert drill_req.recovery is not None
         corrupt = _Corrupter(drill_req.recovery, role)
@@ -234,6 +240,55 @@ def _scripted(req: DrillRequest, drill_req: PaperRequest, role: str, servers: li
     # the overflow file
     return replace(drill_req, journal_dsn=pg.dsn, journal_dir=str(req.out / "journal"),
                    chaos=ChaosPlan(role, 0, req.seed, req.mode, script=steps))
+
+
+def _stores_down(req: DrillRequest, drill_req: PaperRequest, role: str, servers: list[Any]) -> PaperRequest:
+    """Both stores stop at 10 % of the run; the target is killed at once (before it saved anything since:
+    its newest snapshot is the one Redis took), a second actor at 40 %; both stores are back at 80 %."""
+    from ..infra.throwaway import ThrowawayPostgres, ThrowawayRedis
+    from .chaos import ScriptStep
+
+    redis, pg = ThrowawayRedis(), ThrowawayPostgres()
+    servers += [redis, pg]
+    redis.start()
+    pg.start()
+
+    def stores_down() -> None:
+        redis.stop()
+        pg.stop(hard=True)
+
+    def stores_up() -> None:
+        redis.start()
+        pg.start()
+
+    assert drill_req.recovery is not None
+    rec = replace(drill_req.recovery, redis_url=redis.url)
+    if role != "portfolio":
+        other = "portfolio"
+    else:
+        from .market_data import resolve_routes
+
+        other = _child_role(replace(req, target=f"route:{resolve_routes(req.store, req.routes)[0]}"),
+                            resolve_routes(req.store, req.routes))
+    steps = (ScriptStep(0.1, "call", stores_down), ScriptStep(0.11, "kill"),
+             ScriptStep(0.4, "call", _Killer(rec, other)), ScriptStep(0.8, "call", stores_up))
+    return replace(drill_req, recovery=rec, journal_dsn=pg.dsn, journal_dir=str(req.out / "journal"),
+                   chaos=ChaosPlan(role, 0, req.seed, req.mode, script=steps))
+
+
+class _Killer:
+    """Kills a run's actor by name (Ray restarts it): a second casualty in a scripted drill."""
+
+    def __init__(self, rec: RecoveryConfig, role: str) -> None:
+        self.rec, self.role = rec, role
+        self.__name__ = f"kill {role}"
+        self.killed = 0
+
+    def __call__(self) -> None:
+        import ray
+
+        ray.kill(ray.get_actor(self.rec.actor_name(self.role)), no_restart=False)
+        self.killed += 1
 
 
 SNAPSHOT_OF = {"portfolio": ("portfolio", "ledger"), "risk": ("risk", "coordinator"), "fx": ("fx", "USDTKRW"),
@@ -272,23 +327,22 @@ class _Corrupter:
 def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str, Any], servers: list[Any],
                    cluster_ids: tuple[str, str, bool] | None = None) -> dict[str, Any]:
     if req.kind == "postgres-down":
-        journal = drilled["paper"].get("journal") or {}
-        expected = journal.get("expected", {})
-        counts = journal.get("counts", {})
-        stats = journal.get("stats", {})
-        checks = {f"journal_{k}_exactly_once": counts.get(k) == v for k, v in expected.items()}
-        checks["journal_order_events_written"] = counts.get("order_event", 0) >= 2 * expected.get("intent", 0)
-        trips = max(1, expected.get("fill", 0) // 4)
-        checks["journal_trade_transitions_written"] = counts.get("trade_transition", 0) >= trips
-        checks["journal_pnl_snapshot_per_trip"] = counts.get("pnl_snapshot", 0) == int(drilled.get("trades", -1))
-        checks["journal_dropped_nothing"] = stats.get("dropped", 0) == 0
-        checks["intents_fsynced_while_down"] = stats.get("intents_fsynced", 0) > 0
-        checks["outage_reached_the_journal"] = stats.get("spilled", 0) + stats.get("retries", 0) > 0
+        journal, checks = _journal_checks(drilled)
+        checks["intents_fsynced_while_down"] = journal.get("stats", {}).get("intents_fsynced", 0) > 0
         return {"journal": journal, "checks": checks}
     if req.kind == "redis-down":
-        recs = [r.get("recovery") or {} for r in drilled["paper"]["routes"]]
-        used = any(x.get("snapshot_fallbacks_total", 0) > 0 or "file" in x.get("restore_sources", []) for x in recs)
-        return {"checks": {"file_fallback_used": used}}
+        return {"checks": {"file_fallback_used": _file_fallback_used(drilled)}}
+    if req.kind == "stores-down":
+        journal, checks = _journal_checks(drilled)
+        overflow = Path(drill_req.journal_dir or "") / f"{drill_req.run_id}.overflow.jsonl"
+        checks["overflow_file_emptied"] = journal.get("left_in_overflow") == 0 and (
+            not overflow.exists() or overflow.stat().st_size == 0)
+        checks["error_names_postgres"] = str(journal.get("stats", {}).get("last_error")).startswith("PostgreSQL at")
+        checks["file_fallback_used"] = _file_fallback_used(drilled)
+        killer = next((st.fn for st in drill_req.chaos.script if isinstance(st.fn, _Killer)), None) \
+            if drill_req.chaos is not None else None
+        checks["second_kill_landed"] = killer is not None and killer.killed == 1
+        return {"journal": journal, "checks": checks}
     if req.kind == "node-loss":
         nodes = {r["route"]: r["node_id"] for r in drilled["paper"]["routes"]}
         assert cluster_ids is not None
@@ -304,6 +358,27 @@ def _server_checks(req: DrillRequest, drill_req: PaperRequest, drilled: dict[str
                 "checks": {"corrupt_snapshot_skipped": skipped > 0, "snapshot_corrupted": bool(corrupted)},
                 "snapshots": snaps}
     return {}
+
+
+def _journal_checks(drilled: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
+    """Every intent and fill in the journal's backend once, the other kinds written, nothing dropped."""
+    journal = drilled["paper"].get("journal") or {}
+    expected = journal.get("expected", {})
+    counts = journal.get("counts") or {}
+    stats = journal.get("stats", {})
+    checks = {f"journal_{k}_exactly_once": counts.get(k) == v for k, v in expected.items()}
+    checks["journal_order_events_written"] = counts.get("order_event", 0) >= 2 * expected.get("intent", 0)
+    trips = max(1, expected.get("fill", 0) // 4)
+    checks["journal_trade_transitions_written"] = counts.get("trade_transition", 0) >= trips
+    checks["journal_pnl_snapshot_per_trip"] = counts.get("pnl_snapshot", 0) == int(drilled.get("trades", -1))
+    checks["journal_dropped_nothing"] = stats.get("dropped", 0) == 0
+    checks["outage_reached_the_journal"] = stats.get("spilled", 0) + stats.get("retries", 0) > 0
+    return journal, checks
+
+
+def _file_fallback_used(drilled: dict[str, Any]) -> bool:
+    recs = [r.get("recovery") or {} for r in drilled["paper"]["routes"]]
+    return any(x.get("snapshot_fallbacks_total", 0) > 0 or "file" in x.get("restore_sources", []) for x in recs)
 
 
 class _TwoNodes:

@@ -488,3 +488,73 @@ def test_pg_batch_throughput(pg_dsn: str, tmp_path: Path) -> None:
     print(f"\npostgres: {n} records in batches of 500 at {got['rate']:,.0f} records/s; "
           f"submit {got['submit_us']:.1f} us/record; intent durable in {got['intent_ms']:.2f} ms (median)")
     assert got["rate"] > 1_000
+
+
+# ---- issue 11: errors name the service; an overflow file no one replays is taken over -------------------------
+
+def test_backend_errors_name_the_service(throwaway_pg: ThrowawayPostgres, tmp_path: Path) -> None:
+    from arbitrage_lite.actors.journal import JournalActor
+    from arbitrage_lite.infra.journal import JournalUnavailable
+
+    if throwaway_pg.running:
+        throwaway_pg.stop()
+    named = f"PostgreSQL at 127.0.0.1:{throwaway_pg.port}/postgres: connection refused"
+
+    async def body() -> None:
+        actor = JournalActor(tmp_path / "r1.overflow.jsonl", throwaway_pg.dsn, schema="named", retry_max=0.05,
+                             open_timeout=2)
+        await actor.start()
+        assert actor._writer.submit(fill_rec("named", 1))
+        await wait_until(lambda: actor._writer.stats().retries > 0, "a failed write")
+        assert actor._writer.stats().last_error == named
+        with pytest.raises(JournalUnavailable) as err:
+            await actor.counts("named")
+        assert str(err.value) == named
+        await actor.close(timeout=0.1)
+    asyncio.run(body())
+    assert SqliteJournal(tmp_path / "x.sqlite3").where == f"SQLite at {tmp_path / 'x.sqlite3'}"
+
+
+def test_an_overflow_file_no_one_replays_is_taken_over_at_the_next_start(throwaway_pg: ThrowawayPostgres,
+                                                                         tmp_path: Path) -> None:
+    """Run A ends (or dies) while PostgreSQL is down: its records, intents included, are in A's overflow file.
+    The next run on that journal directory (B, a new run id) writes them once PostgreSQL answers, each once
+    (two were in already), and deletes A's file; a file a live writer holds is left to it."""
+    from arbitrage_lite.actors.journal import JournalActor
+
+    if throwaway_pg.running:
+        throwaway_pg.stop()
+    recs = [fill_rec("runA", i) for i in range(6)]
+    intent = intent_record("runA", "BTC", order("al-runA-1-BTC-u"), 7)
+
+    async def run_a() -> None:
+        backend = PostgresJournal(throwaway_pg.dsn, schema="adopt", connect_timeout=1)
+        async with JournalWriter(backend, tmp_path / "runA.overflow.jsonl", retry_max=0.05, open_timeout=2,
+                                 owns_backend=True) as writer:
+            assert all(writer.submit(r) for r in recs)
+            assert await writer.write_intent_before_send(intent) == "overflow"
+            await writer.close(timeout=0.1)
+    asyncio.run(run_a())
+    assert (tmp_path / "runA.overflow.jsonl").read_bytes().count(b"\n") == 7
+
+    async def run_b() -> None:
+        await asyncio.to_thread(throwaway_pg.start)
+        early = PostgresJournal(throwaway_pg.dsn, schema="adopt")
+        assert await early.write_batch(recs[:2]) == 2  # some were in before (a crash after a commit)
+        await early.close()
+        live = JournalWriter(SqliteJournal(tmp_path / "c.sqlite3"), tmp_path / "runC.overflow.jsonl",
+                             owns_backend=True)
+        await live.start()  # a run still going: its file is locked
+        actor = JournalActor(tmp_path / "runB.overflow.jsonl", throwaway_pg.dsn, schema="adopt")
+        assert await actor.start() == 7
+        assert await actor.flush(30)
+        assert await actor.counts("runA") == {"fill": 6, "intent": 1}
+        assert await actor._backend.records("runA", Kind.FILL) == recs
+        stats = await actor.stats()
+        assert (stats["adopted"], stats["duplicates"], stats["pending"]) == (7, 2, 0)
+        await actor.close()
+        await live.close()
+    asyncio.run(run_b())
+    assert not (tmp_path / "runA.overflow.jsonl").exists()
+    assert (tmp_path / "runB.overflow.jsonl").stat().st_size == 0
+    assert (tmp_path / "runC.overflow.jsonl").exists()

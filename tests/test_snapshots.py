@@ -30,6 +30,7 @@ from arbitrage_lite.infra.snapshots import (
     RUN_DOMAIN,
     FileSnapshotStore,
     RedisSnapshotStore,
+    SnapshotCorrupt,
     SnapshotUnavailable,
     open_store,
     parse_key,
@@ -374,3 +375,137 @@ def test_file_store_writes_atomically_and_expires_old_runs(snap_dir: Path) -> No
         FileSnapshotStore(snap_dir / "not-a-dir", "paper", "cur").save("route", "BTC", {}, 1, now_ns=NOW)
     assert isinstance(open_store("paper", "cur", dir=snap_dir), FileSnapshotStore)
     assert isinstance(open_store("paper", "cur", redis_url=REDIS_URL), RedisSnapshotStore)
+
+
+# ---- corruption is not an outage (issue 11) -----------------------------------------------------------------
+
+def test_skips_tell_corruption_from_staleness(make_store: MakeStore) -> None:
+    store = make_store()
+    for i in range(3):
+        store.save("fx", "agg", {"i": i}, 1, now_ns=NOW - (3 - i) * 3600 * SEC)
+    _overwrite(store, "fx", "agg", 3, b"ALSNAP1\ngarbage")
+    assert store.load("fx", "agg", now_ns=NOW, max_age_ns=7200 * SEC).payload == {"i": 1}  # type: ignore[union-attr]
+    assert [(s.seq, s.corrupt) for s in store.last_skipped] == [(3, True)]
+    assert store.load("fx", "agg", now_ns=NOW, max_age_ns=SEC) is None
+    assert [(s.seq, s.reason.split(":")[0], s.corrupt) for s in store.last_skipped] == [
+        (3, "undecodable", True), (2, "stale", False), (1, "stale", False)]
+
+
+def test_a_redis_key_of_the_wrong_type_is_corruption_not_an_outage() -> None:
+    store = RedisSnapshotStore(REDIS_URL, _uid(), _uid())
+    key = snapshot_key(store.env, store.run, "portfolio", "ledger")
+    try:
+        store.client.rpush(key, b"not", b"a", b"hash")
+        assert store.load("portfolio", "ledger") is None
+        assert store.last_skipped == [(0, f"corrupt: Redis key {key} holds a list, not a hash")]
+        assert store.last_skipped[0].corrupt
+        assert [m.problem for m in store.history("portfolio", "ledger")] == [store.last_skipped[0].reason]
+        with pytest.raises(SnapshotCorrupt, match=f"corrupt: Redis key {key} holds a list, not a hash"):
+            store.save("portfolio", "ledger", {"n": 1}, 1, now_ns=NOW)
+        assert store.client.type(key) == b"list"  # the damage is reported, never overwritten
+        store.client.delete(key)
+        store.save("portfolio", "ledger", {"n": 1}, 1, now_ns=NOW)
+        store.client.hset(key, "junk", b"x")
+        assert store.load("portfolio", "ledger") is None
+        assert store.last_skipped[0].seq == 0 and store.last_skipped[0].corrupt
+        assert "not sequence numbers" in store.last_skipped[0].reason
+    finally:
+        store.client.delete(key, snapshot_key(store.env, store.run, RUN_DOMAIN, "marker", "last_ns"))
+
+
+def test_a_file_where_the_snapshot_directory_belongs_is_corruption(snap_dir: Path) -> None:
+    store = FileSnapshotStore(snap_dir, "paper", "r1")
+    store.save("route", "BTC", {"n": 1}, 1, now_ns=NOW)
+    d = snap_dir / "arbitrage" / "paper" / "r1" / "route" / "BTC" / "snap"
+    shutil.rmtree(d)
+    d.write_bytes(b"junk")
+    assert store.load("route", "BTC") is None
+    assert store.last_skipped == [(0, f"corrupt: {d} is a file, not the directory of snapshots")]
+
+
+@pytest.mark.parametrize("junk", [b"junk", b"", b"123"])
+def test_a_junk_run_marker_keeps_the_run_and_says_so(make_store: MakeStore, junk: bytes) -> None:
+    store = make_store(run="r1")
+    store.save("route", "BTC", {"n": 1}, 1, now_ns=NOW)
+    make_store(run="r2").save("route", "BTC", {"n": 1}, 1, now_ns=NOW - SEC)
+    marker = snapshot_key(store.env, "r1", RUN_DOMAIN, "marker", "last_ns")
+    if isinstance(store, RedisSnapshotStore):
+        store.client.set(marker, junk)
+    else:
+        (store.root / "r1" / RUN_DOMAIN / "marker" / "last_ns").write_bytes(junk)
+    assert store.runs() == ["r1", "r2"]  # before: r1 vanished, and --resume r1 said it had no snapshots
+    assert store.marker_problems["r1"].startswith("corrupt: run marker") and repr(junk) in store.marker_problems["r1"]
+    assert store.latest_run() == "r2"  # r1 cannot be dated: it ranks last, and marker_problems says why
+    assert store.load("route", "BTC").payload == {"n": 1}  # type: ignore[union-attr]
+    store.save("route", "BTC", {"n": 2}, 1, now_ns=NOW + 1)  # the marker is derived data: a save rewrites it
+    assert "rewritten" in store.marker_problems["r1"]
+    assert make_store(run="r3").latest_run() == "r1"
+
+
+def test_a_run_marker_of_the_wrong_type_is_corruption_not_an_outage() -> None:
+    env = _uid()
+    store = RedisSnapshotStore(REDIS_URL, env, "r1")
+    marker = snapshot_key(env, "r1", RUN_DOMAIN, "marker", "last_ns")
+    try:
+        store.save("route", "BTC", {"n": 1}, 1, now_ns=NOW)
+        store.client.delete(marker)
+        store.client.rpush(marker, b"x")
+        assert store.runs() == ["r1"] and store.latest_run() == "r1"
+        assert store.marker_problems["r1"] == f"corrupt: Redis key {marker} holds a list, not a string"
+        store.save("route", "BTC", {"n": 2}, 1, now_ns=NOW + 1)
+        assert store.client.get(marker) == f"{NOW + 1:020d}".encode()
+        assert store.marker_problems["r1"] == f"corrupt: run marker {marker} held b'a list', rewritten by a save"
+    finally:
+        store.client.delete(marker, snapshot_key(env, "r1", "route", "BTC"))
+
+
+def test_a_redis_outage_names_the_service() -> None:
+    with ThrowawayRedis() as server:
+        store = RedisSnapshotStore(server.url, "paper", "run42", timeout_s=0.5)
+        server.stop()
+        with pytest.raises(SnapshotUnavailable) as err:
+            store.load("route", "BTC")
+        assert str(err.value) == f"Redis at redis://127.0.0.1:{server.port}/0: connection refused"
+
+
+# ---- an actor's snapshots (actors/recovery.py): Redis with the file store beside it -------------------------
+
+def test_a_restart_while_redis_is_down_finds_the_snapshot_redis_took(snap_dir: Path) -> None:
+    """Redis goes down after the actor's last save; the actor is restarted before it saves again. Before,
+    the file store held nothing and the actor came back empty (a portfolio without its ledgers)."""
+    from arbitrage_lite.actors.recovery import RecoveryConfig, Snapshots
+
+    with ThrowawayRedis() as server:
+        cfg = RecoveryConfig("r1", redis_url=server.url, dir=str(snap_dir))
+        assert Snapshots(cfg, "portfolio", "ledger").save({"ledgers": {"BTC": 1}})
+        server.stop()
+        again = Snapshots(cfg, "portfolio", "ledger")
+        assert again.load() == {"ledgers": {"BTC": 1}}
+        stats = again.stats()
+        assert (stats["unavailable"], stats["corrupt"]) == (1, 0)
+        assert stats["problems"] == [f"Redis at {server.url}: connection refused"]
+        assert again.save({"ledgers": {"BTC": 2}}) and again.fallbacks == 1  # to the file store, fsync'ed
+        assert Snapshots(cfg, "portfolio", "ledger").load() == {"ledgers": {"BTC": 2}}
+
+
+def test_actor_snapshots_count_corruption_apart_from_outages(snap_dir: Path) -> None:
+    from arbitrage_lite.actors.recovery import RecoveryConfig, Snapshots
+
+    cfg = RecoveryConfig(_uid(), env=_uid(), redis_url=REDIS_URL, dir=str(snap_dir))
+    snaps = Snapshots(cfg, "risk", "coordinator")
+    store = RedisSnapshotStore(REDIS_URL, cfg.env, cfg.run_id)
+    key = snapshot_key(cfg.env, cfg.run_id, "risk", "coordinator")
+    try:
+        assert snaps.save({"n": 1}) and snaps.save({"n": 2})
+        store.client.hset(key, "2", b"ALSNAP1\ngarbage")
+        assert snaps.load() == {"n": 2}  # the file store's copy of seq 2 is intact
+        assert (snaps.corrupt, snaps.unavailable) == (1, 0)
+        assert snaps.problems[-1].startswith("redis snapshot risk/coordinator seq 2: undecodable")
+        store.client.delete(key)
+        store.client.rpush(key, b"x")
+        assert snaps.load() == {"n": 2} and (snaps.corrupt, snaps.unavailable) == (2, 0)
+        assert snaps.save({"n": 3}) and snaps.fallbacks == 1  # Redis refused the key: the file store took it
+        assert (snaps.corrupt, snaps.unavailable) == (3, 0)
+        assert snaps.load() == {"n": 3}
+    finally:
+        store.client.delete(key, snapshot_key(cfg.env, cfg.run_id, RUN_DOMAIN, "marker", "last_ns"))
