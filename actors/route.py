@@ -34,9 +34,11 @@ from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, fill_at
 from ..core.route_state import (
     L_ACTIVE,
     L_DONE,
+    L_DEADLINE,
     L_DUE,
     L_QTY,
     L_SIDE,
+    L_READY,
     L_VENUE,
     S_CAND_TS,
     S_FLATTEN,
@@ -360,7 +362,7 @@ class RouteActor:
             self.orders[cid] = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
             if self.journal is not None:
                 self.journal.submit(order_event_record(self.run_id, self.route, self.orders[cid], 1))
-            vorder = VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE]))
+            vorder = VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE]), int(legs[slot, L_DEADLINE]))
             if self.journal is not None:
                 ref = asyncio.ensure_future(self._journal_then_send(order, vorder))
             else:
@@ -402,10 +404,12 @@ class RouteActor:
         resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, self.params, allowed)
 
     async def _collect_due_fills(self, now_ns: int) -> None:
-        """Fills of the legs whose latency has passed by ``now_ns`` (the kernel's rule: due < next event)."""
+        """The venue's answers for the legs whose outcome the kernel knows before the event at ``now_ns``: filled
+        against the first quote stamped after their arrival, or expired past their wait. The paper venue decides
+        each with the same rule (core.book.leg_outcome) on the same events, so its answer is that outcome."""
         s = self.state
         for slot in range(4):
-            if not s.legs[slot, L_ACTIVE] or s.legs[slot, L_DONE] or s.legs[slot, L_DUE] >= now_ns:
+            if not s.legs[slot, L_ACTIVE] or s.legs[slot, L_DONE] or not s.legs[slot, L_READY]:
                 continue
             _, cid, ref = self.sent[slot]
             report: ExecutionReport = await (ref if ref is not None else self._resolve(self.sent_orders[slot]))

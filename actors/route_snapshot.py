@@ -45,7 +45,7 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
         "client_seq": r.ids.state(),
         "issued": list(r.issued),
         "sent": [[slot, list(key), cid] for slot, (key, cid, _) in sorted(r.sent.items())],
-        "in_flight": [[slot, o.client_id, o.symbol, int(o.side), o.qty_units, o.arrive_ns]
+        "in_flight": [[slot, o.client_id, o.symbol, int(o.side), o.qty_units, o.arrive_ns, o.expire_ns]
                       for slot, o in sorted(in_flight.items())],
         "order_counts": counts,
         "reported_opens": r.feed.reported_opens, "reported_closes": sorted(r.feed.reported_closes),
@@ -87,8 +87,8 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     r.sent_orders = {}
     r.sent = {}
     keys = {int(slot): (tuple(int(x) for x in key), str(cid)) for slot, key, cid in snap["sent"]}
-    for slot, cid, symbol, side, qty, arrive in snap["in_flight"]:
-        order = VenueOrder(str(cid), str(symbol), Side(int(side)), int(qty), int(arrive))
+    for slot, cid, symbol, side, qty, arrive, expire in snap["in_flight"]:
+        order = VenueOrder(str(cid), str(symbol), Side(int(side)), int(qty), int(arrive), int(expire))
         venue = Venue.UPBIT if order.symbol.endswith("-KRW") else Venue.BINANCE
         o = Order(order.client_id, venue, order.symbol, order.side, units_to_dec(order.qty_units))
         now = r.restored_at_ns

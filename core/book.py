@@ -119,6 +119,27 @@ def apply_market_event(kd: int, v: int, sd: int, price: float, qty: float, t: in
     return False
 
 
+# what a leg due at ``due`` does at a check (book.leg_outcome)
+LEG_WAIT, LEG_FILL, LEG_EXPIRE = 0, 1, 2
+
+
+@njit(cache=True)
+def leg_outcome(quote_ts: float, due: int, deadline: int, now: int, at_end: bool) -> int:
+    """Whether a leg (an order arriving at ``due``) fills now, has expired, or waits for a quote.
+
+    It fills only against a quote the venue stamped at or after its arrival (the market it actually met),
+    and only if that quote came by ``deadline`` (the maximum wait); past it, or at the end of the data,
+    it expires unfilled. Checked by the replay kernel before each event after ``due`` and by the paper
+    venue before each of its own events (``now``: that event's time), with the venue's quote as it stands:
+    the same rule, the same outcome.
+    """
+    if quote_ts >= due:
+        return LEG_FILL if quote_ts <= deadline else LEG_EXPIRE
+    if at_end or now > deadline:
+        return LEG_EXPIRE
+    return LEG_WAIT
+
+
 @njit(cache=True)
 def depth_units(book_q: np.ndarray, book_n: np.ndarray, v: int, sidx: int) -> int:
     total = 0.0
@@ -142,6 +163,7 @@ def execute_leg(book_px: np.ndarray, book_q: np.ndarray, book_n: np.ndarray, quo
 
     With a book: walk the levels of the side it hits (partial when depth runs out). Without: one fill at
     the bar cost model price on the venue's grid (tick looked up at ``at_ns``). Returns the fill count.
+    Callers first ask :func:`leg_outcome` whether the market as it is now is one the order can meet.
     """
     if quotes[v, Q_HAS_BOOK] > 0.5:
         sidx = 1 if sd > 0 else 0

@@ -82,6 +82,53 @@ class InventoryConfig(BaseModel):
     binance_coin_krw: float = Field(30_000_000.0, ge=0, description="coin on Binance, as KRW at the first valid price")
 
 
+UPBIT_CAUTION_FLAGS = ("PRICE_FLUCTUATIONS", "TRADING_VOLUME_SOARING", "DEPOSIT_AMOUNT_SOARING",
+                       "GLOBAL_PRICE_DIFFERENCES", "CONCENTRATION_OF_SMALL_ACCOUNTS")
+
+
+class GuardConfig(BaseModel):
+    """Which routes may open, decided from the past only (core.pair_guard, scenarios.universe): a pair whose
+    premium has sat far from the universe's common premium is another asset or a closed channel, not an
+    arbitrage; a flagged market, a coin outside the top-N universe or a route without enough history waits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    structural_bps: float = Field(150.0, gt=0, description="a coin premium this far (bps) from the universe's "
+                                  "common premium (the median across coins: the tether/FX part) counts as far")
+    window_s: float = Field(6 * 3600.0, gt=0, description="trailing window of past premium samples the pair "
+                            "guard judges a pair on")
+    structural_fraction: float = Field(0.5, gt=0, lt=1, description="a pair is guarded while more than this "
+                                       "fraction of its samples in the window were far (0.5: its trailing "
+                                       "median distance is above structural_bps)")
+    common_window_s: float = Field(900.0, gt=0, description="a coin's latest premium counts in the common "
+                                   "median while it is at most this old")
+    min_coins: int = Field(5, ge=3, description="fewer coins with fresh premiums than this: no common premium, "
+                           "the pair guard cannot judge (it is off for a store with fewer coins)")
+    min_history_s: float = Field(6 * 3600.0, ge=0, description="a route may not open before this much market "
+                                 "time of data: ranking, pair guard and spread floor are estimated on it")
+    rank_window_s: float = Field(86_400.0, gt=0, description="top:N ranks coins by Upbit KRW traded value in "
+                                 "this trailing window")
+    rerank_s: float = Field(86_400.0, gt=0, description="top:N re-ranks this often (first rank after "
+                            "min_history_s); a coin enters or leaves the universe only at a re-rank")
+    upbit_status_file: str | None = Field(None, description="Upbit GET /v1/market/all?is_details=true JSON "
+                                          "(market_event warning/caution flags); needs upbit_status_as_of")
+    upbit_status_as_of: str | None = Field(None, description="UTC time the status file was taken (ISO 8601); "
+                                           "the body has no timestamp")
+    status_max_age_s: float = Field(86_400.0, gt=0, description="an exchange-status snapshot counts from its "
+                                    "time for this long (older or later: unknown, not applied)")
+    caution_flags: tuple[str, ...] = Field(UPBIT_CAUTION_FLAGS, description="Upbit market_event.caution flags "
+                                           "that guard a route (market_event.warning always does)")
+
+    @model_validator(mode="after")
+    def _check(self) -> GuardConfig:
+        if (self.upbit_status_file is None) != (self.upbit_status_as_of is None):
+            raise ValueError("guard.upbit_status_file and guard.upbit_status_as_of go together")
+        unknown = set(self.caution_flags) - set(UPBIT_CAUTION_FLAGS)
+        if unknown:
+            raise ValueError(f"guard.caution_flags: unknown {sorted(unknown)}; known {list(UPBIT_CAUTION_FLAGS)}")
+        return self
+
+
 RISK_HEADROOM = 1.2  # a leg's KRW value moves with the premium: limits must clear the order size by this much
 
 
@@ -92,6 +139,7 @@ class EngineConfig(BaseModel):
     costs: CostConfig = CostConfig()
     inventory: InventoryConfig = InventoryConfig()
     risk: RiskLimits = RiskLimits()
+    guard: GuardConfig = GuardConfig()
 
     @model_validator(mode="after")
     def _risk_fits_orders(self) -> EngineConfig:

@@ -42,9 +42,15 @@ def last_to_events(ts_replay: np.ndarray, ts_venue: np.ndarray, price: np.ndarra
     return make_batch(ts_replay[order], venue, K_LAST, price[order], ts_venue=ts_venue[order])
 
 
-def fx_to_events(ts: np.ndarray, rate: np.ndarray) -> EventBatch:
+def fx_to_events(ts: np.ndarray, rate: np.ndarray, ts_venue: np.ndarray | None = None,
+                 valid_ns: int = 0) -> EventBatch:
+    """FX events at replay time ``ts``; ``ts_venue`` is the rate's own time (the kernel judges its age from it:
+    a recording that repeats an old rate under a new receive time is not fresh), ``valid_ns`` how long after
+    that time it may be used (in ``qty``; 0 = the kernel's default for daily reference rates)."""
     order = np.argsort(ts, kind="stable")
-    return make_batch(ts[order], VENUE_FX, K_FX, rate[order])
+    tv = ts if ts_venue is None else ts_venue
+    return make_batch(ts[order], VENUE_FX, K_FX, rate[order], np.full(ts.shape[0], float(valid_ns)),
+                      ts_venue=tv[order])
 
 
 def book_snapshots_to_events(ts: np.ndarray, snapshot: np.ndarray, side: np.ndarray, price: np.ndarray,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 VENUE_UPBIT, VENUE_BINANCE, VENUE_FX = 0, 1, 2
+VENUE_STATUS = 3  # market-status events of the route (pair guard, universe, exchange status)
 
 # event kinds
 K_BAR_OPEN = 0  # px = bar open (the market right after the previous bar)
@@ -20,7 +21,16 @@ K_LEVEL = 3  # side, px, qty: set one book level (qty 0 deletes it)
 K_CLEAR = 4  # clear the venue's book (a full snapshot follows)
 K_BOOK_END = 5  # end of a snapshot or diff batch; a decision point
 K_TRADE = 6  # px, qty, side = aggressor
-K_FX = 7  # px = KRW per USDT (or per USD)
+K_FX = 7  # px = KRW per USDT (or per USD); ts_venue = the rate's own time; qty = its validity in ns (0: default)
+K_STATUS = 8  # px = the route's status bitmask (STATUS_*); any bit set: the route may not open (closes may)
+
+# status bits (K_STATUS px)
+STATUS_STRUCTURAL = 1  # premium far from the universe's common premium for long (another asset, closed channel)
+STATUS_EXCHANGE = 2  # the exchange flags the market (warning, caution, halt, deposit/withdraw suspension)
+STATUS_OUT_OF_UNIVERSE = 4  # not in the top-N universe at the last re-rank
+STATUS_HISTORY = 8  # not enough past data yet to rank, guard or estimate its spread floor
+STATUS_NAMES = {STATUS_STRUCTURAL: "structural_premium", STATUS_EXCHANGE: "exchange_status",
+                STATUS_OUT_OF_UNIVERSE: "out_of_universe", STATUS_HISTORY: "insufficient_history"}
 
 DECISION_KINDS = (K_BAR_CLOSE, K_LAST, K_BOOK_END)
 

@@ -35,7 +35,7 @@ from .book import (
     execute_leg,
     set_level,
 )
-from .events import K_BAR_CLOSE, K_BAR_OPEN, K_BOOK_END, K_FX, K_LAST, K_LEVEL, K_TRADE
+from .events import K_BAR_CLOSE, K_BAR_OPEN, K_BOOK_END, K_FX, K_LAST, K_LEVEL, K_STATUS, K_TRADE
 from .fx import premium_bps
 from .rules import SCALE, UPBIT_MIN_ORDER_KRW, floor_to_step
 from .strategy import (
@@ -58,11 +58,12 @@ C_REJ_WARMUP, C_REJ_STALE, C_REJ_CROSSED, C_REJ_FX, C_REJ_COOLDOWN, C_REJ_EDGE =
 C_REJ_SIZE, C_REJ_FUNDS, C_ABORTED, C_UNHEDGED_UNITS, C_CLOSE_BLOCKED, C_EVENTS, C_TRADES_SEEN = (
     11, 12, 13, 14, 15, 16, 17)
 C_REJ_RISK = 18
-N_COUNTERS = 19
+C_REJ_GUARD = 19  # an open refused while the route's market status (pair guard, universe, exchange) forbids it
+N_COUNTERS = 20
 COUNTER_NAMES = ("decisions", "signals", "passed_risk", "filled_both_legs", "closed", "rejected_warmup",
                  "rejected_stale", "rejected_crossed", "rejected_fx", "rejected_cooldown", "rejected_edge",
                  "rejected_size", "rejected_funds", "aborted_no_hedge", "unhedged_units_left",
-                 "close_blocked", "events", "trades_seen", "rejected_risk")
+                 "close_blocked", "events", "trades_seen", "rejected_risk", "rejected_guard")
 
 ACTION_OPEN, ACTION_CLOSE, ACTION_UNWIND = 0, 1, 2
 
@@ -277,7 +278,12 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
         if kd == K_FX:
             if px[i] > 0.0:
                 sf[rs.F_FX] = px[i]
-                si[rs.S_FX_TS] = t
+                # the rate is as old as its own timestamp says (a recording may repeat an old rate as new)
+                si[rs.S_FX_TS] = ts_venue[i] if ts_venue[i] >= 0 else t
+                si[rs.S_FX_MAXAGE] = int(qty[i]) if qty[i] > 0.0 else MAX_FX_AGE_NS
+            continue
+        if kd == K_STATUS:
+            si[rs.S_STATUS] = int(px[i])
             continue
         if v > 1:
             continue
@@ -298,7 +304,7 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
         mid0, mid1 = quotes[0, Q_MID], quotes[1, Q_MID]
         bad_book = quotes[0, Q_CROSSED] > 0.5 or quotes[1, Q_CROSSED] > 0.5 or not (mid0 > 0.0 and mid1 > 0.0)
         fx = sf[rs.F_FX]
-        fx_ok = fx > 0.0 and t - si[rs.S_FX_TS] <= MAX_FX_AGE_NS
+        fx_ok = fx > 0.0 and t - si[rs.S_FX_TS] <= si[rs.S_FX_MAXAGE]
         if stale or bad_book:
             if not pend and si[rs.S_POS_DIR] == 0:
                 counters[C_DECISIONS] += 1
@@ -346,6 +352,9 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
         if direction == 0:
             continue
         counters[C_SIGNALS] += 1
+        if si[rs.S_STATUS] != 0:
+            counters[C_REJ_GUARD] += 1
+            continue
         if t - si[rs.S_WARM] < p[cf.P_WARMUP_NS]:
             counters[C_REJ_WARMUP] += 1
             continue

@@ -1,8 +1,9 @@
 """A simulated exchange (sans-IO): one venue, many symbols, taker orders filled with the core fill model.
 
 It keeps each symbol's market from the same events the routes see (``book.apply_market_event``) and fills
-an order against the market as it is at the order's arrival time (``book.execute_leg``: the same function
-the backtest kernel uses), so paper fills equal backtest fills for the same data. It answers like a venue:
+an order against the first quote it stamps at or after the order's arrival, expiring the order if none came
+by the order's deadline (``book.leg_outcome`` then ``book.execute_leg``: the functions the backtest kernel
+uses), so paper fills equal backtest fills for the same data. It answers like a venue:
 an execution report with the venue's trade ids, fees, and a final status; it enforces the venue's rules
 (lot step, minimum notional) and refuses a client order id it has seen before.
 """
@@ -14,7 +15,16 @@ from decimal import Decimal
 
 import numpy as np
 
-from .book import MAX_LEVELS, apply_market_event, execute_leg, new_books
+from .book import (
+    LEG_EXPIRE,
+    LEG_WAIT,
+    MAX_LEVELS,
+    Q_TS,
+    apply_market_event,
+    execute_leg,
+    leg_outcome,
+    new_books,
+)
 from .domain import Side, Venue
 from .events import EventBatch
 from .ledger import fee_for, units_to_dec
@@ -31,12 +41,13 @@ class VenueOrder:
     side: Side
     qty_units: int
     arrive_ns: int  # when the order reaches the venue (decision time + latency)
+    expire_ns: int = NO_MORE_EVENTS  # it fills only against a quote stamped by then, else expires unfilled
 
 
 @dataclass(frozen=True)
 class ExecutionReport:
     client_id: str
-    status: OrderStatus  # FILLED, EXPIRED (partial: IOC remainder), REJECTED
+    status: OrderStatus  # FILLED, EXPIRED (partial: IOC remainder; or no quote by its deadline), REJECTED
     fills: tuple[tuple[str, int, int, Decimal], ...]  # (venue trade id, price units, qty units, fee)
     ts_venue: int
     reason: str = ""
@@ -82,8 +93,11 @@ class PaperVenue:
         m.watermark = max(m.watermark, upto_ns)
 
     def can_fill(self, order: VenueOrder) -> bool:
-        """True once every event up to the order's arrival is known (the market at arrival is final)."""
-        return self._market(order.symbol).watermark > order.arrive_ns
+        """True once the order's outcome is known: the first quote stamped at or after its arrival has come,
+        or its deadline has passed without one (the market is advanced to that point, never past it)."""
+        if order.client_id in self._reports:
+            return True
+        return self._outcome(self._market(order.symbol), order) != LEG_WAIT
 
     def fill(self, order: VenueOrder) -> ExecutionReport:
         m = self._market(order.symbol)
@@ -99,13 +113,18 @@ class PaperVenue:
             return ExecutionReport(order.client_id, OrderStatus.REJECTED, (), order.arrive_ns, "duplicate client id")
         self._seen_ids.add(order.client_id)
         self._orders[order.client_id] = order
-        self._advance(m, order.arrive_ns)
+        outcome = self._outcome(m, order)
         if order.qty_units <= 0 or order.qty_units % m.rules.step_units:
             rejected = ExecutionReport(order.client_id, OrderStatus.REJECTED, (), order.arrive_ns, "lot size")
             self._reports[order.client_id] = rejected
             return rejected
         v = int(self.venue)
         book_px, book_q, book_n, quotes = m.books
+        if outcome == LEG_EXPIRE:
+            expired = ExecutionReport(order.client_id, OrderStatus.EXPIRED, (), order.expire_ns,
+                                      "no quote between arrival and deadline")
+            self._reports[order.client_id] = expired
+            return expired
         k = execute_leg(book_px, book_q, book_n, quotes, v, int(order.side), order.qty_units, order.arrive_ns,
                         m.half_spread_bps, m.impact_bps_per_m, m.binance_tick_units, self._tmp_px, self._tmp_qty)
         fills = []
@@ -120,7 +139,7 @@ class PaperVenue:
         status = OrderStatus.FILLED if filled == order.qty_units else (
             OrderStatus.EXPIRED if filled else OrderStatus.REJECTED)  # a taker remainder expires (IOC)
         reason = "" if status is OrderStatus.FILLED else ("no liquidity" if not filled else "partial: depth ran out")
-        report = ExecutionReport(order.client_id, status, tuple(fills), order.arrive_ns, reason)
+        report = ExecutionReport(order.client_id, status, tuple(fills), int(quotes[v, Q_TS]), reason)
         self._reports[order.client_id] = report
         return report
 
@@ -135,19 +154,49 @@ class PaperVenue:
         except KeyError:
             raise ValueError(f"{self.venue.label} does not list {symbol}") from None
 
-    def _advance(self, m: _SymbolMarket, until_ns: int) -> None:
-        """Apply every pending event with ts <= until_ns, in order."""
-        if not m.pending:
-            return
-        batch = EventBatch.concat_sorted(m.pending) if len(m.pending) > 1 else m.pending[0]
-        cut = int(np.searchsorted(batch.ts, until_ns, side="right"))
-        book_px, book_q, book_n, quotes = m.books
+    def _outcome(self, m: _SymbolMarket, order: VenueOrder) -> int:
+        """Advance the market through this venue's events until ``book.leg_outcome`` decides the order, the
+        rule the replay kernel checks before each event: fill on the first quote stamped in [arrival,
+        deadline], expire at an event past the deadline (or once all events to it are known without one)."""
+        if m.watermark <= order.arrive_ns:
+            return LEG_WAIT  # the market at arrival is not final yet
+        batch = EventBatch.concat_sorted(m.pending) if len(m.pending) > 1 else (m.pending[0] if m.pending else None)
+        quotes = m.books[3]
         v = int(self.venue)
-        for i in range(cut):
-            if batch.venue[i] == v:
-                apply_market_event(int(batch.kind[i]), v, int(batch.side[i]), float(batch.px[i]), float(batch.qty[i]),
-                                   int(batch.ts[i]), int(batch.ts_venue[i]), book_px, book_q, book_n, quotes,
-                                   m.half_spread_bps)
-        rest = batch.slice_time(int(batch.ts[cut]) if cut < len(batch) else NO_MORE_EVENTS, None)
-        m.pending = [rest] if len(rest) else []
-        m.applied_until = until_ns
+        n = len(batch) if batch is not None else 0
+        i = 0
+        outcome = LEG_WAIT
+        while True:
+            if batch is not None and i < n and batch.ts[i] <= order.arrive_ns:  # the market up to arrival
+                self._apply(batch, i, m)
+                i += 1
+                continue
+            outcome = leg_outcome(float(quotes[v, Q_TS]), order.arrive_ns, order.expire_ns, -1, False)
+            if outcome != LEG_WAIT:
+                break
+            if batch is None or i >= n:  # no event known yet: decided only once the deadline has passed
+                if m.watermark > order.expire_ns:
+                    outcome = LEG_EXPIRE
+                break
+            outcome = leg_outcome(float(quotes[v, Q_TS]), order.arrive_ns, order.expire_ns, int(batch.ts[i]), False)
+            if outcome != LEG_WAIT:
+                break
+            self._apply(batch, i, m)
+            i += 1
+        if batch is not None:
+            rest = EventBatch(*(getattr(batch, c)[i:] for c in _COLUMNS))
+            m.pending = [rest] if len(rest) else []
+        return outcome
+
+    def _apply(self, batch: EventBatch, i: int, m: _SymbolMarket) -> None:
+        """Apply event ``i`` of ``batch`` if it is this venue's (the market the routes see, as they see it)."""
+        v = int(self.venue)
+        if batch.venue[i] == v:
+            book_px, book_q, book_n, quotes = m.books
+            apply_market_event(int(batch.kind[i]), v, int(batch.side[i]), float(batch.px[i]), float(batch.qty[i]),
+                               int(batch.ts[i]), int(batch.ts_venue[i]), book_px, book_q, book_n, quotes,
+                               m.half_spread_bps)
+        m.applied_until = int(batch.ts[i])
+
+
+_COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")

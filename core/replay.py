@@ -30,11 +30,14 @@ from .route_state import (
     S_NS,
     S_NTR,
     ST_GROW,
+    TF_UNHEDGED_KRW,
     TI_DIR,
+    TI_GAP,
     TI_QTY,
     TI_REASON,
     TI_TS0,
     TI_TS3,
+    TI_UNHEDGED_NS,
     RouteState,
 )
 from .rules import SCALE, InstrumentRules
@@ -60,6 +63,9 @@ class RoundTrip:
     legs: dict[str, LegSummary]  # "entry_upbit", "entry_binance", "exit_upbit", "exit_binance", "unwind_*"
     pnl: TripPnl
     fills: tuple[Fill, ...]
+    spans_gap: bool = False  # held across a data hole longer than strategy.max_gap_s (exits with "data_gap")
+    unhedged_ns: int = 0  # time one leg was filled and not the other (until the other's fill or the unwind)
+    unhedged_krw: float = 0.0  # the largest coin notional exposed meanwhile, KRW at the Upbit mid
 
     @property
     def closed(self) -> bool:
@@ -187,13 +193,29 @@ def build_result(route: str, state: RouteState, cfg: EngineConfig, first_ts: int
             premium_entry_bps=float(t_f[k, 0]), premium_exit_bps=float(t_f[k, 1]),
             dev_entry_bps=float(t_f[k, 2]), dev_exit_bps=float(t_f[k, 3]),
             fx_entry=fx_entry, fx_exit=fx_exit, qty=units_to_dec(int(t_qty[k])), legs=legs,
-            pnl=trip_pnl(tf, fx_exit, marks), fills=tuple(tf)))
+            pnl=trip_pnl(tf, fx_exit, marks), fills=tuple(tf), spans_gap=bool(state.trips_i[k, TI_GAP] == 1),
+            unhedged_ns=max(int(state.trips_i[k, TI_UNHEDGED_NS]), 0),
+            unhedged_krw=float(np.nan_to_num(state.trips_f[k, TF_UNHEDGED_KRW]))))
     return RouteResult(
         route=route, trips=tuple(trips), fills=tuple(fills),
         counters={name: int(cnt[i]) for i, name in enumerate(COUNTER_NAMES)},
         initial=initial, ledger=ledger, series_ts=s_ts, series_premium_bps=s_prem, series_dev_bps=s_dev,
         series_ref_premium_bps=s_ref, final_mids=final_mids, final_fx=float(final[2]),
         first_ts=first_ts, last_ts=last_ts)
+
+
+def fill_summary(results: Sequence[RouteResult]) -> dict[str, object]:
+    """summary["fills"]: legs that met no quote within their wait, how long and how much one leg stood alone,
+    and the trips held across a data gap (see CostConfig.max_fill_wait_s and strategy.max_gap_s)."""
+    def total(key: str) -> int:
+        return sum(r.counters.get(key, 0) for r in results)
+    trips = [t for r in results for t in r.trips]
+    return {"rule": "a leg fills only against a quote its venue stamped at or after decision + latency, within "
+                    "costs.max_fill_wait_s; else it expires and a filled other leg is traded back",
+            "legs_expired": total("legs_expired"), "unhedged_actions": total("unhedged_actions"),
+            "unhedged_s": total("unhedged_ns") / 1e9, "unhedged_krw": total("unhedged_krw"),
+            "trips_spanning_gap": sum(t.spans_gap for t in trips),
+            "exits_data_gap": sum(t.exit_reason == "data_gap" for t in trips)}
 
 
 def warm_up() -> None:

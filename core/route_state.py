@@ -18,7 +18,9 @@ from .book import new_books
 (S_FX_TS, S_REF_TS, S_WARM, S_POS_DIR, S_POS_QTY, S_POS_TRIP, S_ENTRY_TS, S_COOL, S_FUNDED, S_COIN0, S_COIN1,
  S_PEND, S_PACT, S_PDIR, S_PQTY, S_PTRIP, S_PDEC, S_PREASON, S_UNWOUND, S_NF, S_NTR, S_NS, S_CAND, S_CAND_DIR,
  S_CAND_QTY, S_CAND_TS, S_FLATTEN) = range(27)
-N_SI = 27
+S_STATUS = 27  # the route's market-status bitmask (events.STATUS_*), from K_STATUS events: nonzero = no opens
+S_FX_MAXAGE = 28  # how long after its own timestamp the current FX rate may be used (ns), from the K_FX event
+N_SI = 29
 # float state slots
 (F_FX, F_EMA, F_LAST_RATIO, F_ENTRY_RATIO, F_CASH0, F_CASH1, F_PRATIO, F_PDEV, F_PPREM, F_PREF0, F_PREF1,
  F_CAND_RATIO, F_CAND_DEV, F_CAND_PREM) = range(14)

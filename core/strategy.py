@@ -14,7 +14,8 @@ import math
 from numba import njit
 
 EXIT_NONE, EXIT_REVERT, EXIT_TAKE_PROFIT, EXIT_STOP_LOSS, EXIT_TIME, EXIT_ABORTED, EXIT_FLATTEN = 0, 1, 2, 3, 4, 5, 6
-EXIT_REASONS = ("open", "revert", "take_profit", "stop_loss", "time_stop", "aborted", "flatten")
+EXIT_GAP = 7  # the data had a hole longer than strategy.max_gap_s while the trip was open: out at the first quote
+EXIT_REASONS = ("open", "revert", "take_profit", "stop_loss", "time_stop", "aborted", "flatten", "data_gap")
 
 
 @njit(cache=True)

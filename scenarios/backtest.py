@@ -17,8 +17,9 @@ from ..core.metrics import closed_trips, figures, funnel, money, rejections
 from ..core.replay import RouteResult, run_route
 from ..core.risk import RiskCoordinator
 from ..core.risk_replay import RouteInput, replay_with_risk
-from .market_data import RouteData, load_route, resolve_routes
+from .market_data import RouteData, load_route
 from .outputs import write_outputs
+from .universe import Universe, route_guard_summary, universe_of, universe_summary
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ class RouteRun:
 
 
 def run_one_route(store: Path, base: str, cfg: EngineConfig, start_ns: int | None,
-                  end_ns: int | None) -> RouteRun:
+                  end_ns: int | None, universe: Universe | None = None) -> RouteRun:
     """Load and replay one route twice: with the configured costs and with every cost set to zero."""
-    data = load_route(store, base, cfg.costs, start_ns, end_ns)
+    data = load_route(store, base, cfg.costs, start_ns, end_ns, universe)
     real_cfg = cfg.model_copy(update={"costs": data.costs})
     zero_cfg = cfg.model_copy(update={"costs": data.costs.zero()})
     return RouteRun(data, run_route(base, data.events, real_cfg, data.binance),
@@ -58,8 +59,9 @@ def _load_routes(req: BacktestRequest, routes: Sequence[str]) -> list[RouteData]
 
         ray = ensure_ray()
         task = ray.remote(load_route)
-        return list(ray.get([task.remote(req.store, b, req.config.costs, req.start_ns, req.end_ns) for b in routes]))
-    return [load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns) for b in routes]
+        return list(ray.get([task.remote(req.store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req))
+                             for b in routes]))
+    return [load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req)) for b in routes]
 
 
 def _run_routes_with_risk(req: BacktestRequest, routes: Sequence[str],
@@ -87,7 +89,7 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
         warm_up()  # compile here once; the workers load the cache
         ray = ensure_ray()
         task = ray.remote(run_one_route)
-        refs = {task.remote(req.store, b, req.config, req.start_ns, req.end_ns): b for b in routes}
+        refs = {task.remote(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req)): b for b in routes}
         results: dict[str, RouteRun] = {}
         pending = list(refs)
         while pending:
@@ -98,7 +100,7 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
         return [results[b] for b in routes]
     runs = []
     for b in routes:
-        runs.append(run_one_route(req.store, b, req.config, req.start_ns, req.end_ns))
+        runs.append(run_one_route(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req)))
         on_done(b)
     return runs
 
@@ -106,9 +108,6 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
 def capital_krw(cfg: EngineConfig) -> Decimal:
     inv = cfg.inventory
     return Decimal(str(inv.upbit_krw + inv.upbit_coin_krw + inv.binance_usdt_krw + inv.binance_coin_krw))
-
-
-SUSPECT_PREMIUM_BPS = 1000.0
 
 
 def _exact_sum(values: Iterable[Decimal]) -> Decimal:
@@ -142,9 +141,7 @@ def _route_figures(run: RouteRun, cfg: EngineConfig) -> dict[str, object]:
             out["premium_split_bps"] = {"coin_median": float(np.median(prem)),
                                         "tether_median": float(np.median(tether[known])),
                                         "total_vs_usd_median": float(np.median(total[known]))}
-    # a "premium" of tens of percent is not a kimchi premium: a different asset under one ticker, a delisting
-    # or a halted deposit; the pair is flagged (not dropped) so nobody reads its trades as arbitrage
-    out["suspect_pair"] = bool(prem.size and abs(float(np.median(prem))) > SUSPECT_PREMIUM_BPS)
+    out.update(route_guard_summary(run.data.status_periods))  # causal pair guard (scenarios.universe)
     out["funnel"] = funnel([r])
     return out
 
@@ -176,6 +173,7 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
         "rejections": rejections(real),
         "capital_krw": money(cap),
         "per_route": {r.data.base: _route_figures(r, cfg) for r in runs},
+        **universe_summary(runs[0].data.universe if runs else None, {r.data.base: r.data.status_periods for r in runs}),
         "assumptions": assumptions(cfg),
         "config": json.loads(cfg.model_dump_json()),
     }
@@ -209,7 +207,7 @@ def assumptions(cfg: EngineConfig) -> dict[str, str]:
 
 
 def run_backtest(req: BacktestRequest, mode: str = "backtest") -> dict[str, object]:
-    routes = resolve_routes(req.store, req.routes)
+    routes = list(universe_of(req).routes)
     bar = None
     if req.progress and len(routes) > 1:
         from tqdm import tqdm

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.config import CostConfig, VenueCosts
+from ..core.config import CostConfig, GuardConfig, VenueCosts
 from ..core.event_builders import (
     bars_to_events,
     book_snapshots_to_events,
@@ -19,13 +21,16 @@ from ..core.event_builders import (
     last_to_events,
     trades_to_events,
 )
-from ..core.events import VENUE_BINANCE, VENUE_UPBIT, EventBatch
+from ..core.events import DECISION_KINDS, VENUE_BINANCE, VENUE_UPBIT, EventBatch
 from ..core.fill_model import roll_half_spread_bps
 from ..core.fx import FxSource
 from ..core.rules import SCALE, InstrumentRules, upbit_krw_tick_units
 from ..errors import UserError
 from ..infra.data.store import Store
 from ..infra.exchange_rules import binance_usdt_rules
+
+if TYPE_CHECKING:
+    from .universe import StatusPeriod, Universe
 
 DAY_NS = 86_400_000_000_000
 RESOLUTIONS = ("book", "1m bars", "snapshots")
@@ -46,6 +51,8 @@ class RouteData:
     costs: CostConfig  # the run's costs with per-route spread floors applied
     traded_value_krw: float
     usd_krw: tuple[np.ndarray, np.ndarray] | None = None  # (ts, rate) when FX is USDT/KRW: splits the premium
+    status_periods: tuple[StatusPeriod, ...] = ()  # when the route could not open, and why (K_STATUS events)
+    universe: Universe | None = None
 
 
 def _np(table: pa.Table, col: str) -> np.ndarray:
@@ -84,20 +91,28 @@ def traded_value_krw(store: Store, base: str, resolution: str) -> float:
     return float(np.nansum(_np(t, "price") * _np(t, "qty")))
 
 
-def _fx_events(store: Store, start: int | None, end: int | None) -> tuple[EventBatch, str]:
+def _fx_events(store: Store, start: int | None, end: int | None,
+               max_quote_age_ns: int = 120 * 1_000_000_000) -> tuple[EventBatch, str]:
+    """FX as the route sees it: at its receive time, with its own time as ``ts_venue``. Upbit's KRW-USDT is a
+    traded price, fresh for ``max_quote_age_ns`` like any quote; a daily USD/KRW rate of day D is stamped at
+    D+1 00:00 UTC (known once its day is over) and keeps the kernel's multi-day validity (no weekend rates)."""
     if store.has("last", "upbit", "USDT-KRW"):
         t = _window(store.read("last", "upbit", "USDT-KRW"), start, end, lead_ns=7 * DAY_NS)
         if t.num_rows:
+            tv = _np(t, "ts")
             ts = _np(t, "ts_local")
-            ts = np.where(ts >= 0, ts, _np(t, "ts"))
-            return fx_to_events(ts, _np(t, "price")), FxSource.UPBIT_USDT_KRW.value
+            ts = np.where(ts >= 0, ts, tv)
+            return (fx_to_events(ts, _np(t, "price"), np.minimum(tv, ts), max_quote_age_ns),
+                    FxSource.UPBIT_USDT_KRW.value)
     if store.has("fx", "ref", "USD-KRW"):
         t = _window(store.read("fx", "ref", "USD-KRW"), start, end, lead_ns=7 * DAY_NS)
         if t.num_rows:
-            ts = _np(t, "ts")
-            if t.num_rows > 1 and float(np.median(np.diff(ts))) >= 0.8 * DAY_NS:
-                ts = ts + DAY_NS  # a daily rate is only known once its day is over: no look-ahead
-            return fx_to_events(ts, _np(t, "rate")), FxSource.USD_KRW.value
+            tv = _np(t, "ts")
+            if t.num_rows > 1 and float(np.median(np.diff(tv))) >= 0.8 * DAY_NS:
+                tv = tv + DAY_NS  # a daily rate is only known once its day is over: no look-ahead
+            ts = _np(t, "ts_local")
+            ts = np.maximum(np.where(ts >= 0, ts, tv), tv)  # known when received, never before its own time
+            return fx_to_events(ts, _np(t, "rate"), tv), FxSource.USD_KRW.value
     if start is not None or end is not None:
         raise DataError("no FX in the store for the requested --from/--to window: widen it, or import FX for it")
     raise DataError("no FX in the store: import Upbit KRW-USDT snapshots or a USD/KRW file first")
@@ -133,14 +148,52 @@ def _with_floor(costs: VenueCosts, floor_bps: float) -> VenueCosts:
     return costs.model_copy(update={"half_spread_bps": max(costs.half_spread_bps, floor_bps)})
 
 
+MIN_FLOOR_OBS = 30  # prices per venue a spread-floor estimate needs (the Roll estimator wants a few dozen)
+
+
+def _floors(ev_u: EventBatch, ev_b: EventBatch, tick_b: int, resolution: str, until: int) -> tuple[float, float]:
+    """Spread floors (bps) from the prices before ``until`` only: one tick is the narrowest spread a book can
+    show, and last prices bounce between bid and ask (Roll): that bounce is a cost, not an edge."""
+    u = ev_u.px[(ev_u.ts < until) & (ev_u.px > 0)]
+    b = ev_b.px[(ev_b.ts < until) & (ev_b.px > 0)]
+    mid_u = float(np.nanmedian(u)) if u.size else 0.0
+    mid_b = float(np.nanmedian(b)) if b.size else 0.0
+    tick_u = upbit_krw_tick_units(int(mid_u * SCALE), until) if mid_u else 0
+    floor_u = 0.5 * tick_u / (mid_u * SCALE) * 1e4 if mid_u else 0.0
+    floor_b = 0.5 * tick_b / (mid_b * SCALE) * 1e4 if mid_b else 0.0
+    if resolution == "snapshots":
+        floor_u = max(floor_u, roll_half_spread_bps(u))
+        floor_b = max(floor_b, roll_half_spread_bps(b))
+    return floor_u, floor_b
+
+
+def _history_end(ev_u: EventBatch, ev_b: EventBatch, first: int, min_history_ns: int) -> int:
+    """When the route has ``min_history_ns`` of data and enough prices on each venue to estimate its floors."""
+    end = first + min_history_ns
+    for ev in (ev_u, ev_b):
+        ts = ev.ts[np.isin(ev.kind, DECISION_KINDS) & (ev.px > 0)]
+        if ts.size >= MIN_FLOOR_OBS:
+            end = max(end, int(ts[MIN_FLOOR_OBS - 1]) + 1)
+        elif ts.size:
+            end = max(end, int(ts[-1]) + 1)  # never enough: the route never opens
+    return end
+
+
 def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None = None,
-               end: int | None = None) -> RouteData:
+               end: int | None = None, universe: Universe | None = None) -> RouteData:
+    """One route's events, from the past only: FX at its receive time with its own age, status events (pair
+    guard, universe, exchange, history) from ``universe`` (default: the route alone, default guard), and
+    spread floors estimated on the route's first ``guard.min_history_s`` of data, before which it may not open."""
+    from .universe import history_period, plan_universe
+
     store = Store(store_root)
     resolution = route_resolution(store, base)
     if resolution is None:
         raise DataError(f"route {base}: the store has no pair of series for it (need Upbit {base}-KRW and "
                         f"Binance {base}-USDT as bars_1m, last or book)")
-    fx, fx_source = _fx_events(store, start, end)
+    if universe is None:
+        universe = plan_universe(store_root, base, start, end)
+    fx, fx_source = _fx_events(store, start, end, int(costs.max_quote_age_s * 1e9))
     ev_u = _venue_events(store, resolution, "upbit", f"{base}-KRW", VENUE_UPBIT, start, end)
     ev_b = _venue_events(store, resolution, "binance", f"{base}-USDT", VENUE_BINANCE, start, end)
     if len(ev_u) == 0 or len(ev_b) == 0:
@@ -149,17 +202,16 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
     first_market = min(int(ev_u.ts[0]), int(ev_b.ts[0]))
     keep_from = int(fx.ts[max(int(np.searchsorted(fx.ts, first_market, side="right")) - 1, 0)])
     fx = fx.slice_time(keep_from, last_market + 1)  # the last rate before the data, and none after it
-    events = EventBatch.concat_sorted([fx, ev_u, ev_b])
+    hist_end = _history_end(ev_u, ev_b, first_market, int(universe.guard.min_history_s * 1e9))
+    hist = history_period(universe.guard, first_market)
+    periods = tuple(universe.periods.get(base, ()))
+    if hist is not None:
+        periods = (dataclasses.replace(hist, end_ns=hist_end), *periods)
+    status = dataclasses.replace(universe, periods={base: periods}).status_events(base, first_market)
+    # status first: a change stamped at an instant is known to the decision of that instant (paper: upbit feed)
+    events = EventBatch.concat_sorted([fx, status, ev_u, ev_b])
     rules, rules_source = binance_usdt_rules(base)
-    # Spread floors from the venues' own grids: one tick is the narrowest spread a book can show.
-    mid_u = float(np.nanmedian(ev_u.px[ev_u.px > 0])) if (ev_u.px > 0).any() else 0.0
-    mid_b = float(np.nanmedian(ev_b.px[ev_b.px > 0])) if (ev_b.px > 0).any() else 0.0
-    tick_u = upbit_krw_tick_units(int(mid_u * SCALE), int(events.ts[-1])) if mid_u else 0
-    floor_u = 0.5 * tick_u / (mid_u * SCALE) * 1e4 if mid_u else 0.0
-    floor_b = 0.5 * rules.tick_units / (mid_b * SCALE) * 1e4 if mid_b else 0.0
-    if resolution == "snapshots":  # last prices bounce between bid and ask: that bounce is a cost, not an edge
-        floor_u = max(floor_u, roll_half_spread_bps(ev_u.px))
-        floor_b = max(floor_b, roll_half_spread_bps(ev_b.px))
+    floor_u, floor_b = _floors(ev_u, ev_b, rules.tick_units, resolution, hist_end)
     route_costs = costs
     if resolution != "book":
         route_costs = costs.model_copy(update={"upbit": _with_floor(costs.upbit, floor_u),
@@ -167,9 +219,12 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
     usd = None
     if fx_source == FxSource.UPBIT_USDT_KRW.value and store.has("fx", "ref", "USD-KRW"):
         t = _window(store.read("fx", "ref", "USD-KRW"), start, end, lead_ns=7 * DAY_NS)
-        usd = (_np(t, "ts"), _np(t, "rate").astype(np.float64))
+        tl = _np(t, "ts_local")
+        usd = (np.maximum(np.where(tl >= 0, tl, _np(t, "ts")), _np(t, "ts")), _np(t, "rate").astype(np.float64))
+        order = np.argsort(usd[0], kind="stable")
+        usd = (usd[0][order], usd[1][order])
     return RouteData(base, events, resolution, fx_source, rules, rules_source, route_costs,
-                     traded_value_krw(store, base, resolution), usd)
+                     traded_value_krw(store, base, resolution), usd, periods, universe)
 
 
 def available_routes(store_root: Path) -> list[tuple[str, str]]:
@@ -185,22 +240,32 @@ def available_routes(store_root: Path) -> list[tuple[str, str]]:
     return out
 
 
-def resolve_routes(store_root: Path, spec: str) -> list[str]:
-    """``BTC,ETH`` or ``top:N`` (Top-N bases on both venues by Upbit traded value in the data)."""
+def parse_top(spec: str) -> int | None:
+    """N of ``top:N``; None for a list of symbols."""
+    spec = spec.strip()
+    if not spec.lower().startswith("top:"):
+        return None
+    try:
+        n = int(spec[4:])
+    except ValueError:
+        raise DataError(f"bad route spec {spec!r}: expected top:N with N a positive integer") from None
+    if n <= 0:
+        raise DataError(f"bad route spec {spec!r}: N must be positive")
+    return n
+
+
+def resolve_routes(store_root: Path, spec: str, start: int | None = None, end: int | None = None,
+                   guard: GuardConfig | None = None) -> list[str]:
+    """``BTC,ETH``, or ``top:N``: every coin that enters the top N by trailing Upbit traded value at some
+    re-rank (scenarios.universe; a coin trades only while it is in the last ranking)."""
     spec = spec.strip()
     avail = dict(available_routes(store_root))
     if not avail:
         raise DataError(f"the store at {store_root} has no route with data on both venues; run 'data import' first")
-    if spec.lower().startswith("top:"):
-        try:
-            n = int(spec[4:])
-        except ValueError:
-            raise DataError(f"bad route spec {spec!r}: expected top:N with N a positive integer") from None
-        if n <= 0:
-            raise DataError(f"bad route spec {spec!r}: N must be positive")
-        store = Store(store_root)
-        ranked = sorted(avail, key=lambda b: (-traded_value_krw(store, b, avail[b]), b))
-        return ranked[:n]
+    if parse_top(spec) is not None:
+        from .universe import plan_universe
+
+        return list(plan_universe(store_root, spec, start, end, guard).routes)
     routes = [s.strip().upper() for s in spec.split(",") if s.strip()]
     if not routes:
         raise DataError("empty route spec: give symbols (BTC,ETH) or top:N")

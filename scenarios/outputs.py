@@ -29,6 +29,7 @@ for _phase in ("entry", "exit"):
         TRADE_COLUMNS += [f"{_phase}_{_venue}_side", f"{_phase}_{_venue}_price", f"{_phase}_{_venue}_qty",
                           f"{_phase}_{_venue}_fee_{_ccy}", f"{_phase}_{_venue}_slippage_{_ccy}"]
 TRADE_COLUMNS += ["unwind_fills", "gross_pnl_krw", "fees_krw", "slippage_krw", "net_pnl_krw"]
+TRADE_COLUMNS += ["spans_data_gap", "unhedged_s", "unhedged_krw"]  # fills only on quotes that exist (core.book)
 
 
 def _iso(ts: int) -> str:
@@ -51,6 +52,8 @@ def trade_row(t: RoundTrip) -> dict[str, str]:
         "unwind_fills": str(sum(1 for f in t.fills if f.action == "unwind")),
         "gross_pnl_krw": money(t.pnl.gross_krw), "fees_krw": money(t.pnl.fees_krw),
         "slippage_krw": money(t.pnl.slippage_krw), "net_pnl_krw": money(t.pnl.net_krw),
+        "spans_data_gap": str(int(t.spans_gap)), "unhedged_s": _num(t.unhedged_ns / 1e9),
+        "unhedged_krw": _num(t.unhedged_krw),
     }
     for phase in ("entry", "exit"):
         for venue, ccy in (("upbit", "krw"), ("binance", "usdt")):

@@ -21,14 +21,15 @@ import numpy as np
 from ..actors.recovery import RESTARTABLE, RecoveryConfig
 from ..core.config import EngineConfig
 from ..core.domain import Venue
-from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_UPBIT, EventBatch
+from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_STATUS, VENUE_UPBIT, EventBatch
 from ..core.kernel import MAX_FX_AGE_NS
 from ..core.replay import RouteResult, run_route
 from ..core.risk import RiskLimits
 from ..core.rules import upbit_krw_rules
 from .backtest import RouteRun, capital_krw, risk_summary, summarize
-from .market_data import RouteData, load_route, resolve_routes
+from .market_data import RouteData, load_route
 from .outputs import write_outputs
+from .universe import universe_of
 
 SOURCE_CODES = {"fx": VENUE_FX, "upbit": VENUE_UPBIT, "binance": VENUE_BINANCE}
 
@@ -73,7 +74,7 @@ class PaperRequest:
 def _split(events: EventBatch) -> dict[str, EventBatch]:
     out = {}
     for name, code in SOURCE_CODES.items():
-        m = events.venue == code
+        m = (events.venue == code) | ((events.venue == VENUE_STATUS) & (code == VENUE_UPBIT))  # status: upbit feed
         out[name] = EventBatch(events.ts[m], events.ts_venue[m], events.venue[m], events.kind[m], events.side[m],
                                events.px[m], events.qty[m])
     return out
@@ -233,8 +234,11 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                            if lat.size else None)
     extras["ledger"] = await portfolio.all_balances.remote()
     if journal is not None:
-        extras["journal"] = await _close_journal(journal, req.run_id, {
-            "intent": sum(s["orders"] for s in stats), "fill": sum(len(r.fills) for r in results.values())})
+        flushed = await journal.flush.remote(60.0)
+        extras["journal"] = {"flushed": flushed, "counts": await journal.counts.remote(req.run_id),
+                             "expected": {"intent": sum(s["orders"] for s in stats),
+                                          "fill": sum(len(r.fills) for r in results.values())},
+                             "stats": await journal.close.remote()}
         ray.kill(journal)
     if chaos_task is not None:
         extras["chaos"] = await chaos_task
@@ -259,27 +263,6 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     return results, extras
 
 
-JOURNAL_FLUSH_S, JOURNAL_FLUSH_DOWN_S = 60.0, 10.0  # how long the end of a run waits for the journal backend
-
-
-async def _close_journal(journal: Any, run_id: str, expected: dict[str, int]) -> dict[str, Any]:
-    """The journal's end of a run. With its backend down (PostgreSQL not back yet) the run still ends: what is
-    not written is in the overflow file, fsync'ed, for the next start on that journal directory to write; the
-    report says how much (``left_in_overflow``) and which service failed (``error``)."""
-    from ..infra.journal import JournalUnavailable
-
-    state = await journal.stats.remote()
-    out: dict[str, Any] = {"flushed": await journal.flush.remote(
-        JOURNAL_FLUSH_S if state["backend_ok"] else JOURNAL_FLUSH_DOWN_S), "expected": expected}
-    try:
-        out["counts"] = await journal.counts.remote(run_id)
-    except JournalUnavailable as exc:  # Ray's task error is an instance of the actor's exception class too
-        out["counts"], out["error"] = None, str(getattr(exc, "cause", exc))
-    out["stats"] = await journal.close.remote()
-    out["left_in_overflow"] = out["stats"]["pending"]
-    return out
-
-
 def run_paper(req: PaperRequest) -> dict[str, object]:
     own = None
     if req.metrics_port is not None and req.exporter is None:  # served from the start, before anything is loaded
@@ -288,8 +271,9 @@ def run_paper(req: PaperRequest) -> dict[str, object]:
         own = start_exporter(req.metrics_port)
         req = dataclasses.replace(req, exporter=own)
     try:
-        routes = resolve_routes(req.store, req.routes)
-        data = {b: load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns) for b in routes}
+        routes = list(universe_of(req).routes)
+        data = {b: load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req))
+                for b in routes}
         results, extras = asyncio.run(_run_actors(req, data))
     finally:
         if own is not None:

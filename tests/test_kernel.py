@@ -1,16 +1,21 @@
+import itertools
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from venue_driver import VenueRun, run_with_venues
 
-from arbitrage_lite.core.config import EngineConfig
+from arbitrage_lite.core.config import CostConfig, EngineConfig
 from arbitrage_lite.core.domain import Side, Venue
-from arbitrage_lite.core.events import EventBatch
+from arbitrage_lite.core.events import K_BAR_CLOSE, K_BAR_OPEN, EventBatch
+from arbitrage_lite.core.fill_model import model_price_units
 from arbitrage_lite.core.order_fsm import OrderStatus
 from arbitrage_lite.core.replay import RouteResult, run_route
-from arbitrage_lite.core.rules import SCALE
+from arbitrage_lite.core.rules import SCALE, upbit_krw_tick_units
+from arbitrage_lite.scenarios.market_data import RouteData, load_route
 from market_fixtures import (
     BTC_RULES,
     MIN,
@@ -19,9 +24,15 @@ from market_fixtures import (
     book_market,
     config,
     spike_prices,
+    strategy,
 )
 
 Snapshot = tuple[int, int, list[tuple[float, float]], list[tuple[float, float]]]
+
+
+def minute_books_config(**kw: float) -> EngineConfig:
+    """These markets show a book a minute: a leg may wait for the next one (the L2 default wait is 2 s)."""
+    return EngineConfig(strategy=strategy(**kw), costs=CostConfig(max_fill_wait_s=90.0))
 STEP_B = BTC_RULES.step_units  # Binance BTCUSDT lot: 0.00001 BTC = 1,000 units
 
 
@@ -43,17 +54,21 @@ def test_spike_opens_sell_upbit_buy_binance_and_closes_on_revert() -> None:
     assert trip.pnl.residual_coin == (Decimal(0), Decimal(0))
 
 
-def test_fill_meets_the_next_bar_open_not_the_decision_close() -> None:
+def test_fill_meets_the_first_quote_stamped_after_arrival_not_the_decision_close_nor_the_bar_open() -> None:
+    """The next bar's open is stamped at the bar's start, before decision + latency: the first quote the order
+    can have met is that bar's close."""
     u = spike_prices(at=60, until=80, bps=60.0)
+    u[61] = u[60] * (1 + 20 / 1e4)  # the market moved further after the order arrived
     opens = np.r_[u[0], u[:-1]].copy()
-    opens[61] = u[60] * (1 + 20 / 1e4)  # the market moved further during the latency
+    opens[61] = u[60] * (1 - 30 / 1e4)  # an open stamped before the arrival: never met
     res = run_route("BTC", bar_market(u, upbit_open=opens), config(), BTC_RULES)
     entry_u = next(f for f in res.fills if f.action == "open" and f.venue is Venue.UPBIT)
     hs = EngineConfig().costs.upbit.half_spread_bps
-    expected = np.floor(opens[61] * (1 - hs / 1e4) / 1000) * 1000  # sell: rounded down onto the 1,000 grid
+    expected = np.floor(u[61] * (1 - hs / 1e4) / 1000) * 1000  # sell: rounded down onto the 1,000 grid
     assert entry_u.price == Decimal(int(expected))
     assert entry_u.ref_price == Decimal(int(u[60]))  # slippage is measured against what the decision saw
-    assert entry_u.price != entry_u.ref_price
+    assert entry_u.ts_venue == T0 + 62 * MIN - 1  # stamped when that quote came, not at decision + latency
+    assert entry_u.ts_venue >= entry_u.ts_decision + 150_000_000
 
 
 def test_fees_match_the_configured_taker_rates() -> None:
@@ -119,10 +134,10 @@ def test_book_walk_partial_fill_is_unwound_and_hedged_qty_kept() -> None:
         b_ask_qty = 0.03 if k == 35 else 5.0  # Binance thins out right after the decision (before the fill)
         if k == 35:
             snaps.append((ts, 1, [(99_999.99, 5.0)], [(100_000.01, 5.0)]))
-            snaps.append((ts + 100_000_000, 1, [(99_999.99, 5.0)], [(100_000.01, b_ask_qty)]))
+            snaps.append((ts + 200_000_000, 1, [(99_999.99, 5.0)], [(100_000.01, b_ask_qty)]))
         else:
             snaps.append((ts, 1, [(99_999.99, 5.0)], [(100_000.01, 5.0)]))
-    res = run_route("BTC", book_market(snaps), config(warmup_s=600.0), BTC_RULES)
+    res = run_route("BTC", book_market(snaps), minute_books_config(warmup_s=600.0), BTC_RULES)
     trip = res.trips[0]
     opens_u = [f for f in trip.fills if f.action == "open" and f.venue is Venue.UPBIT]
     opens_b = [f for f in trip.fills if f.action == "open" and f.venue is Venue.BINANCE]
@@ -167,7 +182,7 @@ def test_flatten_request_closes_the_open_position_at_the_next_decision() -> None
 
 def partial_upbit_market(upbit_bid_qty: float) -> EventBatch:
     """Upbit rich over minutes [35, 45): an open (sell Upbit / buy Binance) at 35, a close on the revert at 45.
-    Right after the open's decision, before its fill, Upbit's bids thin out to ``upbit_bid_qty``."""
+    Right after the open's legs arrive, Upbit's bids are thin: ``upbit_bid_qty`` (the book its leg meets)."""
     snaps: list[Snapshot] = []
     for k in range(60):
         ts = T0 + k * MIN
@@ -175,7 +190,7 @@ def partial_upbit_market(upbit_bid_qty: float) -> EventBatch:
         snaps.append((ts, 0, [(mid_u - 1000, 0.05), (mid_u - 2000, 0.05)],
                       [(mid_u + 1000, 0.05), (mid_u + 2000, 0.05)]))
         if k == 35:
-            snaps.append((ts + 100_000_000, 0, [(mid_u - 1000, upbit_bid_qty)], [(mid_u + 1000, 0.05)]))
+            snaps.append((ts + 200_000_000, 0, [(mid_u - 1000, upbit_bid_qty)], [(mid_u + 1000, 0.05)]))
         snaps.append((ts, 1, [(99_999.99, 5.0)], [(100_000.01, 5.0)]))
     return book_market(snaps)
 
@@ -192,7 +207,7 @@ def check_lots_and_parity(run: VenueRun, bt: RouteResult) -> None:
 
 
 def test_partial_upbit_fill_keeps_the_position_and_every_binance_order_on_the_lot_step() -> None:
-    res = run_route("BTC", partial_upbit_market(0.0412345), config(warmup_s=600.0), BTC_RULES)
+    res = run_route("BTC", partial_upbit_market(0.0412345), minute_books_config(warmup_s=600.0), BTC_RULES)
     (trip,) = res.trips
     legs = {(f.action, f.venue): sum(g.qty for g in trip.fills if (g.action, g.venue) == (f.action, f.venue))
             for f in trip.fills}
@@ -209,7 +224,7 @@ def test_partial_upbit_fill_keeps_the_position_and_every_binance_order_on_the_lo
 
 
 def test_paper_venues_accept_every_leg_after_a_partial_upbit_fill_and_equal_the_backtest() -> None:
-    events, cfg = partial_upbit_market(0.0412345), config(warmup_s=600.0)
+    events, cfg = partial_upbit_market(0.0412345), minute_books_config(warmup_s=600.0)
     run = run_with_venues("BTC", events, cfg, BTC_RULES)
     statuses = [(v, o.side, r.status) for v, o, r in run.orders]
     assert statuses == [(0, Side.SELL, OrderStatus.EXPIRED), (1, Side.BUY, OrderStatus.FILLED),
@@ -240,10 +255,10 @@ def partial_fill_markets(draw: st.DrawFn) -> tuple[list[Snapshot], bool]:
         for v, mid, tick in ((0, float(mid_u), 1000.0), (1, 100_000.0, 0.01)):
             snaps.append((ts, v, [(mid - tick, size(v)), (mid - 2 * tick, size(v))],
                           [(mid + tick, size(v)), (mid + 2 * tick, size(v))]))
-        if k >= start and draw(st.booleans()):  # thinner books before this minute's fills
+        if k >= start and draw(st.booleans()):  # thinner books right after this minute's orders arrive
             v = draw(st.sampled_from([0, 1]))
             mid, tick = (float(mid_u), 1000.0) if v == 0 else (100_000.0, 0.01)
-            snaps.append((ts + 100_000_000, v, [(mid - tick, size(v) / 4)], [(mid + tick, size(v) / 4)]))
+            snaps.append((ts + 200_000_000, v, [(mid - tick, size(v) / 4)], [(mid + tick, size(v) / 4)]))
     return snaps, off_lot_b
 
 
@@ -251,5 +266,86 @@ def partial_fill_markets(draw: st.DrawFn) -> tuple[list[Snapshot], bool]:
 @given(partial_fill_markets())
 def test_no_order_off_the_binance_lot_and_paper_venues_equal_the_backtest(market: tuple[list[Snapshot], bool]) -> None:
     snaps, _ = market
-    events, cfg = book_market(snaps), config(warmup_s=600.0, cooldown_s=60.0)
+    events, cfg = book_market(snaps), minute_books_config(warmup_s=600.0, cooldown_s=60.0)
     check_lots_and_parity(run_with_venues("BTC", events, cfg, BTC_RULES), run_route("BTC", events, cfg, BTC_RULES))
+
+
+# ---- fills only against quotes that exist; data gaps (the bundled real BTC 1m sample)
+
+
+def _btc_sample(stores: dict[str, Path]) -> tuple[EventBatch, EngineConfig, RouteData]:
+    data = load_route(stores["btc"], "BTC", EngineConfig().costs)
+    return data.events, EngineConfig(costs=data.costs), data
+
+
+def _without(events: EventBatch, drop: np.ndarray) -> EventBatch:
+    return EventBatch(**{k: getattr(events, k)[~drop] for k in ("ts", "ts_venue", "venue", "kind", "side", "px",
+                                                                 "qty")})
+
+
+def test_every_fill_meets_a_quote_its_venue_stamped_after_the_order_arrived(sample_stores: dict[str, Path]) -> None:
+    """Each fill is priced from a real quote stamped in [decision + latency, + max wait]: before, a leg filled
+    at decision + latency from the quote the decision itself saw (every one of the sample's 20 fills)."""
+    events, cfg, data = _btc_sample(sample_stores)
+    res = run_route("BTC", events, cfg, data.binance)
+    assert len(res.fills) >= 16
+    lat, wait = 150_000_000, 90_000_000_000  # the defaults: 150 ms, and 90 s for bars (costs.max_fill_wait_s)
+    quotes = np.isin(events.kind, (K_BAR_OPEN, K_BAR_CLOSE))
+    for f in res.fills:
+        v = int(f.venue)
+        at = quotes & (events.venue == v) & (events.ts == f.ts_venue)
+        assert at.sum() == 1, f  # the quote the fill was priced from, stamped when the fill says
+        assert f.ts_decision + lat <= f.ts_venue <= f.ts_decision + lat + wait
+        costs = cfg.costs.upbit if v == 0 else cfg.costs.binance
+        mid = float(events.px[at][0])
+        tick = upbit_krw_tick_units(int(mid * SCALE), f.ts_venue) if v == 0 else data.binance.tick_units
+        expected = model_price_units(mid, int(f.side), mid * float(f.qty), costs.half_spread_bps,
+                                     costs.impact_bps_per_m_quote, tick)
+        assert f.price == Decimal(expected) / SCALE
+
+
+def test_a_trip_held_across_a_data_gap_exits_at_the_first_quote_after_it(sample_stores: dict[str, Path]) -> None:
+    """The sample holds a trip over a 14.8 h hole (it used to exit after it as a plain stop loss)."""
+    events, cfg, data = _btc_sample(sample_stores)
+    res = run_route("BTC", events, cfg, data.binance)
+    gap_ns = int(cfg.strategy.max_gap_s * 1e9)
+    closes = np.unique(events.ts[events.kind == K_BAR_CLOSE])
+    holes = [(a, b) for a, b in itertools.pairwise(closes) if b - a > gap_ns]
+    spanned = [t for t in res.trips if any(t.ts[0] < a and (t.ts[3] > b or t.ts[3] < 0) for a, b in holes)]
+    assert spanned
+    for t in spanned:
+        after = min(b for a, b in holes if t.ts[0] < a)
+        assert t.exit_reason == "data_gap" and t.ts[2] == after  # decided at the first bar after the hole
+    assert [t.spans_gap for t in res.trips] == [t in spanned for t in res.trips]
+    assert res.counters["trips_spanning_gap"] == len(spanned)
+    for _, b in holes:  # no open within the warm-up after a hole
+        assert not [t for t in res.trips if b <= t.ts[0] < b + int(cfg.strategy.warmup_s * 1e9)]
+
+
+def test_a_leg_with_no_quote_in_its_wait_expires_and_the_filled_one_is_traded_back(
+        sample_stores: dict[str, Path]) -> None:
+    """Upbit's data stops right after an open's decision (the real sample, cut): its leg expires unfilled, the
+    Binance leg that filled is unwound at the first Binance quote after, the one-legged time and notional are
+    measured, and the paper venues decide every leg the same way."""
+    events, cfg, data = _btc_sample(sample_stores)
+    first = run_route("BTC", events, cfg, data.binance).trips[0]
+    cut = _without(events, (events.venue == 0) & (events.ts > first.ts[0]) & (events.ts < first.ts[0] + 5 * MIN))
+    res = run_route("BTC", cut, cfg, data.binance)
+    trip = res.trips[0]
+    assert trip.ts[0] == first.ts[0] and trip.exit_reason == "aborted"
+    assert [(f.action, f.venue) for f in trip.fills] == [("open", Venue.BINANCE), ("unwind", Venue.BINANCE)]
+    opened, unwound = trip.fills
+    assert unwound.side == -opened.side and unwound.qty == opened.qty
+    wait = int(cfg.costs.fill_waits_s()[0] * 1e9)
+    expired_at = first.ts[0] + 150_000_000 + wait  # the Upbit leg's deadline
+    assert unwound.ts_venue > expired_at + 150_000_000  # sent once the expiry was known, met a later quote
+    assert trip.unhedged_ns == unwound.ts_venue - opened.ts_venue
+    upbit_mid = events.px[(events.venue == 0) & (events.kind == K_BAR_CLOSE) & (events.ts == first.ts[0])][0]
+    assert trip.unhedged_krw == pytest.approx(float(opened.qty) * upbit_mid, rel=1e-12)  # KRW at decision's mid
+    assert res.counters["legs_expired"] == 1 and res.counters["unhedged_actions"] >= 1
+    run = run_with_venues("BTC", cut, cfg, data.binance)
+    assert [(v, r.status) for v, _, r in run.orders][:3] == [(1, OrderStatus.FILLED), (0, OrderStatus.EXPIRED),
+                                                              (1, OrderStatus.FILLED)]  # the unwind
+    assert run.result.fills == res.fills and run.result.counters == res.counters
+    assert [(t.ts, t.pnl, t.unhedged_ns) for t in run.result.trips] == [(t.ts, t.pnl, t.unhedged_ns)
+                                                                          for t in res.trips]

@@ -19,9 +19,11 @@ from arbitrage_lite.core.paper_venue import NO_MORE_EVENTS, ExecutionReport, Pap
 from arbitrage_lite.core.replay import RouteResult, build_result, inject_report, kernel_params, step
 from arbitrage_lite.core.route_state import (
     L_ACTIVE,
+    L_DEADLINE,
     L_DONE,
     L_DUE,
     L_QTY,
+    L_READY,
     L_SIDE,
     L_VENUE,
     ST_NEED_FILLS,
@@ -55,14 +57,13 @@ def run_with_venues(route: str, events: EventBatch, cfg: EngineConfig, binance: 
             resolve_candidate(state.si, state.sf, state.legs, state.counters, state.trips_i, state.trips_f,
                               state.quotes, params, True)
         elif status == ST_NEED_FILLS:
-            now = int(events.ts[i]) if i < n else NO_MORE_EVENTS
             legs = state.legs
-            for slot in range(4):
-                if not legs[slot, L_ACTIVE] or legs[slot, L_DONE] or legs[slot, L_DUE] >= now:
+            for slot in range(4):  # the legs whose outcome the kernel knows (core.book.leg_outcome)
+                if not legs[slot, L_ACTIVE] or legs[slot, L_DONE] or not legs[slot, L_READY]:
                     continue
                 v = int(legs[slot, L_VENUE])
                 order = VenueOrder(f"{route}-{len(orders)}", symbols[v], Side(int(legs[slot, L_SIDE])),
-                                   int(legs[slot, L_QTY]), int(legs[slot, L_DUE]))
+                                   int(legs[slot, L_QTY]), int(legs[slot, L_DUE]), int(legs[slot, L_DEADLINE]))
                 report = venues[v].fill(order)
                 orders.append((v, order, report))
                 inject_report(state, params, slot, report.fills)
