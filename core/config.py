@@ -52,6 +52,9 @@ class VenueCosts(BaseModel):
         ge=0, description="bars/snapshots only: extra cost in bps per 1M of quote currency traded (depth walk fit)")
 
 
+DEFAULT_FILL_WAIT_S = (90.0, 600.0, 2.0)  # bars, last-price snapshots, L2 books (see CostConfig.max_fill_wait_s)
+
+
 class CostConfig(BaseModel):
     """Fees, latency and the bar-mode cost model. Defaults: fees per the venues' public schedules, the
     spread/impact figures calibrated on the real top-20 BTC books (see docs/assumptions.md)."""
@@ -64,6 +67,17 @@ class CostConfig(BaseModel):
                                      impact_bps_per_m_quote=0.0)
     max_quote_age_s: float = Field(120.0, gt=0, description="quotes older than this are not traded")
     max_venue_skew_s: float = Field(90.0, gt=0, description="the two venues' quotes must be this close in time")
+    max_fill_wait_s: float | None = Field(
+        None, gt=0, description="a leg fills only against a quote the venue stamped at or after its arrival "
+        "(decision + latency) and at most this much later, else it expires unfilled (and a filled other leg is "
+        "traded back). None: by the venue's data, 90 s for 1-minute bars (the next bar's close), 600 s for "
+        "last-price snapshots (the next snapshot, ~5 min apart), 2 s for L2 books (updates every 100 ms)")
+
+    def fill_waits_s(self) -> tuple[float, float, float]:
+        """(bars, last-price snapshots, L2 books): the maximum wait for a quote after a leg's arrival."""
+        if self.max_fill_wait_s is not None:
+            return (self.max_fill_wait_s,) * 3
+        return DEFAULT_FILL_WAIT_S
 
     def zero(self) -> CostConfig:
         """The same run with zero fees, spread, impact and latency (the 'what if costs were free' twin)."""
@@ -160,7 +174,8 @@ class EngineConfig(BaseModel):
  P_MAX_AGE_NS, P_MAX_SKEW_NS,
  P_INV_U_KRW, P_INV_U_COIN, P_INV_B_USDT, P_INV_B_COIN, P_STEP_B, P_TICK_B, P_MIN_NOTIONAL_B) = range(30)
 P_ASK_RISK = 30  # 1: stop for a risk verdict even when executing legs internally (the backtest's risk driver)
-N_PARAMS = 31
+P_WAIT_BAR_NS, P_WAIT_LAST_NS, P_WAIT_BOOK_NS = 31, 32, 33  # a leg's maximum wait for a quote, by data kind
+N_PARAMS = 34
 
 
 def to_kernel_params(cfg: EngineConfig, binance_tick_units: int, binance_step_units: int,
@@ -180,4 +195,5 @@ def to_kernel_params(cfg: EngineConfig, binance_tick_units: int, binance_step_un
     p[P_INV_U_KRW], p[P_INV_U_COIN] = inv.upbit_krw, inv.upbit_coin_krw
     p[P_INV_B_USDT], p[P_INV_B_COIN] = inv.binance_usdt_krw, inv.binance_coin_krw
     p[P_STEP_B], p[P_TICK_B], p[P_MIN_NOTIONAL_B] = binance_step_units, binance_tick_units, binance_min_notional
+    p[P_WAIT_BAR_NS], p[P_WAIT_LAST_NS], p[P_WAIT_BOOK_NS] = (w * 1e9 for w in c.fill_waits_s())
     return p

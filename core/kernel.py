@@ -24,6 +24,9 @@ from numba import njit
 from . import config as cf  # the P_* slots of the parameter array
 from . import route_state as rs
 from .book import (
+    LEG_EXPIRE,
+    LEG_FILL,
+    LEG_WAIT,
     MAX_LEVELS,
     Q_CROSSED,
     Q_HALF_SPREAD,
@@ -33,6 +36,7 @@ from .book import (
     apply_market_event,
     depth_units,
     execute_leg,
+    leg_outcome,
     set_level,
 )
 from .events import K_BAR_CLOSE, K_BAR_OPEN, K_BOOK_END, K_FX, K_LAST, K_LEVEL, K_STATUS, K_TRADE
@@ -41,6 +45,7 @@ from .rules import SCALE, UPBIT_MIN_ORDER_KRW, floor_to_step
 from .strategy import (
     EXIT_ABORTED,
     EXIT_FLATTEN,
+    EXIT_GAP,
     EXIT_NONE,
     entry_signal,
     exit_reason,
@@ -59,11 +64,15 @@ C_REJ_SIZE, C_REJ_FUNDS, C_ABORTED, C_UNHEDGED_UNITS, C_CLOSE_BLOCKED, C_EVENTS,
     11, 12, 13, 14, 15, 16, 17)
 C_REJ_RISK = 18
 C_REJ_GUARD = 19  # an open refused while the route's market status (pair guard, universe, exchange) forbids it
-N_COUNTERS = 20
+# legs that met no quote within their wait; actions left one-legged for a while, the time and KRW notional of
+# it; trips held across a data gap
+C_LEGS_EXPIRED, C_UNHEDGED_ACTIONS, C_UNHEDGED_NS, C_UNHEDGED_KRW, C_TRIPS_GAP = 20, 21, 22, 23, 24
+N_COUNTERS = 25
 COUNTER_NAMES = ("decisions", "signals", "passed_risk", "filled_both_legs", "closed", "rejected_warmup",
                  "rejected_stale", "rejected_crossed", "rejected_fx", "rejected_cooldown", "rejected_edge",
                  "rejected_size", "rejected_funds", "aborted_no_hedge", "unhedged_units_left",
-                 "close_blocked", "events", "trades_seen", "rejected_risk", "rejected_guard")
+                 "close_blocked", "events", "trades_seen", "rejected_risk", "rejected_guard",
+                 "legs_expired", "unhedged_actions", "unhedged_ns", "unhedged_krw", "trips_spanning_gap")
 
 ACTION_OPEN, ACTION_CLOSE, ACTION_UNWIND = 0, 1, 2
 
@@ -83,7 +92,7 @@ def inject_fills(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, fills: np.nda
         fills[nf, rs.FI_TRIP], fills[nf, rs.FI_ACTION] = si[rs.S_PTRIP], action
         fills[nf, rs.FI_VENUE], fills[nf, rs.FI_SIDE] = v, sd
         fills[nf, rs.FI_PX], fills[nf, rs.FI_QTY], fills[nf, rs.FI_REF] = out_px[j], out_qty[j], ref
-        fills[nf, rs.FI_TS_DEC], fills[nf, rs.FI_TS_FILL] = si[rs.S_PDEC], legs[slot, rs.L_DUE]
+        fills[nf, rs.FI_TS_DEC], fills[nf, rs.FI_TS_FILL] = si[rs.S_PDEC], legs[slot, rs.L_AT]
         si[rs.S_NF] = nf + 1
         got += out_qty[j]
         notional = out_px[j] / SCALE * out_qty[j] / SCALE
@@ -94,40 +103,81 @@ def inject_fills(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, fills: np.nda
 
 
 @njit(cache=True)
+def _arm(si: np.ndarray, legs: np.ndarray, quotes: np.ndarray, p: np.ndarray, slot: int, v: int, side: int,
+         qty_units: int, due: int) -> None:
+    """Put a leg on its way: it arrives at ``due`` and waits for a quote at most the wait of the venue's data
+    (an L2 book, last-price snapshots or bars, see ``CostConfig.max_fill_wait_s``)."""
+    if quotes[v, Q_HAS_BOOK] > 0.5:
+        wait = p[cf.P_WAIT_BOOK_NS]
+    else:
+        wait = p[cf.P_WAIT_LAST_NS] if si[rs.S_QKIND0 + v] == K_LAST else p[cf.P_WAIT_BAR_NS]
+    legs[slot, rs.L_ACTIVE], legs[slot, rs.L_DONE], legs[slot, rs.L_VENUE] = 1, 0, v
+    legs[slot, rs.L_SIDE], legs[slot, rs.L_QTY], legs[slot, rs.L_FILLED] = side, qty_units, 0
+    legs[slot, rs.L_DUE], legs[slot, rs.L_DEADLINE] = due, due + int(wait)
+    legs[slot, rs.L_READY], legs[slot, rs.L_AT] = LEG_WAIT, -1
+
+
+@njit(cache=True)
+def _measure_unhedged(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarray,
+                      trips_i: np.ndarray, trips_f: np.ndarray) -> None:
+    """Time from the first leg's fill until both sides matched (the other leg's fill, or the unwind's), and
+    the coin notional (KRW at the decision's Upbit mid) exposed meanwhile: per trip and in the counters."""
+    start, end, exposed = -1, -1, 0
+    for slot in range(4):
+        if not legs[slot, rs.L_ACTIVE]:
+            continue
+        end = max(end, legs[slot, rs.L_AT])
+        if slot < 2 and legs[slot, rs.L_FILLED] > 0:
+            start = legs[slot, rs.L_AT] if start < 0 else min(start, legs[slot, rs.L_AT])
+            exposed = max(exposed, legs[slot, rs.L_FILLED])
+    if start < 0 or end <= start:
+        return
+    krw = exposed / SCALE * sf[rs.F_PREF0]
+    trip = si[rs.S_PTRIP]
+    counters[C_UNHEDGED_ACTIONS] += 1
+    counters[C_UNHEDGED_NS] += end - start
+    counters[C_UNHEDGED_KRW] += int(krw)
+    trips_i[trip, rs.TI_UNHEDGED_NS] += end - start
+    trips_f[trip, rs.TF_UNHEDGED_KRW] = max(trips_f[trip, rs.TF_UNHEDGED_KRW], krw)
+
+
+@njit(cache=True)
 def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarray, trips_i: np.ndarray,
-            trips_f: np.ndarray, p: np.ndarray) -> bool:
-    """After leg fills: create unwinds for any excess, or close the books on the action when all is done.
-    True when it created unwind legs (due at once: the caller runs its leg loop again).
+            trips_f: np.ndarray, quotes: np.ndarray, p: np.ndarray) -> bool:
+    """After leg outcomes: create unwinds for any excess, or close the books on the action when all is done.
+    True when it created unwind legs (the caller runs its leg loop again).
 
     Hedge policy, in whole Binance lots: the hedged quantity is what both legs filled, floored to Binance's lot
-    step, so a position (and the close legs sent for it) is always a Binance lot; each leg's excess over it is
-    traded back at once, against the same market, also floored to the step. A Binance order off the step is
-    refused by the venue, and less than a lot on Upbit is below its 5,000 KRW minimum order for nearly every
+    step, so a position (and the close legs sent for it) is always a Binance lot; each leg's excess over it (a
+    leg left alone when the other expired, or a partial fill) is traded back once both outcomes are known: the
+    unwind leaves then and meets the first quote after its latency, like any leg. A Binance order off the step
+    is refused by the venue, and less than a lot on Upbit is below its 5,000 KRW minimum order for nearly every
     coin, so what is left under one lot (a partial Upbit fill has 8 decimals) stays on the venue, counted as
-    ``unhedged_units_left`` and marked in the trip's PnL.
+    ``unhedged_units_left`` and marked in the trip's PnL; so does an unwind that expires.
     """
     if not (legs[0, rs.L_DONE] and legs[1, rs.L_DONE]):
         return False
     step_b = int(p[cf.P_STEP_B])
     hedged = floor_to_step(min(legs[0, rs.L_FILLED], legs[1, rs.L_FILLED]), step_b)
-    due = max(legs[0, rs.L_DUE], legs[1, rs.L_DUE])
+    due = max(legs[0, rs.L_AT], legs[1, rs.L_AT])  # both outcomes are known
     created = False
     if not si[rs.S_UNWOUND]:
         si[rs.S_UNWOUND] = 1
         for v in range(2):
+            counters[C_LEGS_EXPIRED] += legs[v, rs.L_READY] == LEG_EXPIRE
             excess = floor_to_step(legs[v, rs.L_FILLED] - hedged, step_b)
             counters[C_UNHEDGED_UNITS] += legs[v, rs.L_FILLED] - hedged - excess
             if excess > 0:
-                u = 2 + v
-                legs[u, rs.L_ACTIVE], legs[u, rs.L_DONE], legs[u, rs.L_VENUE] = 1, 0, v
-                legs[u, rs.L_SIDE], legs[u, rs.L_QTY], legs[u, rs.L_DUE] = -legs[v, rs.L_SIDE], excess, due
-                legs[u, rs.L_FILLED] = 0
+                lat = int(p[cf.P_LAT_U_NS] if v == 0 else p[cf.P_LAT_B_NS])
+                _arm(si, legs, quotes, p, 2 + v, v, -legs[v, rs.L_SIDE], excess, due + lat)
                 created = True
     for u in range(2, 4):
         if legs[u, rs.L_ACTIVE] and not legs[u, rs.L_DONE]:
             return created
+    _measure_unhedged(si, sf, legs, counters, trips_i, trips_f)
     for u in range(2, 4):
         if legs[u, rs.L_ACTIVE]:
+            counters[C_LEGS_EXPIRED] += legs[u, rs.L_READY] == LEG_EXPIRE
             counters[C_UNHEDGED_UNITS] += legs[u, rs.L_QTY] - legs[u, rs.L_FILLED]
             legs[u, rs.L_ACTIVE] = 0
     si[rs.S_PEND] = 0
@@ -143,6 +193,7 @@ def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarr
             trips_i[trip, rs.TI_REASON] = EXIT_ABORTED
             trips_i[trip, rs.TI_TS1], trips_i[trip, rs.TI_TS2], trips_i[trip, rs.TI_TS3] = due, si[rs.S_PDEC], due
             si[rs.S_COOL] = due + int(p[cf.P_COOLDOWN_NS])
+            si[rs.S_GAP] = 0
     else:
         si[rs.S_POS_QTY] -= hedged
         if si[rs.S_POS_QTY] <= 0:
@@ -153,23 +204,37 @@ def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarr
             si[rs.S_POS_DIR], si[rs.S_POS_QTY], si[rs.S_POS_TRIP] = 0, 0, -1
             si[rs.S_COOL] = due + int(p[cf.P_COOLDOWN_NS])
             si[rs.S_FLATTEN] = 0
+            si[rs.S_GAP] = 0
     return False
 
 
 @njit(cache=True)
 def _send(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, quotes: np.ndarray, p: np.ndarray, action: int,
           direction: int, qty_units: int, trip: int, t: int, ratio: float, dev: float, prem: float) -> None:
-    """Both legs leave now; each meets its venue's market after that venue's latency."""
+    """Both legs leave now; each meets the first quote its venue stamps after that venue's latency."""
     si[rs.S_PEND], si[rs.S_PACT], si[rs.S_PDIR], si[rs.S_PQTY], si[rs.S_PTRIP] = 1, action, direction, qty_units, trip
     si[rs.S_PDEC], si[rs.S_UNWOUND] = t, 0
     sf[rs.F_PRATIO], sf[rs.F_PDEV], sf[rs.F_PPREM] = ratio, dev, prem
     sides = (-direction, direction) if action == ACTION_OPEN else (direction, -direction)
     for v in range(2):
-        legs[v, rs.L_ACTIVE], legs[v, rs.L_DONE], legs[v, rs.L_VENUE] = 1, 0, v
-        legs[v, rs.L_SIDE], legs[v, rs.L_QTY], legs[v, rs.L_FILLED] = sides[v], qty_units, 0
-        legs[v, rs.L_DUE] = t + int(p[cf.P_LAT_U_NS] if v == 0 else p[cf.P_LAT_B_NS])
+        _arm(si, legs, quotes, p, v, v, sides[v], qty_units, t + int(p[cf.P_LAT_U_NS] if v == 0 else p[cf.P_LAT_B_NS]))
         sf[rs.F_PREF0 + v] = quotes[v, Q_MID]
         legs[2 + v, rs.L_ACTIVE] = 0
+
+
+@njit(cache=True)
+def _mark_gap(si: np.ndarray, trips_i: np.ndarray, counters: np.ndarray, pend: bool) -> None:
+    """A hole in the data longer than strategy.max_gap_s while a trip was open (or its legs out): the trip is
+    flagged (it spanned a gap) and exits at the first decision after it (EXIT_GAP)."""
+    if si[rs.S_POS_DIR] == 0 and not pend:
+        return
+    trip = si[rs.S_PTRIP] if pend else si[rs.S_POS_TRIP]
+    if trip < 0:
+        return
+    si[rs.S_GAP] = 1
+    if trips_i[trip, rs.TI_GAP] != 1:
+        trips_i[trip, rs.TI_GAP] = 1
+        counters[C_TRIPS_GAP] += 1
 
 
 @njit(cache=True)
@@ -188,6 +253,8 @@ def resolve_candidate(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters
     direction, t = si[rs.S_CAND_DIR], si[rs.S_CAND_TS]
     trips_i[trip, rs.TI_DIR], trips_i[trip, rs.TI_REASON], trips_i[trip, rs.TI_TS0] = direction, 0, t
     trips_f[trip, 0], trips_f[trip, 2], trips_f[trip, 4] = sf[rs.F_CAND_PREM], sf[rs.F_CAND_DEV], sf[rs.F_FX]
+    trips_i[trip, rs.TI_GAP], trips_i[trip, rs.TI_UNHEDGED_NS], trips_f[trip, rs.TF_UNHEDGED_KRW] = 0, 0, 0.0
+    si[rs.S_GAP] = 0
     _send(si, sf, legs, quotes, p, ACTION_OPEN, direction, si[rs.S_CAND_QTY], trip, t, sf[rs.F_CAND_RATIO],
           sf[rs.F_CAND_DEV], sf[rs.F_CAND_PREM])
 
@@ -240,23 +307,33 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
                 si[rs.S_NF] + 4 * MAX_LEVELS >= fills.shape[0] or si[rs.S_NTR] + 2 >= trips_i.shape[0]
                 or si[rs.S_NS] + 2 >= series_ts.shape[0]):
             return rs.ST_GROW, _flush(counters, n_events, n_trades, i)
-        # 1) legs whose latency has passed meet the market as it is now (before this event)
+        # 1) legs whose latency has passed meet the market as it is now (before this event), if their venue has
+        # stamped a quote since they arrived; past their wait (or at the end of the data) they expire unfilled
         while pend:
             progressed = False
             for slot in range(4):
                 if not legs[slot, rs.L_ACTIVE] or legs[slot, rs.L_DONE] or (not at_end and t <= legs[slot, rs.L_DUE]):
                     continue
+                v = legs[slot, rs.L_VENUE]
+                if legs[slot, rs.L_READY] == LEG_WAIT:
+                    r = leg_outcome(quotes[v, Q_TS], legs[slot, rs.L_DUE], legs[slot, rs.L_DEADLINE], t, at_end)
+                    if r == LEG_WAIT:
+                        continue
+                    # known once the quote has arrived (or at the deadline): later than anything applied so far
+                    known = legs[slot, rs.L_DUE] if r == LEG_FILL else legs[slot, rs.L_DEADLINE]
+                    legs[slot, rs.L_READY], legs[slot, rs.L_AT] = r, max(known, si[rs.S_QLOC0 + v])
                 if not internal:
                     return rs.ST_NEED_FILLS, _flush(counters, n_events, n_trades, i)
-                v = legs[slot, rs.L_VENUE]
-                k = execute_leg(book_px, book_q, book_n, quotes, v, legs[slot, rs.L_SIDE], legs[slot, rs.L_QTY],
-                                legs[slot, rs.L_DUE], hs0 if v == 0 else hs1, imp0 if v == 0 else imp1, tick_b,
-                                tmp_px, tmp_qty)
+                k = 0
+                if legs[slot, rs.L_READY] == LEG_FILL:
+                    k = execute_leg(book_px, book_q, book_n, quotes, v, legs[slot, rs.L_SIDE], legs[slot, rs.L_QTY],
+                                    legs[slot, rs.L_DUE], hs0 if v == 0 else hs1, imp0 if v == 0 else imp1, tick_b,
+                                    tmp_px, tmp_qty)
                 inject_fills(si, sf, legs, fills, p, slot, tmp_px, tmp_qty, k)
                 progressed = True
-            # unwinds made here are due at once: run the loop again (external mode asks for their fills before
+            # unwinds made here may be due already: run the loop again (external mode asks for their fills before
             # this event, as the backtest fills them; at the end of the stream there is no next event)
-            created = _settle(si, sf, legs, counters, trips_i, trips_f, p)
+            created = _settle(si, sf, legs, counters, trips_i, trips_f, quotes, p)
             pend = si[rs.S_PEND] != 0
             if not (progressed or created):
                 break
@@ -291,7 +368,10 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
             n_trades += 1
             continue
         if not apply_market_event(kd, v, side[i], px[i], qty[i], t, ts_venue[i], book_px, book_q, book_n, quotes,
-                                  hs0 if v == 0 else hs1) or kd == K_BAR_OPEN:
+                                  hs0 if v == 0 else hs1):
+            continue
+        si[rs.S_QLOC0 + v], si[rs.S_QKIND0 + v] = t, kd  # when and from what the venue's quote last changed
+        if kd == K_BAR_OPEN:
             continue
 
         # 3) decide once all events of this instant are in
@@ -315,6 +395,8 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
         sf[rs.F_EMA] = ema
         if reset:
             si[rs.S_WARM] = t
+            if si[rs.S_REF_TS] >= 0:  # a hole in the data, not the start
+                _mark_gap(si, trips_i, counters, pend)
         si[rs.S_REF_TS] = t
         sf[rs.F_LAST_RATIO] = ratio
         dev = (ratio / ema - 1.0) * 1e4
@@ -332,6 +414,8 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
         if pos_dir != 0:
             reason = exit_reason(pos_dir, dev, mark_bps(pos_dir, sf[rs.F_ENTRY_RATIO], ratio), t - si[rs.S_ENTRY_TS],
                                  p[cf.P_EXIT], p[cf.P_TP], p[cf.P_SL], p[cf.P_MAX_HOLD_NS])
+            if si[rs.S_GAP]:
+                reason = EXIT_GAP  # held across a hole in the data: out at the first quote after it
             if reason == EXIT_NONE and si[rs.S_FLATTEN]:
                 reason = EXIT_FLATTEN  # the kill switch asked this route to flatten its position
             if reason == EXIT_NONE:

@@ -18,24 +18,33 @@ from .book import new_books
 (S_FX_TS, S_REF_TS, S_WARM, S_POS_DIR, S_POS_QTY, S_POS_TRIP, S_ENTRY_TS, S_COOL, S_FUNDED, S_COIN0, S_COIN1,
  S_PEND, S_PACT, S_PDIR, S_PQTY, S_PTRIP, S_PDEC, S_PREASON, S_UNWOUND, S_NF, S_NTR, S_NS, S_CAND, S_CAND_DIR,
  S_CAND_QTY, S_CAND_TS, S_FLATTEN) = range(27)
-S_STATUS = 27  # the route's market-status bitmask (events.STATUS_*), from K_STATUS events: nonzero = no opens
-S_FX_MAXAGE = 28  # how long after its own timestamp the current FX rate may be used (ns), from the K_FX event
-N_SI = 29
+# per venue: replay time and kind of the last quote refresh (a leg's wait and a fill's time); a data gap
+# seen while a trip was open (it exits at the first quote after it, reason "data_gap")
+S_QLOC0, S_QLOC1, S_QKIND0, S_QKIND1, S_GAP = 27, 28, 29, 30, 31
+S_STATUS = 32  # the route's market-status bitmask (events.STATUS_*), from K_STATUS events: nonzero = no opens
+S_FX_MAXAGE = 33  # how long after its own timestamp the current FX rate may be used (ns), from the K_FX event
+N_SI = 34
 # float state slots
 (F_FX, F_EMA, F_LAST_RATIO, F_ENTRY_RATIO, F_CASH0, F_CASH1, F_PRATIO, F_PDEV, F_PPREM, F_PREF0, F_PREF1,
  F_CAND_RATIO, F_CAND_DEV, F_CAND_PREM) = range(14)
 N_SF = 14
 # leg slots: 0/1 = the Upbit/Binance legs of an action, 2/3 = their unwinds (hedge policy)
 L_ACTIVE, L_DONE, L_VENUE, L_SIDE, L_QTY, L_DUE, L_FILLED = range(7)
-N_LF = 7
+# a leg fills only against a quote stamped in [due, deadline]; READY: 0 waiting, 1 fill, 2 expired (both
+# decided by book.leg_outcome); AT: replay time its outcome is known (the quote's arrival, or the deadline)
+L_DEADLINE, L_READY, L_AT = 7, 8, 9
+N_LF = 10
 # fill rows
 FI_TRIP, FI_ACTION, FI_VENUE, FI_SIDE, FI_PX, FI_QTY, FI_REF, FI_TS_DEC, FI_TS_FILL = range(9)
 N_FI = 9
 # trip rows (ints): direction, exit reason, open decision / open fill / close decision / close fill, qty
 TI_DIR, TI_REASON, TI_TS0, TI_TS1, TI_TS2, TI_TS3, TI_QTY = range(7)
-N_TI = 7
-# trip rows (floats): premium open/close, deviation open/close, fx open/close
-N_TF = 6
+TI_GAP, TI_UNHEDGED_NS = 7, 8  # held across a data gap (0/1); time one leg was filled and not the other
+N_TI = 9
+# trip rows (floats): premium open/close, deviation open/close, fx open/close, then the largest unhedged
+# notional (KRW at the Upbit mid) while one leg was filled and not the other
+TF_UNHEDGED_KRW = 6
+N_TF = 7
 
 # kernel return codes
 ST_DONE, ST_NEED_FILLS, ST_NEED_RISK, ST_GROW = 0, 1, 2, 3

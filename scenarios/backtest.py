@@ -14,7 +14,7 @@ from ..core.config import EngineConfig
 from ..core.fx import split_premium_series
 from ..core.ledger import EXACT
 from ..core.metrics import closed_trips, figures, funnel, money, rejections
-from ..core.replay import RouteResult, run_route
+from ..core.replay import RouteResult, fill_summary, run_route
 from ..core.risk import RiskCoordinator
 from ..core.risk_replay import RouteInput, replay_with_risk
 from .market_data import RouteData, load_route
@@ -160,6 +160,7 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
     head = figures(trips, open_trips, cap, first, last)
     zero = closed_trips([r.zero_cost for r in runs])
     resolutions = sorted({r.data.resolution for r in runs})
+        "fills": fill_summary(real),
     fx_sources = sorted({r.data.fx_source for r in runs})
     summary: dict[str, object] = {
         "mode": mode,
