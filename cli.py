@@ -102,12 +102,12 @@ def _recovery(args: argparse.Namespace) -> dict[str, Any]:
     if args.journal:
         chk.output_dir(args.journal, "--journal")
     run_id = args.run_id or f"p{int(time.time()) % 10**7}"
-    from .actors.recovery import RecoveryConfig
-    from .infra.snapshots import SnapshotError, open_store
+    from .actors.recovery import RecoveryConfig, known_runs
+    from .infra.snapshots import SnapshotError
 
     rec = RecoveryConfig(run_id, env="paper", redis_url=args.redis, dir=str(snap_dir), resume=bool(args.resume))
-    try:
-        known = run_id in open_store(rec.env, run_id, redis_url=rec.redis_url, dir=rec.dir).runs()
+    try:  # Redis and the file store beside it (a copy of every snapshot): a run resumes while Redis is down
+        known = run_id in known_runs(rec)
     except SnapshotError as exc:
         raise UsageError(f"snapshot store unavailable ({rec.redis_url or rec.dir}): {exc}") from None
     if args.resume and not known:

@@ -23,7 +23,13 @@ from loguru import logger
 
 from ..core.alerts import SNAPSHOT_CORRUPT
 from ..infra.snapshot_codec import pack_blob
-from ..infra.snapshots import FileSnapshotStore, RedisSnapshotStore, SnapshotCorrupt, SnapshotError
+from ..infra.snapshots import (
+    FileSnapshotStore,
+    RedisSnapshotStore,
+    SnapshotCorrupt,
+    SnapshotError,
+    SnapshotUnavailable,
+)
 
 SNAPSHOT_VERSION = 2  # 2: route snapshots keep their unapplied buffers (a version-1 one is skipped)
 REDIS_RETRY_S = 1.0
@@ -259,6 +265,26 @@ class Snapshots:
         return {"saved": self.saved, "fallbacks": self.fallbacks, "failed": self.failed,
                 "loaded_from": self.loaded_from, "skipped": len(self.skipped), "corrupt": self.corrupt,
                 "unavailable": self.unavailable, "problems": list(self.problems)}
+
+
+def known_runs(cfg: RecoveryConfig) -> list[str]:
+    """The runs of ``cfg.env`` with snapshots in Redis or in the file store beside it (which holds a copy of
+    every snapshot ``Snapshots`` saved), so a run can be resumed while Redis is down. ``SnapshotUnavailable``
+    (naming each store) only when neither can be read."""
+    stores: list[RedisSnapshotStore | FileSnapshotStore] = [FileSnapshotStore(cfg.dir, cfg.env, cfg.run_id)]
+    if cfg.redis_url:
+        stores.insert(0, RedisSnapshotStore(cfg.redis_url, cfg.env, cfg.run_id, timeout_s=0.5, retries=1))
+    runs: set[str] = set()
+    down: list[str] = []
+    for store in stores:
+        try:
+            runs.update(store.runs())
+        except SnapshotUnavailable as exc:
+            down.append(str(exc))
+            logger.warning("runs: {}", exc)
+    if len(down) == len(stores):
+        raise SnapshotUnavailable("; ".join(down))
+    return sorted(runs)
 
 
 class Named:

@@ -509,3 +509,14 @@ def test_actor_snapshots_count_corruption_apart_from_outages(snap_dir: Path) -> 
         assert snaps.load() == {"n": 3}
     finally:
         store.client.delete(key, snapshot_key(cfg.env, cfg.run_id, RUN_DOMAIN, "marker", "last_ns"))
+
+
+def test_a_run_can_be_found_to_resume_while_redis_is_down(snap_dir: Path) -> None:
+    from arbitrage_lite.actors.recovery import RecoveryConfig, Snapshots, known_runs
+
+    with ThrowawayRedis() as server:
+        cfg = RecoveryConfig("r1", redis_url=server.url, dir=str(snap_dir))
+        Snapshots(cfg, "route", "BTC").save({"n": 1})
+        assert known_runs(cfg) == ["r1"]
+        server.stop()
+        assert known_runs(cfg) == ["r1"]  # the file store's copy says so (before: "snapshot store unavailable")
