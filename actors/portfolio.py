@@ -54,8 +54,10 @@ class PortfolioActor:
     def on_fills(self, route: str, fills: Iterable[tuple[str, Fill]]) -> int:
         """Apply ``(fill_id, fill)`` pairs; returns how many were new."""
         ledger = self._ledgers.get(route)
-        if ledger is None:
-            raise ValueError(f"route {route} was never funded")
+        if ledger is None:  # say where this incarnation's state came from: a lost snapshot shows here
+            came = "no snapshots" if self.snaps is None else (
+                f"restored from {self.snaps.loaded_from or 'nothing'}, snapshot problems: {self.snaps.problems}")
+            raise ValueError(f"route {route} was never funded (portfolio: {came})")
         new = 0
         for fill_id, fill in fills:
             if fill_id in self._seen:
