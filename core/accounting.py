@@ -7,11 +7,11 @@ still open). All Decimal without rounding, so ``net == gross - fees - slippage``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from .domain import Side, Venue
+from .domain import Currency, Side, Venue
 from .ledger import EXACT, Fill
 
 
@@ -77,6 +77,86 @@ def trip_pnl(fills: Sequence[Fill], fx_krw_per_usdt: Decimal, marks: tuple[Decim
     return TripPnl(g, fe, sl, EXACT.subtract(EXACT.subtract(g, fe), sl), (coin[Venue.UPBIT], coin[Venue.BINANCE]))
 
 
+@dataclass(frozen=True, slots=True)
+class TripAttribution:
+    """Where one round trip's net PnL came from, in KRW, exact: ``net = edge + fx - fees - slippage``.
+
+    ``edge`` values every leg at its decision's mid and every USDT flow at the FX of its own decision (entry
+    legs at the entry FX, exit legs at the exit FX): the premium captured, about notional x (entry premium -
+    exit premium). ``fx`` is what valuing the entry's USDT at the exit FX (the trip's PnL convention) adds.
+    ``fees`` and ``slippage`` are the trip's costs as in :class:`TripPnl`; ``notional`` (the entry's Upbit leg
+    in KRW) is the base of the bps figures.
+    """
+
+    notional_krw: Decimal
+    edge_krw: Decimal
+    fx_krw: Decimal
+    fees_krw: Decimal
+    slippage_krw: Decimal
+    net_krw: Decimal
+
+    @property
+    def gross_krw(self) -> Decimal:
+        """Before fees and slippage: what the same trip would have made at zero cost."""
+        return EXACT.add(self.edge_krw, self.fx_krw)
+
+    def bps(self, amount: Decimal) -> float | None:
+        """An amount in bps of the entry notional (a float: for reading, not for sums)."""
+        return None if self.notional_krw <= 0 else float(amount / self.notional_krw * 10_000)
+
+
+def _entry_phase(f: Fill, exit_decision_ns: int) -> bool:
+    if f.action == "open":
+        return True
+    return f.action == "unwind" and (exit_decision_ns < 0 or f.ts_decision < exit_decision_ns)
+
+
+def attribute_trip(fills: Sequence[Fill], pnl: TripPnl, fx_entry: Decimal, fx_exit: Decimal,
+                   exit_decision_ns: int) -> TripAttribution:
+    """Split a trip's PnL (``pnl`` from :func:`trip_pnl` at ``fx_exit``) into edge, FX effect and costs."""
+    with localcontext(EXACT):
+        entry_usdt = Decimal(0)  # the entry's Binance flow at the decision's mid, in USDT
+        notional_upbit = notional_binance = Decimal(0)
+        for f in fills:
+            if not _entry_phase(f, exit_decision_ns):
+                continue
+            if f.venue is Venue.BINANCE:
+                entry_usdt -= Decimal(int(f.side)) * f.ref_price * f.qty
+                notional_binance += f.notional
+            else:
+                notional_upbit += f.notional
+        fx = entry_usdt * (fx_exit - fx_entry)
+        notional = notional_upbit if notional_upbit > 0 else notional_binance * fx_entry
+        return TripAttribution(notional, pnl.gross_krw - fx, fx, pnl.fees_krw, pnl.slippage_krw, pnl.net_krw)
+
+
+def reconcile(initial: Mapping[tuple[Venue, Currency], Decimal], fills: Sequence[Fill],
+              final: Mapping[tuple[Venue, Currency], Decimal]) -> dict[str, dict[str, str | bool]]:
+    """Every balance recomputed from the fills alone: ``initial + bought - sold - fees == final``, exactly.
+
+    Independent of :class:`~.ledger.Ledger` (which ``final`` comes from): a fill the ledger missed, applied
+    twice or rounded shows as a non-zero ``diff``. Keys are ``venue/currency``.
+    """
+    with localcontext(EXACT):
+        flows: dict[tuple[Venue, Currency], Decimal] = {}
+        fees: dict[tuple[Venue, Currency], Decimal] = {}
+        for f in fills:
+            sign = Decimal(int(f.side))
+            coin, quote = (f.venue, Currency.COIN), (f.venue, f.venue.quote)
+            flows[coin] = flows.get(coin, Decimal(0)) + sign * f.qty
+            flows[quote] = flows.get(quote, Decimal(0)) - sign * f.notional
+            fees[quote] = fees.get(quote, Decimal(0)) + f.fee
+        out: dict[str, dict[str, str | bool]] = {}
+        for key in sorted({*initial, *flows, *final}):
+            start, flow, fee = initial.get(key, Decimal(0)), flows.get(key, Decimal(0)), fees.get(key, Decimal(0))
+            end = final.get(key, Decimal(0))
+            diff = end - (start + flow - fee)
+            out[f"{key[0].label}/{key[1].name}"] = {
+                "initial": format(start, "f"), "fills": format(flow, "f"), "fees": format(fee, "f"),
+                "final": format(end, "f"), "diff": format(diff, "f"), "ok": diff == 0}
+        return out
+
+
 def signed_notional_krw(fills: Sequence[Fill], fx_krw_per_usdt: Decimal) -> Decimal:
     """Traded notional (absolute) in KRW, for turnover."""
     total = Decimal(0)
@@ -86,4 +166,5 @@ def signed_notional_krw(fills: Sequence[Fill], fx_krw_per_usdt: Decimal) -> Deci
     return total
 
 
-__all__ = ["LegSummary", "Side", "TripPnl", "fx_to_dec", "signed_notional_krw", "trip_pnl"]
+__all__ = ["LegSummary", "Side", "TripAttribution", "TripPnl", "attribute_trip", "fx_to_dec", "reconcile",
+           "signed_notional_krw", "trip_pnl"]

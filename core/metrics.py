@@ -12,11 +12,23 @@ from decimal import Decimal, localcontext
 
 import numpy as np
 
-from .accounting import signed_notional_krw
+from .accounting import TripAttribution, attribute_trip, signed_notional_krw
 from .ledger import EXACT
 from .replay import RoundTrip, RouteResult
 
 DAY_NS = 86_400_000_000_000
+MIN_TRIPS = 30  # below this many round trips a total says little: one lucky trip can carry it
+SHARPE_CONVENTION = {
+    "key": "sharpe_daily_annualized",
+    "returns": "realized net PnL in KRW per day (closed round trips, by exit fill time), not divided by "
+               "capital (a constant capital would not change the ratio)",
+    "days": "consecutive 24 h buckets from the first market data timestamp to the last, days without a trade "
+            "count as 0 (gaps in the data too)",
+    "formula": "mean(daily) / stdev(daily, ddof=1) * sqrt(365)",
+    "annualization_factor": "sqrt(365): crypto trades every day",
+    "risk_free_rate": "0",
+    "undefined": "null with fewer than 2 days, no closed trip, or zero variance",
+}
 FUNNEL_STAGES = (("signals_seen", "signals"), ("passed_risk", "passed_risk"),
                  ("filled_both_legs", "filled_both_legs"), ("closed", "closed"))
 
@@ -75,6 +87,44 @@ def daily_sharpe(trips: Sequence[RoundTrip], first_ts: int, last_ts: int) -> flo
     return None if sd == 0.0 else float(pnl.mean() / sd * math.sqrt(365.0))
 
 
+def trip_attribution(t: RoundTrip) -> TripAttribution:
+    """Edge, FX effect, fees and slippage of one trip (exact; they sum to its net PnL)."""
+    return attribute_trip(t.fills, t.pnl, t.fx_entry, t.fx_exit, t.ts[2])
+
+
+def small_sample_warning(trips: int) -> str | None:
+    """The warning printed beside a total made of too few round trips (None when there are enough)."""
+    if trips >= MIN_TRIPS:
+        return None
+    return (f"only {trips} round trip{'s' if trips != 1 else ''} (fewer than {MIN_TRIPS}): "
+            "too few to tell an edge from luck")
+
+
+def cost_attribution(trips: Sequence[RoundTrip]) -> dict[str, object]:
+    """The same trips' PnL from the edge down to net, summed exactly: edge + fx - fees - slippage = net.
+
+    This replaces a zero-cost re-run (which trades differently): ``gross_krw`` is what these trips would
+    have made with no fees and no slippage. The bps figures are per KRW of entry notional.
+    """
+    with localcontext(EXACT):
+        parts = [trip_attribution(t) for t in trips]
+        tot = {name: sum((getattr(a, name) for a in parts), Decimal(0))
+               for name in ("notional_krw", "edge_krw", "fx_krw", "fees_krw", "slippage_krw", "net_krw")}
+        if tot["net_krw"] != tot["edge_krw"] + tot["fx_krw"] - tot["fees_krw"] - tot["slippage_krw"]:
+            raise AssertionError("cost attribution does not sum to net PnL")
+        notional = tot["notional_krw"]
+        out: dict[str, object] = {"trips": len(parts), "entry_notional_krw": money(notional),
+                                  "gross_edge_krw": money(tot["edge_krw"]), "fx_effect_krw": money(tot["fx_krw"]),
+                                  "gross_pnl_krw": money(tot["edge_krw"] + tot["fx_krw"]),
+                                  "fees_krw": money(tot["fees_krw"]), "slippage_krw": money(tot["slippage_krw"]),
+                                  "net_pnl_krw": money(tot["net_krw"])}
+        tot["gross_krw"] = tot["edge_krw"] + tot["fx_krw"]
+        for name, key in (("edge_krw", "gross_edge"), ("fx_krw", "fx_effect"), ("gross_krw", "gross_pnl"),
+                          ("fees_krw", "fees"), ("slippage_krw", "slippage"), ("net_krw", "net")):
+            out[f"{key}_bps"] = float(tot[name] / notional * 10_000) if notional > 0 else None
+        return out
+
+
 def figures(trips: Sequence[RoundTrip], open_trips: Sequence[RoundTrip], capital_krw: Decimal,
             first_ts: int, last_ts: int) -> dict[str, object]:
     with localcontext(EXACT):  # sums of exact amounts stay exact (the default context keeps 28 digits)
@@ -112,6 +162,9 @@ def _figures(trips: Sequence[RoundTrip], open_trips: Sequence[RoundTrip], capita
         "open_positions": len(open_trips),
         "unrealized_pnl_krw": money(unrealized),
         "exit_reasons": _count(t.exit_reason for t in trips),
+        "zero_cost_net_pnl_krw": money(gross),  # the same trips before fees and slippage (not a re-run)
+        "small_sample_warning": small_sample_warning(len(trips)),
+        "cost_attribution": cost_attribution(trips),
     }
 
 

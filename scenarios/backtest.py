@@ -18,7 +18,7 @@ from ..core.replay import RouteResult, fill_summary, run_route
 from ..core.risk import RiskCoordinator
 from ..core.risk_replay import RouteInput, replay_with_risk
 from .market_data import RouteData, load_route
-from .outputs import write_outputs
+from .outputs import report_fields, write_outputs
 from .universe import Universe, route_guard_summary, universe_of, universe_summary
 
 
@@ -39,17 +39,15 @@ class BacktestRequest:
 class RouteRun:
     data: RouteData
     real: RouteResult
-    zero_cost: RouteResult
 
 
 def run_one_route(store: Path, base: str, cfg: EngineConfig, start_ns: int | None,
                   end_ns: int | None, universe: Universe | None = None) -> RouteRun:
-    """Load and replay one route twice: with the configured costs and with every cost set to zero."""
+    """Load and replay one route (what its trips would make without costs is attributed per trip, not re-run:
+    a zero-cost replay trades differently)."""
     data = load_route(store, base, cfg.costs, start_ns, end_ns, universe)
     real_cfg = cfg.model_copy(update={"costs": data.costs})
-    zero_cfg = cfg.model_copy(update={"costs": data.costs.zero()})
-    return RouteRun(data, run_route(base, data.events, real_cfg, data.binance),
-                    run_route(base, data.events, zero_cfg, data.binance))
+    return RouteRun(data, run_route(base, data.events, real_cfg, data.binance))
 
 
 def _load_routes(req: BacktestRequest, routes: Sequence[str]) -> list[RouteData]:
@@ -67,16 +65,13 @@ def _load_routes(req: BacktestRequest, routes: Sequence[str]) -> list[RouteData]
 def _run_routes_with_risk(req: BacktestRequest, routes: Sequence[str],
                           on_done: Callable[[str], None]) -> tuple[list[RouteRun], dict[str, object]]:
     """All routes in one market-time-ordered replay under one RiskCoordinator (core.risk_replay): the risk
-    tiers couple routes, so they cannot run apart. The zero-cost twin trades without risk."""
+    tiers couple routes, so they cannot run apart."""
     datas = _load_routes(req, routes)
     inputs = [RouteInput(d.base, d.events, d.binance, req.config.model_copy(update={"costs": d.costs}))
               for d in datas]
     replay = replay_with_risk(inputs, RiskCoordinator(req.config.risk), capital_krw(req.config) * len(datas),
                               on_done)
-    runs = []
-    for d, real in zip(datas, replay.results, strict=True):
-        zero_cfg = req.config.model_copy(update={"costs": d.costs.zero()})
-        runs.append(RouteRun(d, real, run_route(d.base, d.events, zero_cfg, d.binance)))
+    runs = [RouteRun(d, real) for d, real in zip(datas, replay.results, strict=True)]
     return runs, replay.risk
 
 
@@ -120,9 +115,6 @@ def _route_figures(run: RouteRun, cfg: EngineConfig) -> dict[str, object]:
     trips = [t for t in r.trips if t.closed]
     open_trips = [t for t in r.trips if not t.closed]
     out = figures(trips, open_trips, capital_krw(cfg), r.first_ts, r.last_ts)
-    zero = [t for t in run.zero_cost.trips if t.closed]
-    out["zero_cost_net_pnl_krw"] = money(_exact_sum(t.pnl.net_krw for t in zero))
-    out["zero_cost_trades"] = len(zero)
     out["resolution"] = run.data.resolution
     out["fx_source"] = run.data.fx_source
     out["binance_rules"] = run.data.binance_rules_source
@@ -158,7 +150,6 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
     open_trips = [t for r in real for t in r.trips if not t.closed]
     cap = capital_krw(cfg) * len(runs)
     head = figures(trips, open_trips, cap, first, last)
-    zero = closed_trips([r.zero_cost for r in runs])
     resolutions = sorted({r.data.resolution for r in runs})
         "fills": fill_summary(real),
     fx_sources = sorted({r.data.fx_source for r in runs})
@@ -167,13 +158,12 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
         "routes": [r.data.base for r in runs],
         "data": {"from": iso(first), "to": iso(last), "resolution": ", ".join(resolutions),
                  "fx_source": ", ".join(fx_sources), "events": int(sum(len(r.data.events) for r in runs))},
-        **head,
-        "zero_cost_net_pnl_krw": money(_exact_sum(t.pnl.net_krw for t in zero)),
-        "zero_cost_trades": len(zero),
+        **head,  # zero_cost_net_pnl_krw: these same trips before fees and slippage (core.metrics.cost_attribution)
         "funnel": funnel(real),
         "rejections": rejections(real),
         "capital_krw": money(cap),
         "per_route": {r.data.base: _route_figures(r, cfg) for r in runs},
+        **report_fields(runs),
         **universe_summary(runs[0].data.universe if runs else None, {r.data.base: r.data.status_periods for r in runs}),
         "assumptions": assumptions(cfg),
         "config": json.loads(cfg.model_dump_json()),

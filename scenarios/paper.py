@@ -23,7 +23,7 @@ from ..core.config import EngineConfig
 from ..core.domain import Venue
 from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_STATUS, VENUE_UPBIT, EventBatch
 from ..core.kernel import MAX_FX_AGE_NS
-from ..core.replay import RouteResult, run_route
+from ..core.replay import RouteResult
 from ..core.risk import RiskLimits
 from ..core.rules import upbit_krw_rules
 from .backtest import RouteRun, capital_krw, risk_summary, summarize
@@ -278,11 +278,7 @@ def run_paper(req: PaperRequest) -> dict[str, object]:
     finally:
         if own is not None:
             own.close()
-    runs = []
-    for b in routes:
-        d = data[b]
-        zero_cfg = req.config.model_copy(update={"costs": d.costs.zero()})
-        runs.append(RouteRun(d, results[b], run_route(b, d.events, zero_cfg, d.binance)))
+    runs = [RouteRun(data[b], results[b]) for b in routes]  # zero-cost figures: per trip, no re-run
     summary = summarize(runs, req.config, mode="paper")
     summary["risk"] = risk_summary(extras.pop("risk_report"))
     summary["paper"] = json.loads(json.dumps(extras, default=str))

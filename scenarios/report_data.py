@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from .backtest import RouteRun
 
 
-def build_report_data(summary: dict[str, Any], runs: Sequence[RouteRun], equity: EquityCurve) -> ReportData:
+def build_report_data(summary: dict[str, Any], runs: Sequence[RouteRun], equity: EquityCurve,
+                      trades: Sequence[dict[str, str]] = ()) -> ReportData:
+    """``trades``: trades.csv's rows (scenarios.outputs.trade_rows), listed as they are in the report."""
     premium: dict[str, PremiumSeries] = {}
     net: list[float] = []
     for run in runs:
@@ -29,5 +31,11 @@ def build_report_data(summary: dict[str, Any], runs: Sequence[RouteRun], equity:
             exit_ts_ns=np.array([t.ts[2] for t in exits], dtype=np.int64),
             exit_bps=np.array([t.premium_exit_bps for t in exits], dtype=np.float64))
     title = f"arbitrage-lite {summary.get('mode', 'backtest')}: {', '.join(summary.get('routes', [])[:8])}"
-    return ReportData(summary=summary, equity=(equity.ts, equity.cum_net_krw), premium=premium,
-                      trade_net_pnl_krw=np.asarray(net, dtype=np.float64), title=title)
+    if runs and equity.ts.size:  # the curve starts at 0 when the data starts, not at the first exit's PnL
+        start = min(run.real.first_ts for run in runs)
+        eq_ts = np.concatenate([[min(start, int(equity.ts[0]))], equity.ts]).astype(np.int64)
+        eq_pnl = np.concatenate([[0.0], equity.cum_net_krw])
+    else:
+        eq_ts, eq_pnl = equity.ts, equity.cum_net_krw
+    return ReportData(summary=summary, equity=(eq_ts, eq_pnl), premium=premium,
+                      trade_net_pnl_krw=np.asarray(net, dtype=np.float64), title=title, trades=list(trades))

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 import xml.etree.ElementTree as ET
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from arbitrage_lite.cli import main
+from arbitrage_lite.core.ledger import EXACT
 from arbitrage_lite.infra.report import fmt
 from arbitrage_lite.infra.report.html import PremiumSeries, ReportData, render_report, write_report
 from arbitrage_lite.infra.report.svg import Markers, Series, histogram, line_chart
+from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
 
 NS = 1_000_000_000
 T0 = 1_714_521_600 * NS  # 2024-05-01 00:00:00 UTC
@@ -207,3 +214,139 @@ def test_number_formatting() -> None:
     assert fmt.number(5_000_000) == "5,000,000"
     assert fmt.pct(fmt.win_fraction({"trades": 3, "wins": 1})) == "33.3 %"
     assert fmt.pct(fmt.win_fraction({"win_rate": 56.5})) == "56.5 %"
+
+
+# --- a report a trader can act on: attribution, trade list, small samples, risk, guarded pairs, alerts ---
+
+H = 3600 * NS
+
+
+def risk_summary() -> dict[str, object]:
+    """summary["risk"] in the shape the lead's RiskCoordinator report produces (hand-made)."""
+    def ev(h: int, action: str, route: str, reason: str) -> dict[str, object]:
+        return {"ts": f"2024-05-01T{h:02d}:00:00Z", "ts_ns": T0 + h * H, "action": action, "route": route,
+                "reason": reason}
+    return {"enabled": True, "rejections_by_reason": {"max_order_notional": 7, "route_breaker": 31},
+            "events": [ev(2, "breaker_trip", "WAVES", "5 consecutive losing round trips"),
+                       ev(5, "halt", "", "daily loss limit"), ev(9, "resume", "", "new day"),
+                       ev(12, "breaker_reset", "WAVES", "reset after 1 day of market time"),
+                       ev(20, "kill_switch", "", "drawdown 6 % of capital")]}
+
+
+def actionable_summary(trades: int) -> dict[str, object]:
+    return {"mode": "backtest", "routes": ["BTC", "WAVES"], "trades": trades, "wins": 1, "net_pnl_krw": "265353",
+            "data": {"from": "2024-05-01T00:00:00Z", "to": "2024-05-02T00:00:00Z"},
+            "small_sample_warning": f"only {trades} round trips (fewer than 30): too few to tell an edge from luck",
+            "risk": risk_summary(),
+            "guarded_pairs": [{"route": "WAVES", "start": "2024-05-01T01:00:00Z", "end": None,
+                               "reason": "premium 640 bps from the universe's for 24 h"}],
+            "per_route": {"BTC": {"trades": 2, "net_pnl_krw": "265353", "guarded": []},
+                          "WAVES": {"trades": 0, "net_pnl_krw": "0", "guarded": [{"reason": "structural"}]}},
+            "alerts_by_rule": [{"rule": "risk_reject", "severity": "P3", "count": 1140, "suppressed": 20,
+                                "first": "2024-05-01T00:01:00Z", "last": "2024-05-01T23:59:00Z", "keys": 2,
+                                "example": "BTC: order notional over the limit"}]}
+
+
+def test_risk_timeline_guarded_pairs_and_small_sample_warning_render() -> None:
+    page = render_report(ReportData(summary=actionable_summary(2)))
+    head = page[:page.index("<h2>Funnel</h2>")]
+    assert "only 2 round trips (fewer than 30)" in head  # beside the headline, before anything else
+    risk = page[page.index("<h2>Risk"):page.index("<h2>Guarded pairs</h2>")]
+    assert "route_breaker" in risk and ">31<" in risk
+    (strip,) = svgs(risk)
+    root = ET.fromstring(strip)
+    spans = {r.find(f"{SVG_NS}title").text.split(":")[0] for r in root.iter(f"{SVG_NS}rect")  # type: ignore[union-attr]
+             if r.find(f"{SVG_NS}title") is not None}
+    assert spans == {"breaker tripped", "halted", "kill switch (to the end)"}
+    assert "all routes" in strip and "WAVES" in strip
+    guarded = page[page.index("<h2>Guarded pairs</h2>"):page.index("<h2>Equity")]
+    assert "premium 640 bps" in guarded and "to the end" in guarded and len(svgs(guarded)) == 1
+    per_route = page[page.index("<h2>Per route</h2>"):]
+    assert "<th>Guarded</th>" in per_route and "1 span" in per_route
+    alerts = page[page.index("<h2>Alerts by rule</h2>"):]
+    assert "risk_reject" in alerts and "1,140" in alerts
+    for svg in svgs(page):
+        ET.fromstring(svg)
+    assert "only 30 round trips" not in render_report(ReportData(summary={**actionable_summary(30),
+                                                                           "small_sample_warning": None}))
+
+
+def test_alerts_are_aggregated_by_rule_not_listed() -> None:
+    from arbitrage_lite.scenarios.outputs import alerts_by_rule  # here: the other tests run on older code
+
+    alerts = [{"rule": "risk_reject", "severity": "P3", "key": f"R{i % 3}", "message": f"rejected #{i}",
+               "now_ns": T0 + i * NS, "suppressed": 1} for i in range(1140)]
+    alerts.append({"rule": "kill_switch", "severity": "P0", "key": "global", "message": "drawdown",
+                   "now_ns": T0 + 5 * NS, "suppressed": 0})
+    rows = alerts_by_rule(alerts)
+    assert [r["rule"] for r in rows] == ["kill_switch", "risk_reject"]  # most urgent first
+    rej = rows[1]
+    assert rej["count"] == 1140 and rej["suppressed"] == 1140 and rej["keys"] == 3
+    assert rej["first"] == "2024-05-01T00:00:00.000000000Z" and rej["example"] == "R0: rejected #0"
+    summary = {"trades": 0, "paper": {"alerts": alerts, "feeds": [1, 2]}, "alerts_by_rule": rows}
+    page = render_report(ReportData(summary=summary))
+    assert "rejected #1139" not in page  # no alert list dumped into a cell
+    assert "1,141 items (see summary.json)" not in page  # the raw list is not shown at all
+
+
+def listed_trades(page: str) -> list[tuple[str, str]]:
+    """(route, trip) of each row of the report's trade list, in order."""
+    table = page[page.index("<h2>Trade list</h2>"):page.index("<h2>Per route</h2>")]
+    return re.findall(r'<tr><td data-v="([A-Z0-9]+) #(\d+)">', table)
+
+
+def sample_backtest(store: Path, out: Path) -> tuple[dict, list[dict[str, str]]]:
+    summary = run_backtest(BacktestRequest(store=store, routes="BTC", out=out, use_ray=False, progress=False))
+    with (out / "trades.csv").open() as fh:
+        return summary, list(csv.DictReader(fh))
+
+
+def test_zero_cost_figure_is_the_same_trips_attributed(sample_stores: dict[str, Path], tmp_path: Path) -> None:
+    summary, rows = sample_backtest(sample_stores["btc"], tmp_path)
+    closed = [r for r in rows if r["exit_fill_time"]]
+    assert 0 < len(closed) == summary["trades"]
+    attr = summary["cost_attribution"]
+    with localcontext(EXACT):
+        for r in rows:  # per trip: edge + fx - fees - slippage == net, digit for digit
+            assert (Decimal(r["gross_edge_krw"]) + Decimal(r["fx_effect_krw"]) - Decimal(r["fees_krw"])
+                    - Decimal(r["slippage_krw"])) == Decimal(r["net_pnl_krw"])
+            assert Decimal(r["gross_edge_krw"]) + Decimal(r["fx_effect_krw"]) == Decimal(r["gross_pnl_krw"])
+
+        def total(key: str) -> Decimal:
+            return sum((Decimal(r[key]) for r in closed), Decimal(0))
+
+        zero_cost = total("net_pnl_krw") + total("fees_krw") + total("slippage_krw")
+        assert Decimal(summary["zero_cost_net_pnl_krw"]) == zero_cost == Decimal(attr["gross_pnl_krw"])
+        assert Decimal(attr["gross_edge_krw"]) == total("gross_edge_krw")
+        assert Decimal(attr["fx_effect_krw"]) == total("fx_effect_krw")
+        assert Decimal(attr["net_pnl_krw"]) == Decimal(summary["net_pnl_krw"]) == total("net_pnl_krw")
+    for route in summary["per_route"].values():
+        assert "zero_cost_trades" not in route and route["cost_attribution"]["trips"] == route["trades"]
+    assert summary["reconciliation"]["ok"] is True and summary["reconciliation"]["per_balance"]
+    assert all(b["ok"] and Decimal(b["diff"]) == 0 for b in summary["reconciliation"]["per_balance"].values())
+    assert summary["sharpe_convention"]["annualization_factor"].startswith("sqrt(365)")
+    assert summary["sharpe_convention"]["risk_free_rate"] == "0"
+    assert listed_trades((tmp_path / "report.html").read_text()) == [(r["route"], r["trip"]) for r in rows]
+
+
+def test_trade_list_is_trades_csv_and_small_samples_are_flagged(sample_stores: dict[str, Path], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--store", str(sample_stores["multi"]), "--routes", "top:10", "--no-ray",
+                 "--no-progress", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    with (tmp_path / "trades.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    page = (tmp_path / "report.html").read_text()
+    assert summary["trades"] < 30
+    warning = summary["small_sample_warning"]
+    assert warning.startswith(f"only {summary['trades']} round trip")
+    assert f"WARNING: {warning}" in printed
+    assert warning in page[:page.index("<h2>Funnel</h2>")]
+    assert listed_trades(page) == [(r["route"], r["trip"]) for r in rows]
+    for r in rows:
+        if r["premium_entry_tether_bps"]:  # USDT/KRW and USD/KRW both known: coin x tether = total
+            coin, tether = float(r["premium_entry_coin_bps"]), float(r["premium_entry_tether_bps"])
+            total = ((1 + coin / 1e4) * (1 + tether / 1e4) - 1) * 1e4
+            assert abs(total - float(r["premium_entry_total_bps"])) < 1e-3
+    assert "Sharpe convention" in page and "Ledger reconciles" in page

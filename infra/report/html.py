@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from . import fmt
+from . import fmt, sections
 from .svg import EXIT_COLOR, Markers, Series, empty_chart, histogram, line_chart
 
 NS = 1_000_000_000
@@ -85,6 +85,7 @@ class ReportData:
     trade_net_pnl_krw: npt.NDArray[np.float64] = field(default_factory=_empty_f)
     title: str = "arbitrage-lite backtest report"
     premium_gap_ns: int | None = None
+    trades: list[dict[str, str]] = field(default_factory=list)  # trades.csv's rows, for the trade list
 
     def __post_init__(self) -> None:
         ts, pnl = _i64(self.equity[0]), _f64(self.equity[1])
@@ -97,7 +98,7 @@ _CSS = """
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1d1f;
 background:#f4f5f7;margin:0}
-main{max-width:1120px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh}
+main{max-width:1280px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh}
 h1{font-size:24px;margin:0 0 8px}
 h2{font-size:18px;margin:32px 0 10px;padding-bottom:4px;border-bottom:1px solid #e3e3e3}
 p.reading{font-size:15px;background:#f7f9fc;border-left:4px solid #1f5fa8;padding:10px 14px;margin:12px 0}
@@ -112,6 +113,12 @@ tbody tr:hover{background:#f5f8ff}
 figure{margin:14px 0}
 figure svg{width:100%;height:auto;display:block;border:1px solid #eee;border-radius:4px}
 .note{color:#666;font-size:13px}
+p.warn{background:#fff6e0;border-left:4px solid #e08a00;padding:8px 12px;margin:10px 0;font-weight:600}
+p.ok{background:#eef8f0;border-left:4px solid #1b7f3b;padding:8px 12px;margin:10px 0}
+.scroll{overflow-x:auto;max-height:900px;overflow-y:auto;border:1px solid #eee}
+table.trades{font-size:12px}table.trades td,table.trades th{padding:3px 6px}
+table.trades td{white-space:nowrap}table.trades small{color:#777}
+table.sortable th{cursor:pointer;position:sticky;top:0}
 """
 
 _RESULT_ROWS = (
@@ -123,9 +130,13 @@ _RESULT_ROWS = (
     ("slippage_krw", "Slippage (KRW)", "cost"),
     ("net_pnl_krw", "Net PnL (KRW)", "krw"),
     ("max_drawdown_krw", "Max drawdown (KRW)", "dd"),
-    ("zero_cost_net_pnl_krw", "Net PnL without costs (KRW)", "krw"),
 )
-_KNOWN = {k for k, _, _ in _RESULT_ROWS} | {"mode", "routes", "data", "funnel", "per_route", "assumptions"}
+_KNOWN = {k for k, _, _ in _RESULT_ROWS} | {
+    "mode", "routes", "data", "funnel", "per_route", "assumptions", "zero_cost_net_pnl_krw", "small_sample_warning",
+    "cost_attribution", "reconciliation", "sharpe_convention", "risk", "guarded_pairs", "alerts_by_rule"}
+_LABELS = {"sharpe_daily_annualized": "Sharpe (daily net PnL, ×√365, risk-free 0)"}
+_NOT_GENERIC = {"alerts", "risk_report"}  # shown aggregated in their own sections
+_MAX_LIST_ITEMS = 8
 
 
 def _money(v: object, kind: str = "krw") -> str:
@@ -198,10 +209,12 @@ def reading(data: ReportData) -> str:
             text += " The funnel below shows at which stage the candidate opportunities were filtered out."
         return text
     wr = fmt.pct(fmt.win_fraction(s))
-    text = (f"{n:,} round trip{'s' if n != 1 else ''}{context}, win rate {wr}, "
+    warn = s.get("small_sample_warning")
+    text = (f"<strong>⚠ {escape(str(warn))}.</strong> " if warn else "") + (
+            f"{n:,} round trip{'s' if n != 1 else ''}{context}, win rate {wr}, "
             f"net PnL {_span(s.get('net_pnl_krw'))} after {fmt.krw(s.get('fees_krw'))} KRW fees and "
-            f"{fmt.krw(s.get('slippage_krw'))} KRW slippage; without costs the same trades would have made "
-            f"{_span(s.get('zero_cost_net_pnl_krw'))}.")
+            f"{fmt.krw(s.get('slippage_krw'))} KRW slippage; without fees and slippage the same trades would have "
+            f"made {_span(s.get('zero_cost_net_pnl_krw'))}.")
     gross, net = fmt.to_decimal(s.get("gross_pnl_krw")), fmt.to_decimal(s.get("net_pnl_krw"))
     if gross is not None and net is not None and gross > 0 > net:
         text += f" Costs turned a gross profit of {fmt.krw(gross)} KRW into a loss."
@@ -229,8 +242,9 @@ def _headline(s: Mapping[str, object]) -> str:
     for k, v in s.items():
         if k not in _KNOWN and not isinstance(v, Mapping | list | tuple):
             text = fmt.krw(v) if k.endswith("_krw") else f"{v:,.3f}" if isinstance(v, float) else fmt.value(v)
-            res_rows.append((k.replace("_", " "), f'<td class="num">{escape(text)}</td>'))
-    return f'<div class="grid">{_kv_table(run_rows, "Run")}{_kv_table(res_rows, "Results")}</div>'
+            res_rows.append((_LABELS.get(k, k.replace("_", " ")), f'<td class="num">{escape(text)}</td>'))
+    warn = sections.warning(s.get("small_sample_warning"))
+    return f'{warn}<div class="grid">{_kv_table(run_rows, "Run")}{_kv_table(res_rows, "Results")}</div>'
 
 
 def _counts(s: Mapping[str, object]) -> str:
@@ -239,9 +253,17 @@ def _counts(s: Mapping[str, object]) -> str:
     for k, v in s.items():
         if k in _KNOWN or k == "config" or not isinstance(v, Mapping) or not v:
             continue
-        rows = [(str(name), f'<td class="num">{escape(fmt.value(val))}</td>') for name, val in v.items()]
+        rows = [(str(name), f'<td class="num">{escape(_short(val))}</td>') for name, val in v.items()
+                if name not in _NOT_GENERIC]
         parts.append(_kv_table(rows, k.replace("_", " ")))
     return f'<div class="grid">{"".join(parts)}</div>' if parts else ""
+
+
+def _short(v: object) -> str:
+    """A value for a table cell: long lists are counted, not spelled out (summary.json keeps them)."""
+    if isinstance(v, list | tuple) and len(v) > _MAX_LIST_ITEMS:
+        return f"{len(v):,} items (see summary.json)"
+    return fmt.value(v)
 
 
 def _funnel(s: Mapping[str, object]) -> str:
@@ -277,10 +299,30 @@ def _per_route(s: Mapping[str, object]) -> str:
     cols = [("trades", "count"), ("win_rate", "winrate"), ("gross_pnl_krw", "krw"), ("fees_krw", "cost"),
             ("slippage_krw", "cost"), ("net_pnl_krw", "krw"), ("max_drawdown_krw", "dd")]
     names = ("Trades", "Win rate", "Gross (KRW)", "Fees (KRW)", "Slippage (KRW)", "Net (KRW)", "Max DD (KRW)")
-    head = "<tr><th>Symbol</th>" + "".join(f'<th class="num">{n}</th>' for n in names) + "</tr>"
-    rows = "".join(f"<tr><td>{escape(sym)}</td>{''.join(_cell(f, k, kind) for k, kind in cols)}</tr>"
-                   for sym, f in items)
-    return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
+    guard = any("guarded" in f for _, f in items)
+    head = ("<tr><th>Symbol</th>" + "".join(f'<th class="num">{n}</th>' for n in names)
+            + ("<th>Guarded</th>" if guard else "") + "</tr>")
+    rows = "".join(f"<tr><td>{escape(sym)}{_small_mark(f)}</td>{''.join(_cell(f, k, kind) for k, kind in cols)}"
+                   f"{_guard_cell(f) if guard else ''}</tr>" for sym, f in items)
+    note = ('<p class="note">⚠: fewer than 30 round trips on that route, too few to read its figures as an '
+            "edge.</p>" if any(f.get("small_sample_warning") for _, f in items) else "")
+    return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>{note}"
+
+
+def _small_mark(f: Mapping[str, object]) -> str:
+    w = f.get("small_sample_warning")
+    return f' <span class="warnmark" title="{escape(str(w))}">⚠</span>' if w else ""
+
+
+def _guard_cell(f: Mapping[str, object]) -> str:
+    g = f.get("guarded")
+    if isinstance(g, list | tuple):
+        text = f"{len(g)} span{'s' if len(g) != 1 else ''}" if g else "no"
+    elif isinstance(g, Mapping):
+        text = str(g.get("reason", "yes"))
+    else:
+        text = "yes" if g else "no" if g is not None else "—"
+    return f"<td>{escape(text)}</td>"
 
 
 def _assumptions(s: Mapping[str, object]) -> str:
@@ -363,16 +405,23 @@ def render_report(data: ReportData) -> str:
         f"<title>{title}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{title}</h1>",
         f'<p class="reading">{reading(data)}</p>',
-        "<h2>Headline figures</h2>", _headline(s),
+        "<h2>Headline figures</h2>", _headline(s), sections.sharpe_note(s),
+        "<h2>Where the PnL came from (same trips)</h2>", sections.attribution(s),
         "<h2>Funnel</h2>", _funnel(s), _counts(s),
+        "<h2>Risk: rejections and halts</h2>", sections.risk(s),
+        "<h2>Guarded pairs</h2>", sections.guarded(s),
         "<h2>Equity and drawdown</h2>", _equity_charts(data),
         "<h2>Premium over time</h2>",
         '<p class="note">Premium in bps (blue), reference (orange, dashed); ▲ entries, ▼ exits. '
         "Lines break at data gaps. Times in UTC.</p>",
         _premium_section(data),
         "<h2>PnL per round trip</h2>", f"<figure>{hist}</figure>",
+        "<h2>Trade list</h2>", sections.trade_list(data.trades),
         "<h2>Per route</h2>", _per_route(s),
+        *(["<h2>Alerts by rule</h2>", alerts] if (alerts := sections.alerts(s)) else []),
+        "<h2>Ledger reconciliation</h2>", sections.reconciliation(s),
         "<h2>Assumptions</h2>", _assumptions(s),
+        sections.SORT_JS if data.trades else "",
         "</main></body></html>",
         "",
     ]

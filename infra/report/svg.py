@@ -379,3 +379,83 @@ def histogram(
         out.append(f'<text x="{fr.right}" y="{fr.bottom + 30}" text-anchor="end" fill="#777">'
                    f"{escape(unit)}</text>")
     return "\n".join([*out, "</svg>"])
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of time on one lane of a timeline (a halt, a tripped breaker, a guarded pair)."""
+
+    lane: str
+    start_ns: int
+    end_ns: int
+    color: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Point:
+    """One instant on a lane (an event), drawn as a tick with its own tooltip."""
+
+    lane: str
+    ts_ns: int
+    color: str
+    label: str
+
+
+_LANE_H, _LANE_LABEL_CHARS = 22, 11
+
+
+def timeline(lanes: Sequence[str], spans: Sequence[Span], points: Sequence[Point], *, start_ns: int,
+             end_ns: int, title: str = "", legend: Sequence[tuple[str, str]] = (), width: int = WIDTH) -> str:
+    """A strip per lane over [start_ns, end_ns] (UTC): shaded spans and event ticks with tooltips.
+
+    Ticks that land on the same pixel of a lane with the same colour are merged (the tooltip counts them).
+    """
+    if not lanes or end_ns < start_ns:
+        return empty_chart(title, width, 90, note="no events")
+    height = _MT + _LANE_H * len(lanes) + _MB
+    fr = _Frame(0.0, float(max(end_ns - start_ns, 1)), 0.0, float(len(lanes)), width, height)
+    out = _open(width, height, title) + _axes_time_only(fr, start_ns)
+    row = {name: i for i, name in enumerate(lanes)}
+
+    def x(ns: int) -> float:
+        return float(fr.px(np.asarray([float(min(max(ns, start_ns), end_ns) - start_ns)]))[0])
+
+    for i, name in enumerate(lanes):
+        y = fr.top + i * _LANE_H
+        out.append(f'<text x="{fr.left - 6}" y="{y + 15}" text-anchor="end" fill="#444">'
+                   f"{escape(name[:_LANE_LABEL_CHARS])}</text>")
+        out.append(f'<line x1="{fr.left}" x2="{fr.right}" y1="{y + _LANE_H}" y2="{y + _LANE_H}" stroke="#eee"/>')
+    for s in spans:
+        if s.lane not in row:
+            continue
+        x0, x1 = x(s.start_ns), x(s.end_ns)
+        y = fr.top + row[s.lane] * _LANE_H + 4
+        tip = f"{s.label}: {utc(s.start_ns)} → {utc(s.end_ns)} UTC"
+        out.append(f'<rect x="{fnum(x0)}" y="{y}" width="{fnum(max(x1 - x0, 1.5))}" height="{_LANE_H - 8}" '
+                   f'fill="{s.color}" fill-opacity="0.35"><title>{escape(tip)}</title></rect>')
+    merged: dict[tuple[str, int, str], list[Point]] = {}
+    for p in sorted(points, key=lambda p: (p.ts_ns, p.lane, p.label)):
+        if p.lane in row:
+            merged.setdefault((p.lane, round(x(p.ts_ns)), p.color), []).append(p)
+    for (lane, px, color), group in merged.items():
+        y = fr.top + row[lane] * _LANE_H
+        first = group[0]
+        tip = f"{first.label} {utc(first.ts_ns)} UTC" + (f" (+{len(group) - 1} more here)" if len(group) > 1 else "")
+        out.append(f'<line x1="{px}" x2="{px}" y1="{y + 2}" y2="{y + _LANE_H - 2}" stroke="{color}" '
+                   f'stroke-width="2.5"><title>{escape(tip)}</title></line>')
+    out += _legend(width, [(label, color, "line") for label, color in legend])
+    return "\n".join([*out, "</svg>"])
+
+
+def _axes_time_only(fr: _Frame, origin_ns: int) -> list[str]:
+    out = [f'<rect x="{fr.left}" y="{fr.top}" width="{fr.right - fr.left}" height="{fr.bottom - fr.top}" '
+           'fill="#fcfcfc" stroke="#ccc"/>']
+    for t, lab in time_ticks(origin_ns, origin_ns + round(fr.x1)):
+        p = fnum(float(fr.px(np.asarray([float(t - origin_ns)]))[0]))
+        out.append(f'<line x1="{p}" x2="{p}" y1="{fr.top}" y2="{fr.bottom + 4}" stroke="#e6e6e6"/>')
+        half = len(lab) * 3.3
+        anchor = "end" if float(p) + half > fr.w - 2 else "start" if float(p) - half < 2 else "middle"
+        out.append(f'<text x="{p}" y="{fr.bottom + 16}" text-anchor="{anchor}" fill="#555">{escape(lab)}</text>')
+    out.append(f'<text x="4" y="{fr.bottom + 16}" fill="#999">UTC</text>')
+    return out
