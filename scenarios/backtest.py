@@ -151,7 +151,6 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
     cap = capital_krw(cfg) * len(runs)
     head = figures(trips, open_trips, cap, first, last)
     resolutions = sorted({r.data.resolution for r in runs})
-        "fills": fill_summary(real),
     fx_sources = sorted({r.data.fx_source for r in runs})
     summary: dict[str, object] = {
         "mode": mode,
@@ -161,6 +160,7 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
         **head,  # zero_cost_net_pnl_krw: these same trips before fees and slippage (core.metrics.cost_attribution)
         "funnel": funnel(real),
         "rejections": rejections(real),
+        "fills": fill_summary(real),
         "capital_krw": money(cap),
         "per_route": {r.data.base: _route_figures(r, cfg) for r in runs},
         **report_fields(runs),
