@@ -65,7 +65,7 @@ def to_ns(v: object) -> int | None:
 
 def _bps(v: object) -> str:
     d = fmt.to_decimal(v)
-    return "—" if d is None else f"{float(d):,.1f}"
+    return "—" if d is None else f"{round(float(d), 1) + 0.0:,.1f}"  # + 0.0: never "-0.0"
 
 
 def attribution(s: Mapping[str, object]) -> str:
