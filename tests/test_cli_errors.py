@@ -7,6 +7,7 @@ entry point in a subprocess.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -224,9 +225,15 @@ def test_help_is_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--set" in out and "--ray-address" in out and "docs/config.md" in out
 
 
-def test_the_entry_point_is_the_top_level_cli() -> None:
+def test_the_entry_point_is_the_top_level_cli(tmp_path: Path) -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"arbitrage-lite": "arbitrage_lite.cli:main"}
+    script = shutil.which("arbitrage-lite")
+    if script is None:
+        pytest.skip("arbitrage-lite is not installed on PATH (pip install -e .)")
+    proc = subprocess.run([script, "drill", "kill", "--replay", ".", "--routes", "BTC", "--out", "o", "--times", "0"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    _check_one_line(proc.returncode, proc.stdout, proc.stderr, "below 1")
 
 
 @pytest.mark.parametrize(("argv", "needle"), [

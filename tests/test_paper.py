@@ -125,8 +125,9 @@ def _paper_request(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPa
         raise _Request(req)
 
     monkeypatch.setattr(paper_scenario, "run_paper", capture)
-    with pytest.raises(_Request) as caught:
-        main(["paper", "--replay", str(tmp_path), "--routes", "BTC", "--out", str(tmp_path / "out"), *args])
+    with pytest.raises(_Request) as caught:  # --debug: the CLI lets an unexpected exception through
+        main(["paper", "--debug", "--replay", str(tmp_path), "--routes", "BTC", "--out", str(tmp_path / "out"),
+              *args])
     req = caught.value.args[0]
     assert isinstance(req, PaperRequest)
     return req
