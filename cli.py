@@ -360,10 +360,24 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
 
 
+def _log_lines(debug: bool) -> None:
+    """Log records as one line each, like the errors (``arbitrage-lite: warning: ...``); --debug: everything."""
+    from loguru import logger
+
+    logger.remove()
+    if debug:
+        logger.add(sys.stderr, level="DEBUG")
+    else:  # a template per record (the message is substituted by loguru, braces and all)
+        logger.add(sys.stderr, level="WARNING", format=lambda r: f"{PROG}: {r['level'].name.lower()}: {{message}}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (2: bad input, 1: failed, 130: interrupted)."""
+    command_line = argv is None  # the real command (not a test calling main): own the log format too
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if command_line:
+        _log_lines(debug)
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))

@@ -7,6 +7,7 @@ entry point in a subprocess.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import socket
 import subprocess
@@ -249,3 +250,14 @@ def test_the_real_entry_point_in_a_subprocess(argv: list[str], needle: str, tmp_
     assert time.perf_counter() - t0 < 3 * FAST_S
     assert proc.returncode == 2
     _check_one_line(proc.returncode, proc.stdout, proc.stderr, needle)
+
+
+def test_snapshots_redis_refused_are_reported_where_they_went(capsys: pytest.CaptureFixture[str]) -> None:
+    args = argparse.Namespace(redis="redis://127.0.0.1:6379/0", snapshots=None)
+    extra = {"routes": [{"recovery": {"snapshot_fallbacks_total": 3}}, {"recovery": None}]}
+    cli._warn_snapshot_fallbacks(extra, args)
+    err = capsys.readouterr().err
+    assert err.startswith("arbitrage-lite: warning:") and err.count("\n") == 1
+    assert "3 route snapshot(s)" in err and "under snapshots/" in err
+    cli._warn_snapshot_fallbacks({"routes": [{"recovery": {"snapshot_fallbacks_total": 0}}]}, args)
+    assert capsys.readouterr().err == ""
