@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.events import EventBatch, fx_to_events_like
 from ..core.fx_aggregate import FxAggregator, FxQuote, FxReading
+from ..core.paper_venue import NO_MORE_EVENTS
 from .feed import Batches
 from .inbox import SequencedInbox
 from .recovery import Named, RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
@@ -75,7 +76,8 @@ class FxAggregatorActor:
         for j, (upto, batches) in enumerate(ready):
             rates = {route: self._aggregate(route, quotes) for route, quotes in batches.items()}
             newest = max((int(e.ts[-1]) for e in rates.values() if e.ts.size), default=self._fx_ts)
-            self._fx_ts, self._fx_age_ns = newest, (upto - newest if newest >= 0 else None)
+            if upto < NO_MORE_EVENTS:  # the closing window ("nothing more") has no market time of its own
+                self._fx_ts, self._fx_age_ns = newest, (upto - newest if newest >= 0 else None)
             if self._hosts is None:
                 sent = [(route, self._send(route, upto, Batches.of([(route, events)])))
                         for route, events in rates.items()]

@@ -188,4 +188,4 @@ def test_paper_run_serves_from_the_start_and_feeds_every_metric(sample_stores: d
     empty = [name for name in EngineMetrics().names() if per_family.get(name, 0) == 0]
     assert not empty, f"declared but never fed: {empty}"
     assert got[("arb_feed_events_total", (("venue", "upbit"),))] > 0
-    assert got[("arb_fx_staleness_seconds", (("pair", "USDT/KRW"),))] >= 0
+    assert 0 <= got[("arb_fx_staleness_seconds", (("pair", "USDT/KRW"),))] < 3 * 86_400  # daily rates: < 3 days
