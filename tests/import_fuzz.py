@@ -358,7 +358,7 @@ def _error_shape(error: str) -> str:
     return error.splitlines()[0].split(": ")[1] if ": " in error else error[:40]
 
 
-def run_fuzz(seed: int, n: int, work: Path, files_per_store: int = 40,
+def run_fuzz(seed: int, n: int, work: Path, files_per_store: int = 10,
              on_case: Callable[[Case], None] | None = None) -> FuzzStats:
     """Import ``n`` generated files one at a time; re-read every series an import touched and check it."""
     from arbitrage_lite.infra.data import importer

@@ -14,6 +14,7 @@ import pytest
 
 from arbitrage_lite.infra.data.importer import DataImportError, ImportResult, format_import_results, run_import
 from arbitrage_lite.infra.data.layouts import LAYOUTS, LayoutError, detect_layout, iso_to_ns
+from arbitrage_lite.infra.data.plausible import count_violations
 from arbitrage_lite.infra.data.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -308,3 +309,102 @@ def test_make_sample_reproduces_bundled_sample(tmp_path: Path) -> None:
     made = make_samples(SHARED, tmp_path / "out")
     for f in made:
         assert f.read_bytes() == (SAMPLE / f.name).read_bytes(), f.name
+
+
+# --- hostile input: every bad row rejected with a reason, nothing implausible stored ------------------
+NOW = 1_767_225_600 * 10**9  # 2026-01-01 UTC, the importer's "now" in these tests
+
+
+def _violations(root: Path) -> dict[str, dict[str, int]]:
+    st = Store(root)
+    out = {}
+    for s in st.series():
+        bad = count_violations(s.kind, s.symbol, st.read(s.kind, s.venue, s.symbol), NOW)
+        if bad:
+            out[f"{s.kind}/{s.venue}/{s.symbol}"] = bad
+    return out
+
+
+def test_a_column_mixing_empty_and_malformed_cells_rejects_those_rows(tmp_path: Path) -> None:
+    head, *rows = _lines(FX_DAILY)
+    rows[1], rows[3] = "2024-08-25,", "2024-12-02,abc"  # one empty rate, one junk rate (old code: TypeError)
+    r = _one(run_import([_write(tmp_path / "fx.csv", [head, *rows])], tmp_path / "s", now_ns=NOW))
+    assert (r.report.count("missing_values"), r.report.count("malformed_lines")) == (1, 1)
+    assert Store(tmp_path / "s").read("fx", "ref", "USD-KRW").num_rows == 4
+
+
+def test_implausible_values_are_rejected_with_their_reasons(tmp_path: Path) -> None:
+    head, *rows = _lines(JOINED)[:13]
+    cells = [r.split(",") for r in rows]
+    cells[0][0] = "2024-02-30 00:00:00"  # not a calendar date (strptime makes it 2024-03-01)
+    cells[1][0] = "1970-01-01 00:00:00"
+    cells[2][0] = "9999-12-31 23:59:59"  # past int64 ns
+    cells[3][1] = "1e308"  # KRW price above 1e11
+    cells[4][5] = "inf"  # upbit volume
+    cells[5][9] = "1e30"  # USDT price above 1e8
+    cells[6][10] = "-1"  # binance volume
+    cells[7][0] = "2026-01-03 00:00:00"  # two days after "now"
+    path = _write(tmp_path / "j.csv", [head, *(",".join(c) for c in cells)])
+    r = _one(run_import([path], tmp_path / "s", symbol="BTC", now_ns=NOW))
+    c = r.report.counts
+    assert c["malformed_lines"] == 1 and c["bad_time"] == 2 * 3  # 1970, 9999 and the future: both venues
+    assert (c["price_out_of_range"], c["qty_out_of_range"], c["negative_qty"]) == (2, 1, 1)
+    assert [s.rows_total for s in r.series] == [12 - 4 - 2, 12 - 4 - 2]
+    assert _violations(tmp_path / "s") == {}
+    text = format_import_results([r])
+    assert all(k in text for k in ("bad_time", "price_out_of_range", "qty_out_of_range"))
+
+
+def test_fx_outside_500_5000_and_wrapped_times_are_rejected(tmp_path: Path) -> None:
+    head, *rows = _lines(KIMPAI_FX)
+    good = [r for r in rows if r.split(",")[2]][:6]
+    cells = [r.split(",") for r in good]
+    cells[0][2] = "1e300"
+    cells[1][2] = "0.00068"  # USD per KRW: inverted
+    cells[2][3] = str(2**62)  # ms: * 1e6 would wrap int64
+    cells[3][3] = str(int(cells[3][3]) // 1000)  # seconds where ms are expected -> 1970
+    path = _write(tmp_path / "usdkrw.csv", [head, *(",".join(c) for c in cells)])
+    r = _one(run_import([path], tmp_path / "s", now_ns=NOW))
+    assert (r.report.count("fx_out_of_range"), r.report.count("bad_time")) == (2, 2)
+    fx = Store(tmp_path / "s").read("fx", "ref", "USD-KRW")
+    assert fx.num_rows == 2 and _violations(tmp_path / "s") == {}
+
+
+def test_json_lines_with_huge_ints_and_wrong_types_are_rejected_by_line(tmp_path: Path) -> None:
+    lines = _lines(L2)[:60]
+    trade_i = [i for i, line in enumerate(lines) if '"e":"trade"' in line]
+    lines[trade_i[0]] = re.sub(r'"t":\d+', f'"t":{2**70}', lines[trade_i[0]])  # old code: OverflowError
+    lines[trade_i[1]] = re.sub(r'"T":\d+', f'"T":{2**62}', lines[trade_i[1]])  # ms * 1e6 wraps int64
+    lines[trade_i[2]] = re.sub(r'"p":"[^"]*"', '"p":true', lines[trade_i[2]])  # a boolean is no price
+    lines.insert(3, "1723161253937085768 " + "[" * 100_000)  # RecursionError in json
+    r = _one(run_import([_write(tmp_path / "l2.txt", lines)], tmp_path / "s", now_ns=NOW))
+    assert r.report.count("malformed_lines") == 3 and r.report.count("bad_time") == 1
+    trades = Store(tmp_path / "s").read("trades", "binance", "BTC-USDT")
+    assert trades.num_rows == len(trade_i) - 3 and _violations(tmp_path / "s") == {}
+
+
+def test_snapshot_file_whose_rows_are_all_out_of_scope_is_counted(tmp_path: Path) -> None:
+    head, *rows = _lines(KIMPAI)[:6]
+    rows = [",".join(c if k != 2 else "" for k, c in enumerate(r.split(","))) for r in rows]  # no exchange
+    path = _write(tmp_path / "prices.csv", [head, *rows])  # old code: IndexError
+    r = _one(run_import([path], tmp_path / "s", now_ns=NOW))
+    assert r.report.count("skipped") == 5 and r.series == []
+
+
+def test_unreadable_file_is_one_clear_error_and_the_others_import(tmp_path: Path) -> None:
+    broken = tmp_path / "cut.csv.gz"
+    broken.write_bytes(gzip.compress(FX_DAILY.read_bytes())[:40])
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DataImportError) as ei:
+        run_import([broken, junk, KIMPAI_FX], tmp_path / "s", now_ns=NOW)
+    res = ei.value.results
+    assert [(r.ok, r.error_kind) for r in res] == [(False, "unreadable"), (False, "layout"), (True, None)]
+    assert all(r.error is not None and str(r.path) in r.error for r in res[:2])
+    assert Store(tmp_path / "s").has("fx", "ref", "USD-KRW")
+
+
+def test_bundled_sample_meets_the_store_invariant(tmp_path: Path) -> None:
+    run_import([JOINED, FX_DAILY, KIMPAI, KIMPAI_FX, L2, OB_UPBIT, OB_BINANCE], tmp_path / "s", symbol="BTC",
+               now_ns=NOW)
+    assert _violations(tmp_path / "s") == {}
