@@ -251,7 +251,8 @@ def _add_recovery_args(pp: argparse.ArgumentParser) -> None:
     pp.add_argument("--clean", action="store_true", help="start fresh (older runs' snapshots are left alone)")
     pp.add_argument("--redis", type=chk.redis_url,
                     help="snapshots in Redis at this URL (default: files under --snapshots)")
-    pp.add_argument("--snapshots", help="directory of the embedded snapshot store (default: snapshots)")
+    pp.add_argument("--snapshots", help="directory of the embedded snapshot store; with --redis it keeps a copy of "
+                    "every snapshot, what a restart during a Redis outage reads (default: snapshots)")
     pp.add_argument("--journal", help="journal directory (SQLite there, or --journal-dsn; overflow file there)")
     pp.add_argument("--journal-dsn", help="PostgreSQL DSN for the journal")
 
