@@ -234,11 +234,8 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                            if lat.size else None)
     extras["ledger"] = await portfolio.all_balances.remote()
     if journal is not None:
-        flushed = await journal.flush.remote(60.0)
-        extras["journal"] = {"flushed": flushed, "counts": await journal.counts.remote(req.run_id),
-                             "expected": {"intent": sum(s["orders"] for s in stats),
-                                          "fill": sum(len(r.fills) for r in results.values())},
-                             "stats": await journal.close.remote()}
+        extras["journal"] = await _close_journal(journal, req.run_id, {
+            "intent": sum(s["orders"] for s in stats), "fill": sum(len(r.fills) for r in results.values())})
         ray.kill(journal)
     if chaos_task is not None:
         extras["chaos"] = await chaos_task
@@ -261,6 +258,27 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     if risk is not None and local_risk is None:  # else it was a route host, gone already
         ray.kill(risk)
     return results, extras
+
+
+JOURNAL_FLUSH_S, JOURNAL_FLUSH_DOWN_S = 60.0, 10.0  # how long the end of a run waits for the journal backend
+
+
+async def _close_journal(journal: Any, run_id: str, expected: dict[str, int]) -> dict[str, Any]:
+    """The journal's end of a run. With its backend down (PostgreSQL not back yet) the run still ends: what is
+    not written is in the overflow file, fsync'ed, for the next start on that journal directory to write; the
+    report says how much (``left_in_overflow``) and which service failed (``error``)."""
+    from ..infra.journal import JournalUnavailable
+
+    state = await journal.stats.remote()
+    out: dict[str, Any] = {"flushed": await journal.flush.remote(
+        JOURNAL_FLUSH_S if state["backend_ok"] else JOURNAL_FLUSH_DOWN_S), "expected": expected}
+    try:
+        out["counts"] = await journal.counts.remote(run_id)
+    except JournalUnavailable as exc:  # Ray's task error is an instance of the actor's exception class too
+        out["counts"], out["error"] = None, str(getattr(exc, "cause", exc))
+    out["stats"] = await journal.close.remote()
+    out["left_in_overflow"] = out["stats"]["pending"]
+    return out
 
 
 def run_paper(req: PaperRequest) -> dict[str, object]:
