@@ -22,7 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from arbitrage_lite.infra.data.plausible import INT64_MAX, INT64_MIN, OUT_OF_RANGE_TIME
+from arbitrage_lite.infra.data.checked import (
+    checked_float,
+    checked_int,
+    checked_ms,
+    checked_ns,
+    levels,
+    scale_time,
+    strict_number,
+)
+from arbitrage_lite.infra.data.plausible import INT64_MAX, OUT_OF_RANGE_TIME
 from arbitrage_lite.infra.data.store import valid_symbol
 from arbitrage_lite.infra.data.validate import ValidationReport
 
@@ -30,11 +39,6 @@ NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BINANCE_QUOTES = ("FDUSD", "USDT", "BUSD", "BTC", "ETH")  # longest first
-# ASCII only: Python's float()/int() also take "1_000" and non-ASCII digits, which no source writes.
-_FLOAT_RE = re.compile(r"[+-]?(([0-9]+\.?[0-9]*)|(\.[0-9]+))([eE][+-]?[0-9]+)?|[+-]?([Nn]a[Nn]|[Ii]nf(inity)?)")
-_INT_RE = re.compile(r"[+-]?[0-9]{1,19}")
-
-
 class LayoutError(ValueError):
     """The file's layout is unknown, or it lacks information that must come from the caller."""
 
@@ -188,18 +192,6 @@ def _read_csv_columns(data: bytes, on_invalid: Callable[[pacsv.InvalidRow], str]
     )
 
 
-def _strict_number(text: str | None, floating: bool) -> float | int | None:
-    """One cell by hand: ASCII number syntax only, integers within int64; None if not a number."""
-    if text is None:
-        return None
-    if floating:
-        return float(text) if _FLOAT_RE.fullmatch(text) else None
-    if not _INT_RE.fullmatch(text):
-        return None
-    v = int(text)
-    return v if INT64_MIN <= v <= INT64_MAX else None
-
-
 def _convert(col: pa.ChunkedArray, to: pa.DataType) -> tuple[pa.Array, np.ndarray[Any, Any]]:
     """Cast strings to ``to``; returns (values with invalid -> null, invalid mask).
 
@@ -210,7 +202,7 @@ def _convert(col: pa.ChunkedArray, to: pa.DataType) -> tuple[pa.Array, np.ndarra
         return pc.cast(arr, to), np.zeros(len(arr), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         floating = pa.types.is_floating(to)
-        vals = [_strict_number(x, floating) for x in arr.to_pylist()]
+        vals = [strict_number(x, floating) for x in arr.to_pylist()]
         invalid = np.array([v is None and x is not None for v, x in zip(vals, arr.to_pylist(), strict=True)],
                            dtype=bool)
         return pa.array(vals, type=to), invalid
@@ -228,48 +220,6 @@ def _convert_time(col: pa.ChunkedArray, fmt: str) -> tuple[pa.Array, np.ndarray[
     secs = pc.fill_null(t.cast(pa.int64()), OUT_OF_RANGE_TIME)
     ns = scale_time(np.asarray(secs.to_numpy(zero_copy_only=False), dtype=np.int64), NS_PER_S)
     return pa.array(ns, mask=np.asarray(t.is_null().to_numpy(zero_copy_only=False), dtype=bool)), invalid
-
-
-def scale_time(x: np.ndarray[Any, Any], factor: int) -> np.ndarray[Any, Any]:
-    """``x * factor`` checked before multiplying: values that would leave int64 (or are negative, i.e. before
-    1970) become OUT_OF_RANGE_TIME instead of wrapping around."""
-    x = np.asarray(x, dtype=np.int64)
-    ok = (x >= 0) & (x <= INT64_MAX // factor)
-    return np.where(ok, x * np.where(ok, factor, 0), OUT_OF_RANGE_TIME).astype(np.int64)
-
-
-def checked_int(x: Any, lo: int = 0, hi: int = INT64_MAX) -> int:
-    """A JSON integer field (number or digit string, as recorders write both) within [lo, hi]."""
-    if isinstance(x, bool) or not isinstance(x, int | str | float):
-        raise ValueError(f"not an integer: {x!r:.40}")
-    if isinstance(x, float):
-        if not x.is_integer():
-            raise ValueError(f"not an integer: {x!r}")
-        v = int(x)
-    elif isinstance(x, str):
-        if not _INT_RE.fullmatch(x):
-            raise ValueError(f"not an integer: {x!r:.40}")
-        v = int(x)
-    else:
-        v = x
-    if not lo <= v <= hi:
-        raise ValueError(f"integer out of range: {v!r:.40}")
-    return v
-
-
-def checked_ms(x: Any) -> int:
-    """A JSON ms time -> ns, overflow-checked (an out-of-range time becomes OUT_OF_RANGE_TIME)."""
-    v = checked_int(x, INT64_MIN, INT64_MAX)
-    return v * NS_PER_MS if 0 <= v <= INT64_MAX // NS_PER_MS else OUT_OF_RANGE_TIME
-
-
-def checked_float(x: Any) -> float:
-    """A JSON price/size (number or decimal string); booleans and other types are malformed."""
-    if isinstance(x, bool) or not isinstance(x, int | float | str):
-        raise ValueError(f"not a number: {x!r:.40}")
-    if isinstance(x, str) and not _FLOAT_RE.fullmatch(x):
-        raise ValueError(f"not a number: {x!r:.40}")
-    return float(x)
 
 
 def _typed(t: pa.Table, spec: dict[str, pa.DataType | str], report: ValidationReport,
@@ -513,26 +463,6 @@ def _rows_table(names: list[str], rows: list[Any]) -> pa.Table:
 
 
 _FLOAT_COLS = frozenset({"price", "qty", "bid", "bid_qty", "ask", "ask_qty"})
-
-
-def levels(side: Any) -> list[tuple[float, float]]:
-    """A book side ``[[px, qty], ...]``: each level exactly two numbers (a 2-char string is not a level)."""
-    if not isinstance(side, list):
-        raise ValueError(f"book side is not a list: {side!r:.40}")
-    out = []
-    for lvl in side:
-        if not isinstance(lvl, list) or len(lvl) != 2:
-            raise ValueError(f"book level is not [price, qty]: {lvl!r:.40}")
-        out.append((checked_float(lvl[0]), checked_float(lvl[1])))
-    return out
-
-
-def checked_ns(text: str) -> int:
-    """An ns time written as an integer; out of int64 -> OUT_OF_RANGE_TIME (rejected as bad_time)."""
-    if not re.fullmatch(r"[+-]?[0-9]{1,30}", text):
-        raise ValueError(f"not an integer time: {text[:40]!r}")
-    v = int(text)
-    return v if 0 <= v <= INT64_MAX else OUT_OF_RANGE_TIME
 
 
 def _rest_snapshots(rest: list[tuple[int, int, dict[str, Any]]], symbols: list[str],
