@@ -1,5 +1,11 @@
 """RiskCoordinatorActor: the tiers of core.risk behind one actor; every verdict is kept with its reason.
 
+Routes report what they did (``progress``: trips opened and closed, and how far in market time they have
+reported) and ask before each open (``check_open``). With ``configure(routes, ...)`` a replayed run's
+questions are answered in market-time order (core.risk_sequencer): a question waits until every other route
+has reported up to its time, so paper answers exactly as the backtest does. Without it (live: one clock)
+facts are booked as they arrive and questions answered at once.
+
 Restartable: with a RecoveryConfig it snapshots after every call that changes its state, before answering,
 so an answered call is never lost. Calls carry keys (the route's verdict number, the route's trip number): a
 call made again -- Ray retrying it after a restart, or a restored route replaying -- gets the first answer
@@ -8,13 +14,19 @@ and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from loguru import logger
+
 from ..core.domain import Venue
 from ..core.risk import RiskCoordinator, RiskLimits, RiskVerdict
+from ..core.risk_sequencer import RiskFact, RiskSequencer
 from .recovery import RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
+
+ORDER_WAIT_S = 60.0  # a question waits this long for slower routes before it is answered anyway
 
 
 class RiskCoordinatorActor:
@@ -24,21 +36,73 @@ class RiskCoordinatorActor:
         self._verdicts: dict[str, RiskVerdict] = {}
         self._applied: set[str] = set()
         self.repeated_calls = 0
+        self.order_timeouts: list[dict[str, Any]] = []  # questions answered before the routes they waited for
+        self.wait_s = ORDER_WAIT_S
+        self._seq = RiskSequencer(self._risk, (), Decimal(0), ordered=False)
+        self._turn: asyncio.Condition | None = None
         self.snaps = Snapshots(recovery, "risk", "coordinator") if recovery is not None else None
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
             self._restore()
         mark_ready()
 
-    def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
-                   fx_stale: bool = False, key: str | None = None) -> RiskVerdict:
+    def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True) -> None:
+        """The run's routes (their order breaks ties in market time) and capital (equity = capital + booked
+        net PnL); ``ordered``: answer in market-time order (replays). A restored actor keeps its own."""
+        if self._seq.routes or self._seq.booked:
+            return
+        self._seq = RiskSequencer(self._risk, tuple(routes), capital_krw, ordered=ordered)
+        self._save()
+
+    async def progress(self, route: str, done_through_ns: int, facts: Sequence[RiskFact] = ()) -> None:
+        """``route`` has reported every trip it opened or closed at or before ``done_through_ns``."""
+        self._seq.progress(route, done_through_ns, facts)
+        self._save()
+        await self._wake()
+
+    async def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
+                         fx_stale: bool = False, key: str | None = None,
+                         facts: Sequence[RiskFact] = ()) -> RiskVerdict:
+        """May ``route`` open at ``now_ns``? ``facts``: what it did since its last report. Waits for its turn in
+        market time (ordered runs); a wait over ``wait_s`` is answered anyway and recorded."""
         if key is not None and key in self._verdicts:
             self.repeated_calls += 1
             return self._verdicts[key]
-        verdict = self._risk.check_open(route, symbol, venue_notionals, now_ns, fx_stale=fx_stale)
+        if not self._seq.ordered:
+            self._seq.progress(route, now_ns - 1, facts)
+            verdict = self._risk.check_open(route, symbol, venue_notionals, now_ns, fx_stale=fx_stale)
+        else:
+            self._seq.ask(route, now_ns, facts)
+            await self._wake()  # a question is progress too: an earlier one may have waited only for it
+            await self._wait_turn(route, now_ns)
+            verdict = self._seq.answer(route, venue_notionals)
         if key is not None:
             self._verdicts[key] = verdict
         self._save()
+        await self._wake()
         return verdict
+
+    async def _wait_turn(self, route: str, now_ns: int) -> None:
+        if self._turn is None:
+            self._turn = asyncio.Condition()
+        async with self._turn:
+            try:
+                await asyncio.wait_for(self._turn.wait_for(lambda: self._seq.ready(route)), self.wait_s)
+            except TimeoutError:
+                waited_for = {r: self._seq.asking.get(r, self._seq.done_through[r]) for r in self._seq.blocking(route)}
+                self.order_timeouts.append({"route": route, "now_ns": now_ns, "waited_for": waited_for})
+                logger.warning("risk question of {} at {} answered after {} s without {}", route, now_ns,
+                               self.wait_s, waited_for)
+
+    async def _wake(self) -> None:
+        if self._turn is not None:
+            async with self._turn:
+                self._turn.notify_all()
+
+    def flatten_requests(self) -> list[str]:
+        """Routes the kill switch (booked in market-time order) told to flatten since the last call."""
+        out = sorted(self._seq.flatten)
+        self._seq.flatten.clear()
+        return out
 
     def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
                     now_ns: int) -> RiskVerdict:
@@ -63,7 +127,14 @@ class RiskCoordinatorActor:
         return out
 
     def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
-        """Feed the portfolio's equity; returns the mode and the routes to flatten (kill switch)."""
+        """Feed the portfolio's equity; returns the mode and the routes to flatten (kill switch). With routes
+        reporting their trips (``progress``), equity is booked from them in market-time order, and this
+        call only reads the mode and the positions to flatten."""
+        if self._seq.routes or self._seq.booked:
+            st = self._risk.state
+            halted = st.mode.value == "halted"
+            return {"mode": st.mode.value, "flatten": sorted(st.positions) if halted else [],
+                    "halt_reason": st.halt_reason}
         flatten = self._risk.on_equity(equity_krw, now_ns)
         self._save()
         st = self._risk.state
@@ -86,7 +157,11 @@ class RiskCoordinatorActor:
 
     def report(self) -> dict[str, Any]:
         """Rejected opens by first trigger and the halt/breaker timeline (summary.json's ``risk``)."""
-        return self._risk.report()
+        self._seq.book()  # trips closed after the last question
+        out = self._risk.report()
+        if self.order_timeouts:
+            out["order_timeouts"] = self.order_timeouts
+        return out
 
     def mode(self) -> str:
         return str(self._risk.state.mode.value)
@@ -112,6 +187,7 @@ class RiskCoordinatorActor:
         if self.snaps is None:
             return
         self.snaps.save({"risk": self._risk.snapshot(), "applied": sorted(self._applied),
+                         "sequencer": self._seq.snapshot(),
                          "verdicts": {k: [v.allowed, v.first_trigger, v.tier, list(v.reasons), v.verdict]
                                       for k, v in self._verdicts.items()}})
 
@@ -121,6 +197,8 @@ class RiskCoordinatorActor:
         if snap is None:
             return
         self._risk.restore(snap["risk"])
+        if "sequencer" in snap:  # snapshots of runs from before routes reported through progress have none
+            self._seq = RiskSequencer.restore(self._risk, snap["sequencer"])
         self._applied = set(snap["applied"])
         self._verdicts = {k: RiskVerdict(bool(a), ft, tier, tuple(reasons), str(v))
                           for k, (a, ft, tier, reasons, v) in snap["verdicts"].items()}

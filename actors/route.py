@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import gc
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -30,15 +30,16 @@ from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
 from ..core.replay import RouteResult, build_result, inject_report, kernel_params, step, warm_up
 from ..core.risk import RiskLimits, RiskVerdict
-from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, fill_at
+from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through, fill_at
+from ..core.risk_sequencer import RiskFact, risk_facts
 from ..core.route_state import (
     L_ACTIVE,
-    L_DONE,
     L_DEADLINE,
+    L_DONE,
     L_DUE,
     L_QTY,
-    L_SIDE,
     L_READY,
+    L_SIDE,
     L_VENUE,
     S_CAND_TS,
     S_FLATTEN,
@@ -229,15 +230,17 @@ class RouteActor:
             status, i = step(self.state, chunk, i, len(chunk), final, False, self.params)
             self._fund_portfolio_once()
             self._send_new_legs(received_ns)
-            if status == ST_NEED_RISK:
-                await self._report_trips()  # risk must know every closed trip before ruling on a new open
-                await self._risk_verdict()
+            if status == ST_NEED_RISK:  # risk must know every trip before ruling on a new open: sent with it
+                await self._risk_verdict(await self._report_trips())
                 self._send_new_legs(received_ns)  # the legs the next step would show, sent without waiting for it
             elif status == ST_NEED_FILLS:
                 await self._collect_due_fills(int(chunk.ts[i]) if i < len(chunk) else NO_MORE_EVENTS)
             elif status == ST_DONE:
                 break
-        await self._report_trips()
+        facts = await self._report_trips()
+        if self.risk is not None:
+            self._track(self.risk.progress.remote(self.route, facts_done_through(self.state, watermark, final),
+                                                  facts))
         if self.journal is not None:
             self._track(self.journal.flush())
         if self.snaps is not None:
@@ -382,7 +385,7 @@ class RouteActor:
     def _pending_is_open(self) -> bool:
         return int(self.state.si[S_PACT]) == ACTION_OPEN
 
-    async def _risk_verdict(self) -> None:
+    async def _risk_verdict(self, facts: list[RiskFact]) -> None:
         s = self.state
         allowed = True
         if self.risk is not None:
@@ -390,7 +393,7 @@ class RouteActor:
             t = int(s.si[S_CAND_TS])  # the candidate's decision time, whatever the window cut
             self.risk_asks += 1
             verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
-                                                        key=f"{self.route}:{self.risk_asks}")
+                                                        key=f"{self.route}:{self.risk_asks}", facts=facts)
             allowed = verdict.allowed
             if self.journal is not None:
                 rec = risk_verdict_record(self.run_id, self.route, verdict, seq=self.risk_asks, action="open",
@@ -473,15 +476,13 @@ class RouteActor:
                 mid = Decimal(str(self.state.quotes[0, 0]))
                 self.max_unhedged_krw = max(self.max_unhedged_krw, units_to_dec(int(legs[0, L_QTY])) * mid)
 
-    async def _report_trips(self) -> None:
-        """Tell the portfolio and risk about the trips opened and closed since the last call: the facts and
-        their order (equity first, then the closed trip) are core.risk_feed's, as in the backtest's driver."""
+    async def _report_trips(self) -> list[RiskFact]:
+        """Tell the portfolio about the trips closed since the last call; returns the trips opened and closed,
+        for risk (core.risk_feed reads them, as the backtest's driver does; risk books them in market time)."""
         s = self.state
-        for fact in self.feed.new_facts(s):
+        facts = self.feed.new_facts(s)
+        for fact in facts:
             if isinstance(fact, TripOpened):
-                if self.risk is not None:
-                    self._track(self.risk.on_position_opened.remote(self.route, self.route, fact.notionals,
-                                                                    key=f"{self.route}:{fact.trip}"))
                 continue
             trip, pnl = fact.trip, fact.pnl
             self.net_krw += pnl.net_krw
@@ -503,9 +504,7 @@ class RouteActor:
                 # awaited: the kill switch must see this trip before the route decides anything later
                 await self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
                                                            pnl.slippage_krw, pnl.net_krw, fact.ts_ns, trip=trip)
-            if self.risk is not None:
-                self._track(self.risk.on_round_trip_closed.remote(self.route, pnl.net_krw, fact.ts_ns,
-                                                                  key=f"{self.route}:{trip}"))
+        return risk_facts(facts)
 
     async def flatten(self, route: str | None = None) -> None:
         """Kill switch: close any open position at the next decision (the RiskCoordinator refuses new opens).
@@ -655,8 +654,15 @@ class RouteHostActor:
         return self.risk
 
     async def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
-                         fx_stale: bool = False, key: str | None = None) -> RiskVerdict:
-        return self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale, key)
+                         fx_stale: bool = False, key: str | None = None,
+                         facts: Sequence[RiskFact] = ()) -> RiskVerdict:
+        return await self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale, key, facts)
+
+    async def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True) -> None:
+        self._coordinator().configure(routes, capital_krw, ordered)
+
+    async def progress(self, route: str, done_through_ns: int, facts: Sequence[RiskFact] = ()) -> None:
+        await self._coordinator().progress(route, done_through_ns, facts)
 
     async def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
                           now_ns: int) -> RiskVerdict:
@@ -715,7 +721,11 @@ class _LocalMethod:
     def remote(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
-            fut.set_result(self._fn(*args, **kwargs))
+            result = self._fn(*args, **kwargs)
         except Exception as exc:  # delivered where it is awaited, as a Ray task error would be
             fut.set_exception(exc)
+            return fut
+        if asyncio.iscoroutine(result):  # an async method (a risk question waiting for its turn): runs on
+            return asyncio.ensure_future(result)
+        fut.set_result(result)
         return fut

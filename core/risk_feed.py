@@ -28,9 +28,13 @@ from .route_state import (
     FI_TS_DEC,
     FI_TS_FILL,
     FI_VENUE,
+    L_ACTIVE,
+    L_DONE,
+    L_DUE,
     S_CAND_QTY,
     S_NF,
     S_NTR,
+    S_PEND,
     TI_TS1,
     TI_TS3,
     RouteState,
@@ -124,3 +128,20 @@ class RiskFeed:
             if ts1 < 0 or (up_to_ns is not None and ts1 > up_to_ns):
                 break  # trips open in order: nothing later is due yet
         return out
+
+
+NEVER_NS = 2**63 - 1
+
+
+def facts_done_through(state: RouteState, processed_until_ns: int, final: bool) -> int:
+    """How far in market time a route has reported everything, once it has processed every event before
+    ``processed_until_ns``: a leg still waiting for the market (due at d, filled by the first event after
+    d) may yet open or close a trip at d, so the route is done only up to just before it."""
+    if final:
+        return NEVER_NS
+    done = processed_until_ns - 1
+    if state.si[S_PEND]:
+        for slot in range(state.legs.shape[0]):
+            if state.legs[slot, L_ACTIVE] and not state.legs[slot, L_DONE]:
+                done = min(done, int(state.legs[slot, L_DUE]) - 1)
+    return done

@@ -25,10 +25,10 @@ import numpy as np
 from .config import P_ASK_RISK, EngineConfig
 from .events import DECISION_KINDS, EventBatch
 from .kernel import N_COUNTERS, resolve_candidate
-from .ledger import EXACT
 from .replay import RouteResult, build_result, kernel_params, step
 from .risk import RiskCoordinator
-from .risk_feed import Fact, RiskFeed, TripClosed, TripOpened, candidate_notionals
+from .risk_feed import RiskFeed, candidate_notionals
+from .risk_sequencer import RiskSequencer, risk_facts
 from .route_state import S_CAND_TS, S_FLATTEN, S_POS_DIR, ST_NEED_RISK, RouteState
 from .rules import InstrumentRules
 
@@ -72,6 +72,7 @@ def replay_with_risk(routes: Sequence[RouteInput], risk: RiskCoordinator, capita
                      on_done: Callable[[str], None] | None = None) -> RiskReplay:
     """Replay ``routes`` together under ``risk``. Deterministic: ties in market time go in route order."""
     runs: list[_Route] = []
+    flatten_late: set[str] = set()
     for inp in routes:
         if len(inp.events) == 0:
             raise ValueError(f"route {inp.name}: no events to replay")
@@ -80,49 +81,41 @@ def replay_with_risk(routes: Sequence[RouteInput], risk: RiskCoordinator, capita
         n_decisions = int(np.isin(inp.events.kind, DECISION_KINDS).sum())
         runs.append(_Route(inp, RouteState.new(N_COUNTERS, series_hint=n_decisions + 16), params,
                            RiskFeed(inp.name, inp.cfg)))
-    net = Decimal(0)
-    flatten_late: set[str] = set()
+    names = {r.inp.name: k for k, r in enumerate(runs)}
+    seq = RiskSequencer(risk, tuple(names), capital_krw)
     asked: list[tuple[int, int]] = []
-    for k, r in enumerate(runs):
-        t = _advance(r)
-        if t is not None:
-            heapq.heappush(asked, (t, k))
-        elif on_done is not None:
-            on_done(r.inp.name)
 
-    def book(up_to: int | None) -> None:
-        nonlocal net, flatten_late
-        facts: list[tuple[int, int, int, Fact]] = []
-        for k, r in enumerate(runs):
-            facts += [(f.ts_ns, k, n, f) for n, f in enumerate(r.feed.new_facts(r.state, up_to))]
-        for _, _, _, f in sorted(facts, key=lambda x: x[:3]):
-            if isinstance(f, TripOpened):
-                risk.on_position_opened(f.route, f.route, f.notionals)
-                continue
-            assert isinstance(f, TripClosed)
-            net = EXACT.add(net, f.pnl.net_krw)
-            for name in risk.on_equity(capital_krw + net, f.ts_ns):  # the kill switch, as the portfolio asks
-                held = next(x for x in runs if x.inp.name == name)
-                if held.state.si[S_POS_DIR] != 0:
-                    held.state.si[S_FLATTEN] = 1
-                else:
-                    flatten_late.add(name)
-            risk.on_position_closed(f.route)
-            risk.on_round_trip_closed(f.route, f.pnl.net_krw, f.ts_ns)
-
-    while asked:
-        t, k = heapq.heappop(asked)
+    def advance(k: int) -> None:
         r = runs[k]
-        book(t)
-        verdict = risk.check_open(r.inp.name, r.inp.name, candidate_notionals(r.state), t)
+        t = _advance(r)
+        facts = risk_facts(r.feed.new_facts(r.state))
+        if t is None:
+            seq.finish(r.inp.name, facts)
+            if on_done is not None:
+                on_done(r.inp.name)
+        else:
+            seq.ask(r.inp.name, t, facts)
+            heapq.heappush(asked, (t, k))
+
+    for k in range(len(runs)):
+        advance(k)
+    while asked:
+        _, k = heapq.heappop(asked)
+        r = runs[k]
+        if not seq.ready(r.inp.name):  # cannot happen: the earliest question has nothing left to wait for
+            raise RuntimeError(f"risk question of {r.inp.name} waits for {seq.blocking(r.inp.name)}")
+        verdict = seq.answer(r.inp.name, candidate_notionals(r.state))
+        for name in sorted(seq.flatten):  # the kill switch: flatten what is still open
+            held = runs[names[name]]
+            if held.state.si[S_POS_DIR] != 0:
+                held.state.si[S_FLATTEN] = 1
+            else:
+                flatten_late.add(name)
+        seq.flatten.clear()
         s = r.state
         resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, r.params, verdict.allowed)
-        nxt = _advance(r)
-        if nxt is not None:
-            heapq.heappush(asked, (nxt, k))
-        elif on_done is not None:
-            on_done(r.inp.name)
-    book(None)
+        advance(k)
+    seq.book()
     results = [build_result(r.inp.name, r.state, r.inp.cfg, *_span(r.inp.events)) for r in runs]
     report: dict[str, object] = {**risk.report(), "flatten_late": sorted(flatten_late)}
     return RiskReplay(results, report)

@@ -82,7 +82,11 @@ def replay_books(events: EventBatch, warmup_ns: int) -> Books:
     """Apply the events to the engine's book and keep a copy at each book end past the warm-up (diffs alone
     build the book up from nothing: the first seconds show a few levels only)."""
     book_px, book_q, book_n, quotes = new_books()
-    ts, mids, pxs, qtys, ns = [], [], [], [], []
+    ts: list[int] = []
+    mids: list[float] = []
+    pxs: list[np.ndarray] = []
+    qtys: list[np.ndarray] = []
+    ns: list[np.ndarray] = []
     start = int(events.ts[0]) + warmup_ns
     for i in range(len(events)):
         kd = int(events.kind[i])

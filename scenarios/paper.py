@@ -31,6 +31,8 @@ from .market_data import RouteData, load_route
 from .outputs import write_outputs
 from .universe import universe_of
 
+FEED_LAG = 8  # windows a feed may run ahead of its slowest subscriber
+FEED_LAG_ORDERED = 1 << 30  # with risk answered in market-time order: no limit (see _run_actors)
 SOURCE_CODES = {"fx": VENUE_FX, "upbit": VENUE_UPBIT, "binance": VENUE_BINANCE}
 
 
@@ -172,6 +174,8 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                            d.costs.binance.impact_bps_per_m_quote, d.binance.tick_units)
     if rec is None:
         await portfolio.connect.remote(risk, routes, alerts, capital_krw(cfg) * len(data))
+    if risk is not None:  # answer in market-time order, ties in route order (as the backtest's risk driver)
+        await risk.configure.remote(list(data), capital_krw(cfg) * len(data))
     fx_agg = ray.remote(FxAggregatorActor).options(**opts("fx")).remote(MAX_FX_AGE_NS, 200.0, 1, "USDT/KRW", "store",
                                                                         routes, hosts, rec)
     split = {b: _split(d.events) for b, d in data.items()}
@@ -207,9 +211,14 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         await supervisor.check_once.remote()  # every child's process known before anything can die
         supervisor.run.remote()
     start_at = time.time() + 0.2  # one clock for the three feeds: they release each window together
-    runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts, hosts=hosts, start_at=start_at),
-            feeds["upbit"].run.remote(routes, venues[0], None, alerts, hosts=hosts, start_at=start_at),
-            feeds["binance"].run.remote(routes, venues[1], None, alerts, hosts=hosts, start_at=start_at)]
+    # a route waiting for its risk turn waits for slower routes, which may need later windows (a leg filled by
+    # the next quote): with risk in market-time order the feeds do not hold windows back for it
+    lag = FEED_LAG_ORDERED if risk is not None else FEED_LAG
+    runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts, hosts=hosts, start_at=start_at, in_flight=lag),
+            feeds["upbit"].run.remote(routes, venues[0], None, alerts, hosts=hosts, start_at=start_at,
+                                      in_flight=lag),
+            feeds["binance"].run.remote(routes, venues[1], None, alerts, hosts=hosts, start_at=start_at,
+                                        in_flight=lag)]
     chaos_task = None
     if req.chaos is not None:
         from .chaos import run_chaos

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from arbitrage_lite.core.ledger import EXACT
 from arbitrage_lite.cli import main
+from arbitrage_lite.core.ledger import EXACT
 from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
 
 MONEY = ("gross_pnl_krw", "fees_krw", "slippage_krw", "net_pnl_krw", "max_drawdown_krw", "zero_cost_net_pnl_krw")
