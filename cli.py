@@ -55,10 +55,36 @@ def _print_headline(summary: dict[str, object], out: Path) -> None:
         print(f"  {k:<24} {v}")
     if summary.get("small_sample_warning"):  # beside the headline, not only in the report
         print(f"  WARNING: {summary['small_sample_warning']}")
+    for line in _risk_lines(summary):
+        print(f"  {line}")
     rec: Any = summary.get("reconciliation")
     if isinstance(rec, dict) and not rec.get("ok"):
         print("  WARNING: the ledger does not reconcile (see summary.json reconciliation)")
     print(f"wrote {out}/summary.json, trades.csv, fills.csv, report.html")
+
+
+def _risk_lines(summary: dict[str, object]) -> list[str]:
+    """What risk refused, halted or reset, and the guarded pairs: the run's last lines, not only the report."""
+    risk: Any = summary.get("risk") or {}
+    out = []
+    if not risk.get("enabled"):
+        out.append("risk: off (--no-risk)")
+    else:
+        by = risk.get("rejections_by_reason") or {}
+        refused = ", ".join(f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])) or "none"
+        counts: dict[str, int] = {}
+        for e in risk.get("events") or []:
+            counts[e["action"]] = counts.get(e["action"], 0) + 1
+        events = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        out.append(f"risk: opens refused {sum(by.values())} ({refused}); events: {events}; mode {risk.get('mode')}")
+        if risk.get("order_timeouts"):
+            out.append(f"WARNING: {len(risk['order_timeouts'])} risk questions answered before slower routes "
+                       "caught up (summary.json risk.order_timeouts)")
+    guarded: Any = summary.get("guarded_pairs") or []
+    if guarded:
+        names = sorted({g["route"] for g in guarded})
+        out.append(f"guarded pairs (no opens while guarded): {len(names)}: {', '.join(names)}")
+    return out
 
 
 def _ray(args: argparse.Namespace) -> None:
@@ -75,7 +101,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from .scenarios.backtest import BacktestRequest, run_backtest
 
     req = BacktestRequest(store=store, routes=args.routes, out=out, config=cfg, start_ns=start, end_ns=end,
-                          use_ray=not args.no_ray, progress=not args.no_progress)
+                          use_ray=not args.no_ray, progress=not args.no_progress, risk=not args.no_risk)
     summary = run_backtest(req)
     _print_headline(summary, req.out)
     return 0
@@ -138,10 +164,9 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         print(f"metrics: http://127.0.0.1:{exporter.port}/metrics")
     _ray(args)
     try:
-        from .core.risk import RiskLimits
         from .scenarios.paper import PaperRequest, run_paper
 
-        risk = None if args.no_risk else cfg.risk if hasattr(cfg, "risk") else RiskLimits()
+        risk = None if args.no_risk else cfg.risk
         req = PaperRequest(store=store, routes=args.routes, out=out, config=cfg, risk=risk, start_ns=start,
                            end_ns=end, speed=args.speed, metrics_port=args.metrics_port, exporter=exporter,
                            dashboard=args.dashboard, route_hosts=args.route_hosts, risk_in_host=args.risk_in_host,
@@ -266,6 +291,8 @@ def _add_backtest(sub: Any) -> None:
     bt.add_argument("--out", required=True)
     bt.add_argument("--no-ray", action="store_true", help="run routes in this process instead of Ray tasks")
     bt.add_argument("--no-progress", action="store_true")
+    bt.add_argument("--no-risk", action="store_true",
+                    help="no risk tiers: routes replay independently (the config's risk section is ignored)")
     _common(bt)
     bt.set_defaults(func=_cmd_backtest)
 

@@ -110,3 +110,25 @@ def test_bad_route_specs_are_refused(sample_stores: dict[str, Path], tmp_path: P
 def test_missing_store_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backtest", "--store", str(tmp_path / "nope"), "--routes", "BTC", "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_prints_what_risk_refused_and_the_guarded_pairs(sample_stores: dict[str, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The run's last lines say what risk refused (by reason), its events and the guarded pairs."""
+    cfg = tmp_path / "tight.toml"
+    snapshots = Path(__file__).resolve().parent.parent / "docs" / "configs" / "snapshots.toml"
+    cfg.write_text(snapshots.read_text() + "\n[risk]\nglobal_circuit_breaker_losses = 2\ncircuit_breaker_losses = 1\n")
+    assert main(["backtest", "--store", str(sample_stores["multi"]), "--routes", "top:25", "--no-ray", "--no-progress",
+                 "--config", str(cfg), "--out", str(tmp_path / "t")]) == 0
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    by = summary["risk"]["rejections_by_reason"]
+    assert by.get("global_circuit_breaker", 0) > 0
+    out = capsys.readouterr().out
+    refused = ", ".join(f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1]))
+    assert f"risk: opens refused {sum(by.values())} ({refused}); events: " in out
+    names = sorted({g["route"] for g in summary["guarded_pairs"]})
+    assert names and f"guarded pairs (no opens while guarded): {len(names)}: {', '.join(names)}" in out
+    assert main(["backtest", "--store", str(sample_stores["multi"]), "--routes", "top:25", "--no-ray", "--no-progress",
+                 "--no-risk", "--out", str(tmp_path / "off")]) == 0
+    assert json.loads((tmp_path / "off" / "summary.json").read_text())["risk"] == {"enabled": False}
+    assert "risk: off (--no-risk)" in capsys.readouterr().out
