@@ -18,7 +18,6 @@ from . import cli_checks as chk
 from .cli_checks import PROG, Parser, UsageError, one_line
 from .errors import UserError
 
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 DRILL_KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss", "stores-down")  # drills.KINDS
 CONFIG_HELP = "TOML or JSON engine config, only the fields it changes (every field: docs/config.md)"
 
@@ -229,14 +228,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """Import the bundled real sample and backtest it: BTC 1m bars (2024) and Top-10 coins (Dec 2025)."""
+    """Build the real sample from the shared data set (only its MIT file ships) into ``<out>/sample_data``,
+    import and backtest it: BTC 1m bars (2024) and Top-10 coins (Dec 2025)."""
     out = chk.output_dir(args.out)
     cfg = chk.engine_config(args)
+    shared = chk.shared_data(args.data)
+    from .infra.data.sample import ensure_sample
+
+    s = ensure_sample(out / "sample_data", shared)  # reused while its inputs are unchanged
     _ray(args)
     from .infra.data.importer import run_import
     from .scenarios.backtest import BacktestRequest, run_backtest
 
-    s = SAMPLE_DIR
     btc_store, multi_store = out / "store_btc_1m", out / "store_multi"
     run_import([s / "btc_1m_joined_sample.csv.gz", s / "usdkrw_daily_sample.csv"], btc_store, symbol="BTC")
     run_import([s / "kimpai_snapshots_sample.csv.gz", s / "kimpai_usdkrw_sample.csv.gz"], multi_store)
@@ -373,8 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_paper(sub)
     _add_drill(sub)
     _add_sweep(sub)
-    demo = sub.add_parser("demo", help="import the bundled real sample and backtest it")
+    demo = sub.add_parser("demo", help="build the real sample from the shared data set, import and backtest it")
     demo.add_argument("--out", default="out/demo")
+    demo.add_argument("--data", metavar="DIR", help="the shared data set (the directory holding MANIFEST.md); "
+                      "default: $ARBITRAGE_LITE_DATA, else ../shared/data beside the repository or the working "
+                      "directory")
     demo.add_argument("--no-ray", action="store_true")
     demo.add_argument("--no-progress", action="store_true")
     _common(demo)

@@ -196,6 +196,18 @@ def existing_store(text: str, flag: str = "--store") -> Path:
     return path
 
 
+def shared_data(text: str | None) -> Path:
+    """The shared data set the demo builds its sample from: ``--data``, ``$ARBITRAGE_LITE_DATA`` or
+    ``../shared/data`` (only the sample's MIT file ships, the rest is cut out of this)."""
+    from .infra.data.sample import find_shared_data, not_found_message
+
+    explicit = None if text is None else Path(text)
+    found = find_shared_data(explicit)
+    if found is None:
+        raise UsageError(not_found_message(explicit))
+    return found
+
+
 def input_files(names: list[str]) -> list[Path]:
     out = []
     for name in names:

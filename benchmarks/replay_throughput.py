@@ -66,7 +66,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 L2_FILES = ("binance_spot_btcusdt_20240808_hftbacktest.gz", "binance_spot_btcusdt_20240809_hftbacktest.gz")
 L2_SAMPLE = REPO / "sample_data" / "binance_btcusdt_l2_sample.gz"
-UPBIT_OB = "upbit_KRW-BTC_ob20_sample.jsonl.gz"
 FX_KRW_PER_USD = 1376.4  # USD/KRW of 2024-08-08, shared daily_upbit_binance_fx/usdkrw_daily_sj31134.csv
 REAL_UPBIT_LEVELS, SYNTH_UPBIT_LEVELS = 15, 10
 SEED = 20240808
@@ -439,9 +438,7 @@ def find_inputs(data_dir: Path, l2_args: list[str]) -> tuple[list[Path], Path]:
         files = [data_dir / "binance_spot_l2_raw" / f for f in L2_FILES]
         if not all(f.exists() for f in files):
             files = [L2_SAMPLE]  # the first 20k lines of the 0808 file
-    upbit = REPO / "sample_data" / UPBIT_OB
-    if not upbit.exists():
-        upbit = next((data_dir / "orderbook_snapshots").glob("upbit_KRW-BTC_ob20_*.jsonl.gz"))
+    upbit = next((data_dir / "orderbook_snapshots").glob("upbit_KRW-BTC_ob20_*.jsonl.gz"))  # not shipped
     return files, upbit
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 TARGETS = ("route:BTC", "feed:upbit", "feed:binance", "feed:fx", "fx", "portfolio", "risk", "alert")
 PARTS = ("to_new_process", "imports", "constructor", "to_first_ping")
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 
 
 def _row(target: str, result: dict[str, Any]) -> str:
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--times", type=int, default=3)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--redis", default=None, help="snapshots in Redis at this URL (default: the file store)")
-    ap.add_argument("--store", type=Path, default=None, help="a store with BTC (default: the bundled sample)")
+    ap.add_argument("--store", type=Path, default=None, help="a store with BTC (default: the built sample)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -53,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="restart_time_"))
     store = args.store
     if store is None:
-        store = out / "store"
-        run_import([SAMPLE / "btc_1m_joined_sample.csv.gz", SAMPLE / "usdkrw_daily_sample.csv"], store, symbol="BTC")
+        from arbitrage_lite.infra.data.sample import ensure_sample, find_shared_data, not_found_message
+
+        shared = find_shared_data()
+        if shared is None:
+            raise SystemExit(not_found_message())
+        store, sample = out / "store", ensure_sample(out / "sample_data", shared)  # only its MIT file ships
+        run_import([sample / "btc_1m_joined_sample.csv.gz", sample / "usdkrw_daily_sample.csv"], store, symbol="BTC")
     ensure_ray(num_cpus=2)
     base = out / "baseline"
     run_paper(PaperRequest(store, "BTC", base, window_events=100, run_id=f"rtb{int(time.time()) % 10**5}"))

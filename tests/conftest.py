@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (market_fixtures)
 
+from sample_files import SAMPLE
+
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "sample_data"
 PG_DSN = os.environ.get("JOURNAL_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -35,8 +36,20 @@ def compiled_kernel() -> None:
 
 
 @pytest.fixture(scope="session")
-def sample_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The bundled real sample imported once per session: BTC 1m bars and the multi-coin snapshots."""
+def sample_dir() -> Path:
+    """The real sample, built once from the shared data set into ``.cache/sample_data`` (reused while its
+    inputs are unchanged): only its MIT file ships. No data set: skipped locally, failed in CI."""
+    from arbitrage_lite.infra.data.sample import ensure_sample, find_shared_data, not_found_message
+
+    shared = find_shared_data()
+    if shared is None:
+        _unavailable(not_found_message())
+    return ensure_sample(SAMPLE, shared)
+
+
+@pytest.fixture(scope="session")
+def sample_stores(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real sample imported once per session: BTC 1m bars and the multi-coin snapshots."""
     from arbitrage_lite.infra.data.importer import run_import
 
     root = tmp_path_factory.mktemp("stores")

@@ -1,4 +1,4 @@
-"""Seeded generator of hostile import files, built by mutating the real layouts of ``sample_data``, and a
+"""Seeded generator of hostile import files, built by mutating the real layouts of the sample, and a
 harness that imports them one by one and counts crashes and implausible stored values.
 
 Deterministic: case ``i`` of seed ``s`` is always the same bytes (``random.Random((s, i))``-style seeding),
@@ -23,8 +23,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sample_files import L2, SAMPLE, build  # the sample is built from the shared data (sample_files)
+
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "sample_data"
 NOW_NS = 1_767_225_600 * 10**9  # 2026-01-01 UTC: the fuzz run's fixed "now" (sample data is older)
 T_S = 1_724_538_480  # 2024-08-24 22:28 UTC, a plausible time in seconds
 
@@ -89,7 +90,7 @@ def templates() -> dict[str, tuple[list[str], list[list[str]]] | list[Any]]:
     kfx = _text(SAMPLE / "kimpai_usdkrw_sample.csv.gz")
     out["kimpai_fx"] = (kfx[0].split(","), [r.split(",") for r in kfx[12:20]])
     l2 = []
-    for line in _text(SAMPLE / "binance_btcusdt_l2_sample.gz")[:14]:
+    for line in _text(L2)[:14]:
         head, _, body = line.partition(" ")
         obj = json.loads(body)
         if "data" in obj:
@@ -450,4 +451,5 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO.parent))
+    build()
     raise SystemExit(main(sys.argv))

@@ -18,23 +18,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sample_files import SAMPLE
 
 from arbitrage_lite import cli
 from arbitrage_lite.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "sample_data"
 FAST_S = 10.0  # generous on a loaded 2-core machine; a Ray start alone takes longer
 
-# {t}: a fresh directory; {file}: an existing file; {junk}: a file of no known layout; {port}: a busy port
+# {t}: a fresh directory; {file}: an existing file; {junk}: a file of no known layout; {port}: a busy port;
+# {sample}: the real sample, built from the shared data (the case needs the sample_dir fixture)
 CASES: list[tuple[str, str, str]] = [
     # (id, argv, what the one line must say)
     ("import-missing-file", "data import {t}/nope.csv --store {t}/s", "does not exist"),
     ("import-junk-file", "data import {junk} --store {t}/s", "could not be imported"),
-    ("import-joined-without-symbol", f"data import {SAMPLE}/btc_1m_joined_sample.csv.gz --store {{t}}/s",
+    ("import-joined-without-symbol", "data import {sample}/btc_1m_joined_sample.csv.gz --store {t}/s",
      "--symbol"),
     ("import-a-directory", "data import {t} --store {t}/s", "is a directory"),
-    ("import-store-is-a-file", f"data import {SAMPLE}/usdkrw_daily_sample.csv --store {{file}}", "existing file"),
+    ("import-store-is-a-file", "data import {sample}/usdkrw_daily_sample.csv --store {file}", "existing file"),
     ("import-bad-venue", "data import {junk} --store {t}/s --venue kraken", "invalid choice"),
     ("import-no-files", "data import --store {t}/s", "required"),
     ("import-no-store", "data import {junk}", "--store"),
@@ -113,6 +114,7 @@ CASES: list[tuple[str, str, str]] = [
      "between 0 and 1"),
     ("demo-out-is-a-file", "demo --out {file}", "existing file"),
     ("demo-set-bad", "demo --out {t}/o --set inventory.upbit_krw=-1", "greater than or equal to 0"),
+    ("demo-data-not-the-data-set", "demo --out {t}/o --data {t}", "no shared data set"),
 ]
 
 
@@ -151,7 +153,8 @@ def _argv(template: str, tmp_path: Path, port: int) -> list[str]:
     (tmp_path / "neg.toml").write_text("[strategy]\nentry_bps = -1\n")
     (tmp_path / "list.json").write_text("[1, 2]\n")
     (tmp_path / "extra.toml").write_text("[strategy]\nentry_bps = 50\nwhatever = 1\n")
-    text = template.format(t=tmp_path, file=tmp_path / "file.txt", junk=tmp_path / "junk.csv", port=port)
+    text = template.format(t=tmp_path, file=tmp_path / "file.txt", junk=tmp_path / "junk.csv", port=port,
+                           sample=SAMPLE)
     return text.split()
 
 
@@ -165,8 +168,10 @@ def _check_one_line(code: int, out: str, err: str, needle: str) -> None:
 
 @pytest.mark.parametrize(("argv", "needle"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_before_any_start_up(argv: str, needle: str, tmp_path: Path, busy_port: int,
-                                                   nothing_expensive: None, capsys: pytest.CaptureFixture[str]
-                                                   ) -> None:
+                                                   nothing_expensive: None, capsys: pytest.CaptureFixture[str],
+                                                   request: pytest.FixtureRequest) -> None:
+    if "{sample}" in argv:
+        request.getfixturevalue("sample_dir")
     args = _argv(argv, tmp_path, busy_port)
     t0 = time.perf_counter()
     code = main(args)
@@ -193,6 +198,19 @@ def test_what_only_the_store_knows_is_one_line_too(args: list[str], needle: str,
     out, err = capsys.readouterr()
     _check_one_line(code, out, err, needle)
     assert "no FX in the store:" not in err  # a window outside the data is not a store without FX
+
+
+def test_demo_without_a_data_set_names_where_it_looked_and_what_to_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nothing_expensive: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from arbitrage_lite.infra.data.sample import ENV
+
+    monkeypatch.setenv(ENV, str(tmp_path / "no_data"))  # the only place looked at, as for --data
+    code = main(["demo", "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    _check_one_line(code, out, err, f"{tmp_path / 'no_data'} (${ENV})")
+    assert code == 2 and "pass --data DIR" in err
+    assert not (tmp_path / "o" / "sample_data").exists()
 
 
 def test_an_unexpected_error_is_one_line_naming_it_and_debug_shows_the_traceback(

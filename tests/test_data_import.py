@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from sample_files import SAMPLE, SHIPPED
 
 from arbitrage_lite.infra.data.importer import DataImportError, ImportResult, format_import_results, run_import
 from arbitrage_lite.infra.data.layouts import LAYOUTS, LayoutError, detect_layout, iso_to_ns
@@ -18,12 +19,11 @@ from arbitrage_lite.infra.data.plausible import count_violations
 from arbitrage_lite.infra.data.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "sample_data"
 JOINED = SAMPLE / "btc_1m_joined_sample.csv.gz"
 FX_DAILY = SAMPLE / "usdkrw_daily_sample.csv"
 KIMPAI = SAMPLE / "kimpai_snapshots_sample.csv.gz"
 KIMPAI_FX = SAMPLE / "kimpai_usdkrw_sample.csv.gz"
-L2 = SAMPLE / "binance_btcusdt_l2_sample.gz"
+L2 = SHIPPED / "binance_btcusdt_l2_sample.gz"  # the licensed file ships; the rest is built
 OB_UPBIT = SAMPLE / "upbit_KRW-BTC_ob20_sample.jsonl.gz"
 OB_BINANCE = SAMPLE / "binance_BTCUSDT_ob20_sample.jsonl.gz"
 T0 = 1724538480000000000  # 2024-08-24 22:28:00 UTC, first row of the joined file
@@ -38,6 +38,7 @@ def _shared() -> Path | None:
 
 SHARED = _shared()
 needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared/data is not available")
+needs_sample = pytest.mark.usefixtures("sample_dir")  # built from the shared data (conftest)
 
 
 def _lines(path: Path) -> list[str]:
@@ -62,6 +63,7 @@ def _one(results: list[ImportResult]) -> ImportResult:
 
 
 # --- layouts on the bundled sample ---------------------------------------------------------------
+@needs_sample
 def test_joined_sample_gives_two_utc_bar_series(tmp_path: Path) -> None:
     r = _one(run_import([JOINED], tmp_path / "s", symbol="BTC"))
     assert r.layout == "joined_1m"
@@ -78,6 +80,7 @@ def test_joined_sample_gives_two_utc_bar_series(tmp_path: Path) -> None:
     assert gaps.count == 5 and gaps.longest_ns == (98 * 1440 + 11 * 60 + 21) * 60 * 10**9
 
 
+@needs_sample
 def test_joined_without_symbol_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(DataImportError, match="--symbol") as ei:
         run_import([JOINED], tmp_path / "s")
@@ -85,6 +88,7 @@ def test_joined_without_symbol_is_refused_and_writes_nothing(tmp_path: Path) -> 
     assert not Store(tmp_path / "s").series()
 
 
+@needs_sample
 def test_per_venue_ohlcv_venue_from_name_or_arguments(tmp_path: Path) -> None:
     rows = [line.split(",") for line in _lines(JOINED)[1:21]]
     body = ["timestamp,open,high,low,close,volume"] + [",".join(r[:6]) for r in rows]
@@ -104,6 +108,7 @@ def test_per_venue_ohlcv_venue_from_name_or_arguments(tmp_path: Path) -> None:
     assert r.series[0].symbol == "BTC-KRW"
 
 
+@needs_sample
 def test_fx_daily_sample(tmp_path: Path) -> None:
     r = _one(run_import([FX_DAILY], tmp_path / "s"))
     fx = Store(tmp_path / "s").read("fx", "ref", "USD-KRW")
@@ -112,6 +117,7 @@ def test_fx_daily_sample(tmp_path: Path) -> None:
     assert r.report.gaps["fx/ref/USD-KRW"].missing_units == 97  # 2024-08-27 .. 2024-12-01 not in the sample
 
 
+@needs_sample
 def test_kimpai_snapshots_sample(tmp_path: Path) -> None:
     r = _one(run_import([KIMPAI], tmp_path / "s"))
     st = Store(tmp_path / "s")
@@ -128,6 +134,7 @@ def test_kimpai_snapshots_sample(tmp_path: Path) -> None:
     assert one.report.count("skipped") == 7731 - sum(s.rows_valid for s in one.series)
 
 
+@needs_sample
 def test_kimpai_usdkrw_counts_empty_rows(tmp_path: Path) -> None:
     r = _one(run_import([KIMPAI_FX], tmp_path / "s"))
     assert r.layout == "kimpai_usdkrw" and r.report.count("missing_values") == 15
@@ -156,6 +163,7 @@ def test_binance_raw_l2_sample(tmp_path: Path) -> None:
     assert any("lastUpdateId=50093239218" in n for n in r.report.notes)
 
 
+@needs_sample
 def test_book_snapshot_jsonl_samples(tmp_path: Path) -> None:
     results = run_import([OB_UPBIT, OB_BINANCE], tmp_path / "s")
     assert [r.layout for r in results] == ["book_jsonl", "book_jsonl"]
@@ -169,6 +177,7 @@ def test_book_snapshot_jsonl_samples(tmp_path: Path) -> None:
     assert st.read("book", "binance", "BTC-USDT").num_rows == 3 * 40
 
 
+@needs_sample
 def test_zstd_is_read_transparently(tmp_path: Path) -> None:
     path = tmp_path / "daily.csv.zst"
     with pa.output_stream(str(path), compression="zstd") as out:
@@ -177,6 +186,7 @@ def test_zstd_is_read_transparently(tmp_path: Path) -> None:
 
 
 # --- refusals --------------------------------------------------------------------------------------
+@needs_sample
 def test_unknown_layout_names_file_first_line_and_expected_layouts(tmp_path: Path) -> None:
     sj = _write(tmp_path / "upbit_daily.csv", [  # sj31134 daily candles: not supported
         "market,date,trade_price,acc_trade_volume_24h,acc_trade_price_24h,opening_price,high_price,low_price",
@@ -221,6 +231,7 @@ def test_malformed_binance_lines_are_counted_and_dropped(tmp_path: Path) -> None
     assert "bad_qty" in r.report.render_text() and json.loads(r.report.to_json())["counts"]["bad_price"] == 1
 
 
+@needs_sample
 def test_malformed_bars_are_counted_and_dropped(tmp_path: Path) -> None:
     head, *rows = _lines(JOINED)[:31]
     cells = [r.split(",") for r in rows]
@@ -243,6 +254,7 @@ def test_malformed_bars_are_counted_and_dropped(tmp_path: Path) -> None:
         assert np.isfinite(np.asarray(t["open"])).all() and (np.asarray(t["close"]) > 0).all()
 
 
+@needs_sample
 def test_crossed_book_snapshot_is_dropped(tmp_path: Path) -> None:
     lines = _lines(OB_UPBIT)
     snap = json.loads(lines[2])
@@ -257,6 +269,7 @@ def test_crossed_book_snapshot_is_dropped(tmp_path: Path) -> None:
 
 
 # --- store: idempotency, determinism, API ------------------------------------------------------------
+@needs_sample
 def test_reimport_is_idempotent_and_reports_duplicates(tmp_path: Path) -> None:
     root = tmp_path / "s"
     first = run_import([JOINED, OB_UPBIT], root, symbol="BTC")
@@ -301,14 +314,31 @@ def test_full_upbit_file_gaps(tmp_path: Path) -> None:
     assert (r.series[0].rows_total, g.count, g.longest_ns) == (105200, 527, 801 * 60 * 10**9)
 
 
-@needs_shared
-def test_make_sample_reproduces_bundled_sample(tmp_path: Path) -> None:
-    from arbitrage_lite.infra.data.make_sample import make_samples
+# sha256 of the sample files as bundled in the repository until they were removed (unlicensed sources)
+BUNDLED_SHA256 = {
+    "binance_BTCUSDT_ob20_sample.jsonl.gz": "466b1aca3be8f2b91133c5042f9af215547df3a005051183fa4dbb40748a6bee",
+    "binance_btcusdt_l2_sample.gz": "c60106cf5a34196d5cdd4c5427df5b3564391b4159e2078405ab13fd6ecede21",
+    "btc_1m_joined_sample.csv.gz": "fe278a78695737018aa7bfcfd7683499dc07df0a7791feac95a2c602dd21c42d",
+    "kimpai_snapshots_sample.csv.gz": "88ee7f3081f791b8047ae58e4f670f2ded88960e3033a6b8c68da8a9de6601e2",
+    "kimpai_usdkrw_sample.csv.gz": "79e7bcc55463fedc1447f1830f0ed6f2ca398962652d7150eab17af4400b0b02",
+    "upbit_KRW-BTC_ob20_sample.jsonl.gz": "2bc60d3a645e9966d9cfc64ca64c39b4dee0f477ad3866407fcaebdef347d46b",
+    "usdkrw_daily_sample.csv": "9a1f5b3e501099a9679690abe941414a3c4c0e3adb07b68418c44d93ca3590f9",
+}
 
-    assert SHARED is not None
-    made = make_samples(SHARED, tmp_path / "out")
-    for f in made:
-        assert f.read_bytes() == (SAMPLE / f.name).read_bytes(), f.name
+
+@needs_sample
+def test_make_sample_reproduces_the_bundled_sample_and_the_shipped_files(tmp_path: Path) -> None:
+    from arbitrage_lite.infra.data.make_sample import make_samples
+    from arbitrage_lite.infra.data.sample import find_shared_data
+
+    shared = find_shared_data()
+    assert shared is not None  # needs_sample: the fixture found it
+    made = {f.name: f for f in make_samples(shared, tmp_path / "out")}
+    assert set(made) == {*BUNDLED_SHA256, "README.md"}
+    for name, digest in BUNDLED_SHA256.items():
+        assert hashlib.sha256(made[name].read_bytes()).hexdigest() == digest, name
+    for shipped in SHIPPED.iterdir():  # what ships is exactly what the generator makes
+        assert shipped.read_bytes() == made[shipped.name].read_bytes(), shipped.name
 
 
 # --- hostile input: every bad row rejected with a reason, nothing implausible stored ------------------
@@ -325,6 +355,7 @@ def _violations(root: Path) -> dict[str, dict[str, int]]:
     return out
 
 
+@needs_sample
 def test_a_column_mixing_empty_and_malformed_cells_rejects_those_rows(tmp_path: Path) -> None:
     head, *rows = _lines(FX_DAILY)
     rows[1], rows[3] = "2024-08-25,", "2024-12-02,abc"  # one empty rate, one junk rate (old code: TypeError)
@@ -333,6 +364,7 @@ def test_a_column_mixing_empty_and_malformed_cells_rejects_those_rows(tmp_path: 
     assert Store(tmp_path / "s").read("fx", "ref", "USD-KRW").num_rows == 4
 
 
+@needs_sample
 def test_implausible_values_are_rejected_with_their_reasons(tmp_path: Path) -> None:
     head, *rows = _lines(JOINED)[:13]
     cells = [r.split(",") for r in rows]
@@ -355,6 +387,7 @@ def test_implausible_values_are_rejected_with_their_reasons(tmp_path: Path) -> N
     assert all(k in text for k in ("bad_time", "price_out_of_range", "qty_out_of_range"))
 
 
+@needs_sample
 def test_fx_outside_500_5000_and_wrapped_times_are_rejected(tmp_path: Path) -> None:
     head, *rows = _lines(KIMPAI_FX)
     good = [r for r in rows if r.split(",")[2]][:6]
@@ -383,6 +416,7 @@ def test_json_lines_with_huge_ints_and_wrong_types_are_rejected_by_line(tmp_path
     assert trades.num_rows == len(trade_i) - 3 and _violations(tmp_path / "s") == {}
 
 
+@needs_sample
 def test_snapshot_file_whose_rows_are_all_out_of_scope_is_counted(tmp_path: Path) -> None:
     head, *rows = _lines(KIMPAI)[:6]
     rows = [",".join(c if k != 2 else "" for k, c in enumerate(r.split(","))) for r in rows]  # no exchange
@@ -391,6 +425,7 @@ def test_snapshot_file_whose_rows_are_all_out_of_scope_is_counted(tmp_path: Path
     assert r.report.count("skipped") == 5 and r.series == []
 
 
+@needs_sample
 def test_unreadable_file_is_one_clear_error_and_the_others_import(tmp_path: Path) -> None:
     broken = tmp_path / "cut.csv.gz"
     broken.write_bytes(gzip.compress(FX_DAILY.read_bytes())[:40])
@@ -404,6 +439,7 @@ def test_unreadable_file_is_one_clear_error_and_the_others_import(tmp_path: Path
     assert Store(tmp_path / "s").has("fx", "ref", "USD-KRW")
 
 
+@needs_sample
 def test_bundled_sample_meets_the_store_invariant(tmp_path: Path) -> None:
     run_import([JOINED, FX_DAILY, KIMPAI, KIMPAI_FX, L2, OB_UPBIT, OB_BINANCE], tmp_path / "s", symbol="BTC",
                now_ns=NOW)

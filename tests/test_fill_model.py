@@ -1,9 +1,9 @@
 import gzip
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_files import SAMPLE  # built from the shared data by the sample_dir fixture
 
 from arbitrage_lite.core.fill_model import (
     calibrate_cost_model,
@@ -13,8 +13,6 @@ from arbitrage_lite.core.fill_model import (
     walk_levels,
 )
 from arbitrage_lite.core.rules import SCALE
-
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 
 
 def snapshots(name: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -41,6 +39,7 @@ def test_bar_model_price_moves_against_us_onto_the_grid() -> None:
     assert buy == 100_120_000 * SCALE and sell == 99_880_000 * SCALE
 
 
+@pytest.mark.usefixtures("sample_dir")
 def test_calibration_on_real_upbit_books() -> None:
     snaps = snapshots("upbit_KRW-BTC_ob20_sample.jsonl.gz")
     half_spread, impact = calibrate_cost_model(snaps, [1e6, 5e6, 1e7, 2e7])
@@ -50,6 +49,7 @@ def test_calibration_on_real_upbit_books() -> None:
     assert hs == pytest.approx(0.4702, abs=1e-3) and imp > 0
 
 
+@pytest.mark.usefixtures("sample_dir")
 def test_calibration_on_real_binance_books_and_refusals() -> None:
     half_spread, impact = calibrate_cost_model(snapshots("binance_BTCUSDT_ob20_sample.jsonl.gz"), [7000.0])
     assert 0 < half_spread < 0.001 and impact == 0.0

@@ -15,11 +15,13 @@ import tempfile
 from pathlib import Path
 
 import import_fuzz
+import pytest
 
 FILES = int(os.environ.get("IMPORT_FUZZ_FILES", "10000"))
 SEED = int(os.environ.get("IMPORT_FUZZ_SEED", "11"))
 
 
+@pytest.mark.usefixtures("sample_dir")
 def test_hostile_files_never_crash_the_importer_nor_store_implausible_values() -> None:
     with tempfile.TemporaryDirectory(dir=import_fuzz.scratch_root()) as tmp:
         st = import_fuzz.run_fuzz(SEED, FILES, Path(tmp))
@@ -33,6 +35,7 @@ def test_hostile_files_never_crash_the_importer_nor_store_implausible_values() -
     assert st.rows_stored > 0 and st.file_errors < 0.6 * FILES
 
 
+@pytest.mark.usefixtures("sample_dir")
 def test_generator_is_deterministic() -> None:
     assert import_fuzz.make_case(SEED, 7) == import_fuzz.make_case(SEED, 7)
     assert import_fuzz.make_case(SEED, 7) != import_fuzz.make_case(SEED, 8)
