@@ -101,6 +101,11 @@ class PortfolioActor:
         if self._risk is None:
             return 0
         report = await self._risk.on_equity.remote(self._capital + self.net_pnl_krw(), now_ns)
+        return self.on_risk_report(report, now_ns)
+
+    def on_risk_report(self, report: dict[str, Any], now_ns: int) -> int:
+        """The RiskCoordinator's mode and the routes to flatten: asked after each closed trip, and told by the
+        coordinator when it books a kill switch in market-time order. Returns how many routes were told."""
         if report["mode"] == "halted" and not self.halted:
             self.halted = True
             self._save()

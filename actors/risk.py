@@ -40,14 +40,20 @@ class RiskCoordinatorActor:
         self.wait_s = ORDER_WAIT_S
         self._seq = RiskSequencer(self._risk, (), Decimal(0), ordered=False)
         self._turn: asyncio.Condition | None = None
+        self._portfolio: Any | None = None
+        self._halt_told = False
+        self._recovery = recovery
         self.snaps = Snapshots(recovery, "risk", "coordinator") if recovery is not None else None
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
             self._restore()
         mark_ready()
 
-    def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True) -> None:
+    def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True,
+                  portfolio: Any | None = None) -> None:
         """The run's routes (their order breaks ties in market time) and capital (equity = capital + booked
-        net PnL); ``ordered``: answer in market-time order (replays). A restored actor keeps its own."""
+        net PnL); ``ordered``: answer in market-time order (replays); ``portfolio``: told when a kill switch
+        is booked (it flattens the routes). A restored actor keeps its own routes and capital."""
+        self._portfolio = portfolio if portfolio is not None else self._portfolio
         if self._seq.routes or self._seq.booked:
             return
         self._seq = RiskSequencer(self._risk, tuple(routes), capital_krw, ordered=ordered)
@@ -94,15 +100,32 @@ class RiskCoordinatorActor:
                                self.wait_s, waited_for)
 
     async def _wake(self) -> None:
+        self._tell_portfolio()
         if self._turn is not None:
             async with self._turn:
                 self._turn.notify_all()
 
-    def flatten_requests(self) -> list[str]:
-        """Routes the kill switch (booked in market-time order) told to flatten since the last call."""
-        out = sorted(self._seq.flatten)
+    def _tell_portfolio(self) -> None:
+        """A kill switch booked from the routes' reports: the portfolio raises the P0 alert and flattens."""
+        halted = self._risk.state.mode.value == "halted"
+        if not self._seq.flatten and (not halted or self._halt_told):
+            return
+        portfolio = self._portfolio
+        if portfolio is None and self._recovery is not None:  # a restarted coordinator finds it by name
+            import ray
+
+            try:
+                portfolio = self._portfolio = ray.get_actor(self._recovery.actor_name("portfolio"))
+            except ValueError:
+                portfolio = None
+        if portfolio is None:
+            return
+        st = self._risk.state
+        routes = sorted(self._seq.flatten)
         self._seq.flatten.clear()
-        return out
+        self._halt_told = halted
+        portfolio.on_risk_report.remote({"mode": st.mode.value, "flatten": routes, "halt_reason": st.halt_reason},
+                                        st.last_ns)
 
     def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
                     now_ns: int) -> RiskVerdict:

@@ -658,8 +658,9 @@ class RouteHostActor:
                          facts: Sequence[RiskFact] = ()) -> RiskVerdict:
         return await self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale, key, facts)
 
-    async def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True) -> None:
-        self._coordinator().configure(routes, capital_krw, ordered)
+    async def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True,
+                        portfolio: Any | None = None) -> None:
+        self._coordinator().configure(routes, capital_krw, ordered, portfolio)
 
     async def progress(self, route: str, done_through_ns: int, facts: Sequence[RiskFact] = ()) -> None:
         await self._coordinator().progress(route, done_through_ns, facts)

@@ -66,13 +66,15 @@ def _run_routes_with_risk(req: BacktestRequest, routes: Sequence[str],
                           on_done: Callable[[str], None]) -> tuple[list[RouteRun], dict[str, object]]:
     """All routes in one market-time-ordered replay under one RiskCoordinator (core.risk_replay): the risk
     tiers couple routes, so they cannot run apart."""
-    datas = _load_routes(req, routes)
-    inputs = [RouteInput(d.base, d.events, d.binance, req.config.model_copy(update={"costs": d.costs}))
-              for d in datas]
-    replay = replay_with_risk(inputs, RiskCoordinator(req.config.risk), capital_krw(req.config) * len(datas),
-                              on_done)
-    runs = [RouteRun(d, real) for d, real in zip(datas, replay.results, strict=True)]
-    return runs, replay.risk
+    return replay_routes(_load_routes(req, routes), req.config, on_done)
+
+
+def replay_routes(datas: Sequence[RouteData], cfg: EngineConfig,
+                  on_done: Callable[[str], None] | None = None) -> tuple[list[RouteRun], dict[str, object]]:
+    """Loaded routes replayed together under the config's risk (the backtest, and each sweep point)."""
+    inputs = [RouteInput(d.base, d.events, d.binance, cfg.model_copy(update={"costs": d.costs})) for d in datas]
+    replay = replay_with_risk(inputs, RiskCoordinator(cfg.risk), capital_krw(cfg) * len(datas), on_done)
+    return [RouteRun(d, real) for d, real in zip(datas, replay.results, strict=True)], replay.risk
 
 
 def _run_routes(req: BacktestRequest, routes: Sequence[str],

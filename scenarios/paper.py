@@ -175,7 +175,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     if rec is None:
         await portfolio.connect.remote(risk, routes, alerts, capital_krw(cfg) * len(data))
     if risk is not None:  # answer in market-time order, ties in route order (as the backtest's risk driver)
-        await risk.configure.remote(list(data), capital_krw(cfg) * len(data))
+        await risk.configure.remote(list(data), capital_krw(cfg) * len(data), portfolio=portfolio)
     fx_agg = ray.remote(FxAggregatorActor).options(**opts("fx")).remote(MAX_FX_AGE_NS, 200.0, 1, "USDT/KRW", "store",
                                                                         routes, hosts, rec)
     split = {b: _split(d.events) for b, d in data.items()}

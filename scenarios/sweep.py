@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from ..core.config import EngineConfig
 from ..infra.data.store import Store
-from .backtest import run_one_route, summarize
-from .market_data import DataError, resolve_routes
+from .backtest import replay_routes, summarize
+from .market_data import DataError, load_route, resolve_routes
 
 HEADLINE = ("trades", "wins", "win_rate", "gross_pnl_krw", "fees_krw", "slippage_krw", "net_pnl_krw",
             "max_drawdown_krw", "zero_cost_net_pnl_krw")
@@ -71,8 +71,9 @@ def grid_points(base: EngineConfig, grid: dict[str, list[float]]) -> list[GridPo
 
 def evaluate(store: Path, routes: Sequence[str], cfg: EngineConfig, start: int | None,
              end: int | None) -> dict[str, Any]:
-    """One grid point on one window: the portfolio headline figures."""
-    runs = [run_one_route(store, b, cfg, start, end) for b in routes]
+    """One grid point on one window: the portfolio headline figures, under the point's risk limits (one risk
+    model in every mode: a sweep judges what the backtest and paper would trade)."""
+    runs, _ = replay_routes([load_route(store, b, cfg.costs, start, end) for b in routes], cfg)
     s = summarize(runs, cfg)
     return {k: s[k] for k in HEADLINE}
 

@@ -103,7 +103,7 @@ def test_drawdown_kill_switch_halts_opens_and_raises_p0(sample_stores: dict[str,
 
 def test_paper_cli_one_route_host_with_risk_inside_equals_the_backtest(sample_stores: dict[str, Path], tmp_path: Path,
                                                                         ray_session: object) -> None:
-    bt = backtest(sample_stores["btc"], "BTC", tmp_path / "bt")
+    bt = backtest(sample_stores["btc"], "BTC", tmp_path / "bt", risk=False)
     assert main(["paper", "--replay", str(sample_stores["btc"]), "--routes", "BTC", "--out", str(tmp_path / "cli"),
                  "--no-risk", "--route-hosts", "1", "--risk-in-host", "--window-events", "150"]) == 0
     # the RiskCoordinator in the host rules on every open, with limits the sample never reaches
@@ -114,7 +114,7 @@ def test_paper_cli_one_route_host_with_risk_inside_equals_the_backtest(sample_st
                        global_circuit_breaker_losses=None)
     paper = run_paper(PaperRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path / "host", risk=loose,
                                    route_hosts=1, risk_in_host=True, window_events=150))
-    assert bt["trades"] == 4 and paper["trades"] == bt["trades"], paper["paper"]["routes"][0]["risk_rejections"]
+    assert bt["trades"] > 0 and paper["trades"] == bt["trades"], paper["paper"]["routes"][0]["risk_rejections"]
     assert paper["paper"]["risk_decisions"] == bt["funnel"]["passed_risk"] > 0
     for out in ("cli", "host"):
         for name in ("trades.csv", "fills.csv"):

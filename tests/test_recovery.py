@@ -60,7 +60,7 @@ def _venue() -> PaperVenue:
     v = PaperVenue(Venue.BINANCE, Decimal("0.001"))
     rules = binance_rules("0.01", "0.00001", "5")
     v.list_symbol("BTC-USDT", rules, 0.5, 0.0, rules.tick_units)
-    ts = np.array([10, 11], np.int64)
+    ts = np.array([510, 511], np.int64)  # quoted after the orders arrive (500): a leg fills on a later quote only
     ev = EventBatch(ts, ts, np.array([1, 1], np.int8), np.array([0, 0], np.int8), np.array([0, 1], np.int8),
                     np.array([100.0, 100.02]), np.array([5.0, 5.0]))
     v.on_events("BTC-USDT", 1_000, ev)
