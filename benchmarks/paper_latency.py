@@ -29,7 +29,8 @@ import _synthetic as synth
 import numpy as np
 import replay_throughput as rt
 
-from arbitrage_lite.actors.route import RouteActor, RouteHostActor, _Local
+from arbitrage_lite.actors.route import RouteActor
+from arbitrage_lite.actors.route_host import RouteHostActor, _Local
 from arbitrage_lite.core.config import CostConfig, EngineConfig, StrategyConfig
 from arbitrage_lite.core.event_builders import depth_diffs_to_events, fx_to_events, trades_to_events
 from arbitrage_lite.core.events import VENUE_BINANCE, EventBatch
@@ -437,7 +438,7 @@ class _TimedHost(RouteHostActor):
 
 def breakdown(v: Variant, data: dict[str, RouteData], args: argparse.Namespace) -> list[str]:
     """The last variant again, its routes timestamped: where a leg's latency goes."""
-    import arbitrage_lite.actors.route as route_module
+    import arbitrage_lite.actors.route_host as route_module
 
     if not v.hosts:
         return ["breakdown: only for route host variants"]

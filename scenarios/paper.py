@@ -91,7 +91,8 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     from ..actors.paper_venue import PaperVenueActor
     from ..actors.portfolio import PortfolioActor
     from ..actors.risk import RiskCoordinatorActor
-    from ..actors.route import RouteActor, RouteHostActor
+    from ..actors.route import RouteActor
+    from ..actors.route_host import RouteHostActor
     from ..core.replay import warm_up
     from ..infra.ray_runtime import ensure_ray
 

@@ -225,7 +225,7 @@ def test_a_restarted_halted_portfolio_orders_the_flatten_again(tmp_path: Path) -
 
     from arbitrage_lite.actors.portfolio import PortfolioActor
     from arbitrage_lite.actors.risk import RiskCoordinatorActor
-    from arbitrage_lite.actors.route import _Local  # an object behind the shape of an actor handle
+    from arbitrage_lite.actors.route_host import _Local  # an object behind the shape of an actor handle
     from arbitrage_lite.core.domain import Currency
     from arbitrage_lite.core.risk import RiskLimits
 
