@@ -1,0 +1,3 @@
+"""Binance spot adapter: sans-IO parse/book/sign/limits/orders, and the aiohttp shell in ``client``."""
+
+VENUE = "binance"
