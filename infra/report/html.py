@@ -253,10 +253,17 @@ def _counts(s: Mapping[str, object]) -> str:
     for k, v in s.items():
         if k in _KNOWN or k == "config" or not isinstance(v, Mapping) or not v:
             continue
-        rows = [(str(name), f'<td class="num">{escape(_short(val))}</td>') for name, val in v.items()
-                if name not in _NOT_GENERIC]
+        rows = [(str(name), _count_cell(val)) for name, val in v.items() if name not in _NOT_GENERIC]
         parts.append(_kv_table(rows, k.replace("_", " ")))
     return f'<div class="grid">{"".join(parts)}</div>' if parts else ""
+
+
+def _count_cell(v: object) -> str:
+    """A number stays on one line, right-aligned; a sentence (a rule, a note) wraps."""
+    text = _short(v)
+    if isinstance(v, str) and " " in v.strip():
+        return f'<td style="white-space:normal;max-width:28em">{escape(text)}</td>'
+    return f'<td class="num">{escape(text)}</td>'
 
 
 def _short(v: object) -> str:
