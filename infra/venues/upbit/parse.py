@@ -81,7 +81,8 @@ def _code(msg: dict[str, Any], k: dict[str, str]) -> str:
 
 
 def _trade(msg: dict[str, Any], k: dict[str, str], ts_local: int, ts_key: str) -> Trade:
-    side = _AGGRESSOR.get(msg.get(k["ask_bid"]))  # type: ignore[arg-type]
+    ab = msg.get(k["ask_bid"])
+    side = _AGGRESSOR.get(ab) if isinstance(ab, str) else None
     if side is None:
         raise Bad("bad_field", "ask_bid is not ASK/BID")
     return Trade(VENUE, _code(msg, k), dec(msg, k["trade_price"], positive=True),
