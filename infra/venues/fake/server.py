@@ -1,0 +1,118 @@
+"""Run both fake venues on 127.0.0.1: books from the store (replayed) or static books, one ready line.
+
+``FakeVenues`` is used by the CLI (``arbitrage-lite fake-venues``) and by tests (in-process, free ports).
+Replay: each market's recorded snapshots are served in turn, spaced by their recorded times divided by
+``speed`` (``speed=0``: stay on the first snapshot); after the last one the book stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ...data.store import Store
+from .binance import BinanceConfig, BinanceFake
+from .books import books_from_snapshot_file, books_from_store, store_markets
+from .common import now_ms
+from .engine import Book, Engine
+from .faults import Faults
+from .upbit import UpbitConfig, UpbitFake
+
+SNAPSHOTS = Path("/work/shared/data/orderbook_snapshots")
+STATIC_BOOKS = {"binance": {"BTCUSDT": SNAPSHOTS / "binance_BTCUSDT_ob20_20250824T06_vsun410.jsonl.gz"},
+                "upbit": {"KRW-BTC": SNAPSHOTS / "upbit_KRW-BTC_ob20_20250824T06_vsun410.jsonl.gz"}}
+DEFAULT_BALANCES = {"binance": {"USDT": Decimal(100_000), "BTC": Decimal(1)},
+                    "upbit": {"KRW": Decimal(100_000_000), "BTC": Decimal(1)}}
+
+
+def _venue_id(venue: str, store_symbol: str) -> str:
+    base, quote = store_symbol.split("-")
+    return f"{base}{quote}" if venue == "binance" else f"{quote}-{base}"
+
+
+def books_for(venue: str, store: Path | None) -> dict[str, list[Book]]:
+    """Books per venue market id: every recorded book series of the venue in the store, else the static file."""
+    if store is None:
+        return {sym: books_from_snapshot_file(path) for sym, path in STATIC_BOOKS[venue].items()}
+    s = Store(store)
+    out = {_venue_id(venue, sym): books_from_store(s, venue, sym) for sym in store_markets(s, venue)}
+    if venue == "upbit":
+        out = {k: v for k, v in out.items() if k.startswith("KRW-")}
+    return {k: v for k, v in out.items() if v}
+
+
+@dataclass(slots=True)
+class FakeVenues:
+    """Both fakes, their markets and credentials. ``start()`` binds the ports; ``info`` is the ready line."""
+
+    store: Path | None = None
+    speed: float = 1.0
+    port_binance: int = 0
+    port_upbit: int = 0
+    binance_weight_limit: int = 6000
+    upbit_order_per_s: int = 8
+    upbit_default_per_s: int = 30
+    binance_faults: Faults = field(default_factory=Faults)
+    upbit_faults: Faults = field(default_factory=Faults)
+    binance: BinanceFake | None = None
+    upbit: UpbitFake | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    _runners: list[web.AppRunner] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> dict[str, Any]:
+        books = {v: books_for(v, self.store) for v in ("binance", "upbit")}
+        for venue, got in books.items():
+            if not got:
+                raise ValueError(f"no {venue} book in store {self.store} (import recorded books first)")
+        bkey, bsecret = secrets.token_hex(32), secrets.token_hex(32)
+        ukey, usecret = secrets.token_hex(20), secrets.token_hex(20)
+        self.binance = BinanceFake(BinanceConfig(bkey, bsecret, weight_limit=self.binance_weight_limit,
+                                                 faults=self.binance_faults),
+                                   sorted(books["binance"]), dict(DEFAULT_BALANCES["binance"]))
+        self.upbit = UpbitFake(UpbitConfig(ukey, usecret, order_per_s=self.upbit_order_per_s,
+                                           default_per_s=self.upbit_default_per_s, faults=self.upbit_faults),
+                               sorted(books["upbit"]), dict(DEFAULT_BALANCES["upbit"]))
+        for engine, venue_books in ((self.binance.engine, books["binance"]), (self.upbit.engine, books["upbit"])):
+            for sym, series in venue_books.items():
+                engine.set_book(sym, series[0], now_ms())
+                if self.speed > 0 and len(series) > 1:
+                    self._tasks.append(asyncio.create_task(_replay(engine, sym, series, self.speed)))
+        burl = await self._serve(self.binance.app(), self.port_binance)
+        uurl = await self._serve(self.upbit.app(), self.port_upbit)
+        self.info = {
+            "binance": {"rest": burl, "api_key": bkey, "secret": bsecret, "markets": sorted(books["binance"])},
+            "upbit": {"rest": uurl, "access_key": ukey, "secret": usecret, "markets": sorted(books["upbit"])},
+        }
+        return self.info
+
+    async def _serve(self, app: web.Application, port: int) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        self._runners.append(runner)
+        port = runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for runner in self._runners:
+            await runner.cleanup()
+        self._tasks.clear()
+        self._runners.clear()
+
+
+async def _replay(engine: Engine, symbol: str, series: list[Book], speed: float) -> None:
+    """Serve the recorded snapshots in turn, spaced by their recorded times / speed."""
+    for prev, book in itertools.pairwise(series):
+        await asyncio.sleep(max(0.0, (book.ts_ms - prev.ts_ms) / 1000 / speed))
+        engine.set_book(symbol, book, now_ms())
