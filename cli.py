@@ -257,6 +257,70 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fake_venues(args: argparse.Namespace) -> int:
+    """Fake Binance and Upbit on 127.0.0.1: one JSON line (URLs, keys) once ready, then serve until Ctrl-C."""
+    import asyncio
+    import json
+
+    from .infra.venues.fake.faults import Faults
+    from .infra.venues.fake.server import FakeVenues
+
+    if not 0 <= args.speed < 1e9:  # false for NaN too
+        raise UserError(f"--speed {args.speed}: expected a number >= 0 (0: stay on the first book)")
+    store = None if args.static_books else Path(args.store)
+    if store is not None and not store.is_dir():
+        raise UserError(f"--store {store}: no such directory (import recorded books with 'data import')")
+    faults: dict[str, int] = {}
+    for item in args.fault or []:
+        name, _, value = item.partition("=")
+        faults[name] = int(value) if value.isdigit() else -1
+    try:
+        Faults().update(faults)
+    except ValueError as e:
+        raise UserError(f"--fault: {e}") from None
+    fv = FakeVenues(store=store, speed=args.speed, port_binance=args.port_binance, port_upbit=args.port_upbit,
+                    binance_weight_limit=args.binance_weight_limit, upbit_order_per_s=args.upbit_order_per_s,
+                    binance_faults=Faults(**faults), upbit_faults=Faults(**faults))
+
+    async def serve() -> None:
+        try:
+            info = await fv.start()
+        except (ValueError, FileNotFoundError) as e:
+            raise UserError(str(e)) from None
+        except OSError as e:
+            raise UserError(f"cannot listen on 127.0.0.1: {e.strerror or e}") from None
+        print(json.dumps(info), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await fv.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _add_fake_venues(sub: Any) -> None:
+    fk = sub.add_parser("fake-venues", help="fake Binance and Upbit on 127.0.0.1 (real REST shapes) for rehearsals")
+    src = fk.add_mutually_exclusive_group(required=True)
+    src.add_argument("--store", help="replay the recorded books of this store")
+    src.add_argument("--static-books", action="store_true", help="serve the recorded BTC book snapshots instead")
+    fk.add_argument("--port-binance", type=chk.port, default=0, help="0 (default): a free port")
+    fk.add_argument("--port-upbit", type=chk.port, default=0, help="0 (default): a free port")
+    fk.add_argument("--speed", type=float, default=1.0,
+                    help="replay speed (1: recorded pace; 0: stay on the first book)")
+    fk.add_argument("--binance-weight-limit", type=chk.count(1), default=6000, help="request weight per minute")
+    fk.add_argument("--upbit-order-per-s", type=chk.count(1), default=8, help="order requests per second")
+    fk.add_argument("--fault", action="append", metavar="NAME=N",
+                    help="inject faults on both venues: delay_ms, drop, error_after_accept, drop_after_accept, "
+                         "reject_orders (repeatable; also POST /fake/faults at run time)")
+    fk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                    help="show the traceback of an unexpected error")
+    fk.set_defaults(func=_cmd_fake_venues)
+
+
 def _cmd_config_doc(args: argparse.Namespace) -> int:
     from .infra.config_tree import config_doc
 
@@ -391,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true")
     _common(demo)
     demo.set_defaults(func=_cmd_demo)
+    _add_fake_venues(sub)
     doc = sub.add_parser("config-doc", help="print docs/config.md: every config field, unit, default")
     doc.set_defaults(func=_cmd_config_doc)
     return p
