@@ -59,6 +59,7 @@ class BinanceConfig:
     api_key: str
     secret: str
     weight_limit: int = 6000
+    weight_window_ms: int = 60_000  # tests stretch it so a window cannot turn mid-test
     ban_after: int = 3  # requests refused with 429 before the 418 ban
     ban_s: int = 120
     fee: Decimal = Decimal("0.001")
@@ -91,7 +92,7 @@ class BinanceFake:
                                          Decimal(self.filters[s["symbol"]]["LOT_SIZE"]["stepSize"]).normalize(),
                                          cfg.fee, cfg.fee, "received") for s in self.info["symbols"]}
         self.engine = Engine(specs, balances)
-        self.weights = WindowLimiter(cfg.weight_limit, 60_000, cfg.ban_after, cfg.ban_s * 1000)
+        self.weights = WindowLimiter(cfg.weight_limit, cfg.weight_window_ms, cfg.ban_after, cfg.ban_s * 1000)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[fault_middleware, self._middleware])

@@ -57,6 +57,7 @@ class FakeVenues:
     port_binance: int = 0
     port_upbit: int = 0
     binance_weight_limit: int = 6000
+    binance_weight_window_ms: int = 60_000
     upbit_order_per_s: int = 8
     upbit_default_per_s: int = 30
     binance_faults: Faults = field(default_factory=Faults)
@@ -75,6 +76,7 @@ class FakeVenues:
         bkey, bsecret = secrets.token_hex(32), secrets.token_hex(32)
         ukey, usecret = secrets.token_hex(20), secrets.token_hex(20)
         self.binance = BinanceFake(BinanceConfig(bkey, bsecret, weight_limit=self.binance_weight_limit,
+                                                 weight_window_ms=self.binance_weight_window_ms,
                                                  faults=self.binance_faults),
                                    sorted(books["binance"]), dict(DEFAULT_BALANCES["binance"]))
         self.upbit = UpbitFake(UpbitConfig(ukey, usecret, order_per_s=self.upbit_order_per_s,
