@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from .auth import binance_check
+from .books import SHARED
 from .common import (
     FAULTS_KEY,
     drop_connection,
@@ -34,7 +35,7 @@ from .engine import Engine, EngineReject, MarketSpec, Order
 from .faults import Faults
 from .limits import WindowLimiter
 
-EXCHANGE_INFO = Path("/work/shared/data/fixtures/rest/binance_spot_exchangeInfo_20240908_davijr.json.gz")
+EXCHANGE_INFO = SHARED / "fixtures/rest/binance_spot_exchangeInfo_20240908_davijr.json.gz"
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 STATUS = {"new": "NEW", "partial": "PARTIALLY_FILLED", "filled": "FILLED", "cancelled": "CANCELED",
           "expired": "EXPIRED"}

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from ...data.sample import find_shared_data
 from ...data.store import Store
 from .engine import Book
 
-STORE_VENUE = {"binance": "binance", "upbit": "upbit"}
+# the shared data set (--data / $ARBITRAGE_LITE_DATA / ../shared/data): recorded fixtures and book snapshots
+SHARED = find_shared_data() or Path("../shared/data")
 
 
 def _dec(x: object) -> Decimal:

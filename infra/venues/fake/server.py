@@ -19,13 +19,13 @@ from aiohttp import web
 
 from ...data.store import Store
 from .binance import BinanceConfig, BinanceFake
-from .books import books_from_snapshot_file, books_from_store, store_markets
+from .books import SHARED, books_from_snapshot_file, books_from_store, store_markets
 from .common import now_ms
 from .engine import Book, Engine
 from .faults import Faults
 from .upbit import UpbitConfig, UpbitFake
 
-SNAPSHOTS = Path("/work/shared/data/orderbook_snapshots")
+SNAPSHOTS = SHARED / "orderbook_snapshots"
 STATIC_BOOKS = {"binance": {"BTCUSDT": SNAPSHOTS / "binance_BTCUSDT_ob20_20250824T06_vsun410.jsonl.gz"},
                 "upbit": {"KRW-BTC": SNAPSHOTS / "upbit_KRW-BTC_ob20_20250824T06_vsun410.jsonl.gz"}}
 DEFAULT_BALANCES = {"binance": {"USDT": Decimal(100_000), "BTC": Decimal(1)},

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ....core.rules import SCALE, UPBIT_MAX_ORDER_KRW, UPBIT_MIN_ORDER_KRW, upbit_krw_tick_units
 from .auth import flatten_json_body, jwt_decode, upbit_hash_ok
+from .books import SHARED
 from .common import (
     FAULTS_KEY,
     drop_connection,
@@ -37,7 +38,7 @@ from .engine import Engine, EngineReject, MarketSpec, Order
 from .faults import Faults
 from .limits import WindowLimiter
 
-MARKET_ALL = Path("/work/shared/data/fixtures/rest/upbit_market_all_isDetails_202507_helenhelen2025.json")
+MARKET_ALL = SHARED / "fixtures/rest/upbit_market_all_isDetails_202507_helenhelen2025.json"
 KST = timezone(timedelta(hours=9))
 STATE = {"new": "wait", "partial": "wait", "filled": "done", "cancelled": "cancel", "expired": "cancel"}
 GROUPS = {"/v1/market/all": "market", "/v1/orderbook": "orderbook", "/v1/ticker": "ticker",
