@@ -126,8 +126,16 @@ def levels(raw: Any, name: str, allow_zero: bool) -> tuple[BookLevel, ...]:
     for lv in raw:
         if type(lv) is not list or len(lv) < 2:
             raise Bad("bad_field", f"{name}: level {lv!r}")
-        q = nonneg(lv[1], name) if allow_zero else pos(lv[1], name)
-        out.append(BookLevel(pos(lv[0], name), q))
+        ps, qs = lv[0], lv[1]
+        if type(ps) is str and type(qs) is str:  # the wire's form: one fast check, the slow path names the fault
+            price, qty = Decimal(ps), Decimal(qs)
+            if (price.is_finite() and qty.is_finite() and price > 0 and (qty > 0 or (allow_zero and qty == 0))
+                    and -_MAX_ADJ <= price.adjusted() <= _MAX_ADJ
+                    and (not qty or -_MAX_ADJ <= qty.adjusted() <= _MAX_ADJ)):
+                out.append(BookLevel(price, qty))
+                continue
+        q = nonneg(qs, name) if allow_zero else pos(qs, name)
+        out.append(BookLevel(pos(ps, name), q))
     return tuple(out)
 
 
