@@ -121,6 +121,8 @@ class RouteActor:
         self.applied_window = 0
         self.first_ts = self.last_ts = -1
         self.lock = asyncio.Lock()
+        self.waiting_received_ns: int | None = None  # a window taken in while waiting for a risk turn
+        self.waiting_for_risk = False
         self.finished = asyncio.Event()
         self.sent: dict[int, tuple[tuple[int, ...], str, Any]] = {}  # slot -> (leg key, client id, report ref)
         self.sent_orders: dict[int, VenueOrder] = {}
@@ -193,8 +195,18 @@ class RouteActor:
         return min(self.upto.values()) > self.processed_until  # else _process would return at once
 
     async def process(self, received_ns: int) -> None:
+        """Apply what has come in, window after window (a feed's pace is its slowest route's). A route waiting
+        for its risk turn -- which waits for slower routes -- takes a new window in when it is done and does not
+        hold the sender up: the feed would hold back the windows those slower routes need."""
+        if self.lock.locked() and self.waiting_for_risk:
+            if self.waiting_received_ns is None:
+                self.waiting_received_ns = received_ns
+            return
         async with self.lock:
             await self._process(received_ns)
+            while self.waiting_received_ns is not None:
+                received, self.waiting_received_ns = self.waiting_received_ns, None
+                await self._process(received)
 
     async def _process(self, received_ns: int) -> None:
         watermark = min(self.upto.values())
@@ -387,8 +399,12 @@ class RouteActor:
             notionals = candidate_notionals(s)
             t = int(s.si[S_CAND_TS])  # the candidate's decision time, whatever the window cut
             self.risk_asks += 1
-            verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
-                                                        key=f"{self.route}:{self.risk_asks}", facts=facts)
+            self.waiting_for_risk = True
+            try:
+                verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
+                                                            key=f"{self.route}:{self.risk_asks}", facts=facts)
+            finally:
+                self.waiting_for_risk = False
             allowed = verdict.allowed
             if self.journal is not None:
                 rec = risk_verdict_record(self.run_id, self.route, verdict, seq=self.risk_asks, action="open",

@@ -32,7 +32,6 @@ from .outputs import write_outputs
 from .universe import universe_of
 
 FEED_LAG = 8  # windows a feed may run ahead of its slowest subscriber
-FEED_LAG_ORDERED = 1 << 30  # with risk answered in market-time order: no limit (see _run_actors)
 SOURCE_CODES = {"fx": VENUE_FX, "upbit": VENUE_UPBIT, "binance": VENUE_BINANCE}
 
 
@@ -212,9 +211,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         await supervisor.check_once.remote()  # every child's process known before anything can die
         supervisor.run.remote()
     start_at = time.time() + 0.2  # one clock for the three feeds: they release each window together
-    # a route waiting for its risk turn waits for slower routes, which may need later windows (a leg filled by
-    # the next quote): with risk in market-time order the feeds do not hold windows back for it
-    lag = FEED_LAG_ORDERED if risk is not None else FEED_LAG
+    lag = FEED_LAG  # a route waiting for its risk turn takes windows in without holding its feed up
     runs = [feeds["fx"].run.remote(routes, None, fx_agg, alerts, hosts=hosts, start_at=start_at, in_flight=lag),
             feeds["upbit"].run.remote(routes, venues[0], None, alerts, hosts=hosts, start_at=start_at,
                                       in_flight=lag),
