@@ -3,10 +3,12 @@
 A venue is one entry of ``VENUES``: a function returning ``{message type: (payloads, parse function)}``.
 Each row is the best of ``--rounds`` passes over the payloads, in ns per message; ``json.loads`` alone is
 timed on the same payloads so the adapter's own share shows. Prints a table, then one JSON line.
+The default (3 rounds, ~2,000 messages or ~2 MB a pass) takes ~15 s; ``--long``: 20 rounds of ~20,000 / ~20 MB.
 
-Usage: python benchmarks/venue_parse_cost.py [--rounds N] [--venue binance]
+Usage: python benchmarks/venue_parse_cost.py [--rounds N] [--long] [--venue binance] [--venue upbit]
 Inputs: Binance streams from sample_data/binance_btcusdt_l2_sample.gz (ships, MIT); aggTrade and the REST/user
-bodies from the shared data set's fixtures when found (else those rows are skipped).
+bodies from the shared data set's fixtures when found (else those rows are skipped). Upbit: the recorded
+cryptofeed SIMPLE session (fixtures/cryptofeed/UPBIT.ws.62.0.gz, 15-level books) from the shared data set.
 """
 
 from __future__ import annotations
@@ -74,12 +76,46 @@ def _binance() -> Rows:
     return rows
 
 
-# Upbit: the Upbit adapter's owner adds its entry here (today: benchmarks/upbit_parse_cost.py).
-VENUES: dict[str, Callable[[], Rows]] = {"binance": _binance}
+def _upbit() -> Rows:
+    from decimal import Decimal
+
+    from arbitrage_lite.infra.venues.upbit import parse as p
+    from arbitrage_lite.infra.venues.upbit.book import UpbitBooks
+
+    shared = find_shared_data()
+    if shared is None:
+        return {}
+    by_type: dict[str, list[bytes]] = {"orderbook": [], "trade": []}
+    with gzip.open(shared / "fixtures" / "cryptofeed" / "UPBIT.ws.62.0.gz", "rt") as f:
+        for line in f:
+            _, sep, payload = line.rstrip("\n").partition(": b'")
+            if sep:
+                raw = payload[:-1].encode()
+                by_type[json.loads(raw)["ty"]].append(raw)
+    books = UpbitBooks()
+
+    def into_book(m: bytes) -> Any:
+        snap = p.parse_ws(m, 0)
+        if books.books and snap is not None and not isinstance(snap, p.Rejected):
+            books.drop()  # a pass replays the same session: start every message from an empty book
+        return books.apply(snap) if isinstance(snap, p.BookSnapshot) else snap
+
+    return {
+        "orderbook (15 levels)": (by_type["orderbook"], lambda m: p.parse_ws(m, 0)),
+        "orderbook + book.apply": (by_type["orderbook"], into_book),
+        "orderbook json.loads(parse_float=Decimal)": (by_type["orderbook"],
+                                                      lambda m: json.loads(m, parse_float=Decimal)),
+        "trade": (by_type["trade"], lambda m: p.parse_ws(m, 0)),
+    }
+
+
+VENUES: dict[str, Callable[[], Rows]] = {"binance": _binance, "upbit": _upbit}
+TARGET = [2000]  # messages per timed pass (--long: 20,000)
 
 
 def ns_per_msg(fn: Callable[[bytes], Any], msgs: list[bytes], rounds: int) -> float:
-    reps = max(1, 2000 // len(msgs))  # single-payload rows: repeat to a measurable pass
+    size = sum(len(m) for m in msgs)  # short rows repeat to a measurable pass; big bodies (1000-level depth) fewer
+    reps = max(1, min(TARGET[0] // len(msgs), TARGET[0] * 1000 // size))
     best = float("inf")
     for _ in range(rounds):
         t0 = time.perf_counter_ns()
@@ -92,9 +128,12 @@ def ns_per_msg(fn: Callable[[bytes], Any], msgs: list[bytes], rounds: int) -> fl
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=None, help="passes per row, best taken (default 3; --long 20)")
+    ap.add_argument("--long", action="store_true", help="20 rounds of ~20,000 messages a pass (a minute or more)")
     ap.add_argument("--venue", action="append", choices=sorted(VENUES))
     args = ap.parse_args()
+    args.rounds = args.rounds or (20 if args.long else 3)
+    TARGET[0] = 20_000 if args.long else 2000
     out: dict[str, dict[str, dict[str, int]]] = {}
     for venue in args.venue or sorted(VENUES):
         out[venue] = {}
@@ -105,7 +144,8 @@ def main() -> None:
             json_ns = ns_per_msg(json.loads, msgs, args.rounds)
             out[venue][kind] = {"ns_per_msg": round(parse_ns), "json_loads_ns": round(json_ns), "messages": len(msgs)}
             print(f"{venue:8s} {kind:40s} {parse_ns:10.0f} ns/msg  (json.loads alone {json_ns:8.0f})  n={len(msgs)}")
-    print(json.dumps({"benchmark": "venue_parse_cost", "rounds": args.rounds, "venues": out}))
+    print(json.dumps({"benchmark": "venue_parse_cost", "rounds": args.rounds, "pass_messages": TARGET[0],
+                      "venues": out}))
 
 
 if __name__ == "__main__":
