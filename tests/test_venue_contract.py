@@ -336,6 +336,19 @@ def test_duplicate_client_id_is_rejected(venues: Venues, variant: str) -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_duplicate_client_id_is_rejected_by_the_venue_itself(venues: Venues, variant: str) -> None:
+    """A second client with no memory of the id (a restart before the journal seeded it): the venue refuses."""
+    async def body(c: VenueClient, m: Market) -> None:
+        ident = cid()
+        assert (await c.place(limit(m, ident))).state is OrderState.ACCEPTED
+        async with client_for(venues, variant) as fresh:
+            dup = await fresh.place(limit(m, ident))
+        assert (dup.state, dup.reason, dup.client_id) == (OrderState.REJECTED, RejectReason.DUPLICATE_ID, ident), dup
+        assert [o.client_id for o in await c.open_orders(m.symbol)] == [ident]
+    run(venues, variant, body)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_below_minimum_is_rejected_invalid(venues: Venues, variant: str) -> None:
     async def body(c: VenueClient, m: Market) -> None:
         before = by_asset(await c.balances())

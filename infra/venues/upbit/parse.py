@@ -257,6 +257,9 @@ def error_reason(status: int, raw: bytes | str) -> tuple[RejectReason, str]:
     detail = f"http {status} {error_text(body)}"
     if status in (418, 429):
         return RejectReason.RATE_LIMITED, detail
+    message = str(err.get("message")).lower() if isinstance(err, dict) else ""
+    if "identifier" in message and any(w in message for w in ("already", "used", "duplicate")):
+        return RejectReason.DUPLICATE_ID, detail  # a reused identifier may come as a generic validation_error
     if name in _REASONS:
         return _REASONS[name], detail
     if "identifier" in name or "duplicate" in name:  # exact name unconfirmed (brief §A4): match by word
