@@ -3,7 +3,11 @@
 Point it at https://api.binance.com or at a local fake venue; it only signs, sends, times out and hands bodies
 to the pure parsers. A timeout, a dropped connection or a 5xx on an order call is UNKNOWN (never retried
 blindly); ``place`` settles an UNKNOWN with one query by client id. The secret is never logged or shown
-(``repr`` hides it).
+(held as a ``secrets.Secret``, revealed only into the signing call; ``repr`` hides it).
+
+``market_data`` is the long-running feed: reconnect with seeded, capped backoff, a full resync (every depth book
+dropped, a new REST snapshot and the U/u procedure of ``book.LocalBook``) after a reconnect or any gap, stale
+streams and backwards venue time reported, all decided by ``..stream_loop.StreamLoop``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 
 import aiohttp
+from loguru import logger
 
 from ....core.venue import (
     Balance,
+    BookDelta,
     BookSnapshot,
     CancelOrder,
     MarketData,
@@ -28,7 +34,10 @@ from ....core.venue import (
     Rejected,
     RejectReason,
 )
+from ..secrets import Secret, as_secret
+from ..stream_loop import Key, Marker, StreamLoop
 from . import VENUE
+from .book import LocalBook, Sync
 from .limits import Action, RateLimits
 from .orders import Request, cancel_request, open_orders_request, outcome, place_request, query_request, settle
 from .parse import (
@@ -62,12 +71,12 @@ class BinanceClient:
 
     venue = VENUE
 
-    def __init__(self, base_url: str, api_key: str, secret: str, *, ws_url: str | None = None,
+    def __init__(self, base_url: str, api_key: str, secret: str | Secret, *, ws_url: str | None = None,
                  timeout_s: float = 10.0, recv_window_ms: int = 5000, max_wait_ms: int = 2000,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.base_url = base_url.rstrip("/")
         self.ws_url = (ws_url or "").rstrip("/")
-        self._key, self._secret = api_key, secret
+        self._key, self._secret = api_key, as_secret(secret)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.recv_window_ms, self.max_wait_ms = recv_window_ms, max_wait_ms
         self.clock = clock
@@ -75,6 +84,10 @@ class BinanceClient:
         self.limits = RateLimits()
         self.rules: ExchangeInfo | None = None
         self._session: aiohttp.ClientSession | None = None
+        self.loop = StreamLoop(VENUE)
+        self.books: dict[str, LocalBook] = {}
+        self._next_snapshot: dict[str, int] = {}
+        self._why = ""
 
     def __repr__(self) -> str:
         return f"BinanceClient({self.base_url!r}, api_key=<{len(self._key)} chars>, secret=<hidden>)"
@@ -105,7 +118,8 @@ class BinanceClient:
             return 429 if d.action is Action.WAIT else 418, f'{{"code":-1003,"msg":"local: {d.reason}"}}'
         self.limits.book(_ms(self.clock), req.weight, req.orders)
         if signed:
-            query = signed_query(req.params, self._secret, self.time.timestamp(_ms(self.clock)), self.recv_window_ms)
+            query = signed_query(req.params, self._secret.reveal(), self.time.timestamp(_ms(self.clock)),
+                                 self.recv_window_ms)
         else:
             query = "&".join(f"{k}={v}" for k, v in req.params)
         url = f"{self.base_url}{req.path}" + (f"?{query}" if query else "")
@@ -208,6 +222,113 @@ class BinanceClient:
                     yield parse_stream(msg.data, self.clock())
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
                     break
+
+    async def market_data(self, streams: Sequence[str], *, loop: StreamLoop | None = None, depth_limit: int = 1000,
+                          resync_min_s: float = 0.5) -> AsyncIterator[MarketData | Control | Rejected | Marker]:
+        """The combined streams for as long as the caller reads (or ``loop.max_reconnects`` allows).
+
+        Depth diffs come out only once applied to a synced book; a (re)synced book comes out whole as a
+        ``BookSnapshot`` (its seq = the last applied update id) after a ``resync`` marker. A gap or a crossed
+        book yields its ``Rejected``, then a REST snapshot is fetched (at most every ``resync_min_s`` per
+        symbol); duplicates/old diffs are dropped (counted in the book). Stale streams, backwards trade/ticker
+        time and bad frames come out as ``Rejected`` (counted in ``self.loop.rejects``)."""
+        self.loop = loop or self.loop
+        keys = [k for st in streams if (k := stream_key(st)) is not None]
+        url = f"{self.ws_url}/stream?streams={'/'.join(streams)}"
+        while True:
+            if self.books:
+                yield self.loop.on_resync(f"reconnect: {len(self.books)} books dropped", self.clock())
+            self.books, self._next_snapshot, self._why = {}, {}, "closed by the venue"
+            try:
+                async with self._http().ws_connect(url, heartbeat=None, autoping=True) as ws:
+                    logger.info("binance market data connected: {} streams", len(streams))
+                    yield self.loop.on_connected(time.monotonic_ns(), keys, self.clock())
+                    async for item in self._read(ws, depth_limit, int(resync_min_s * 1e9)):
+                        yield item
+            except (TimeoutError, aiohttp.ClientError) as e:
+                self._why = f"{type(e).__name__}: {str(e)[:120]}"
+            markers, delay = self.loop.on_disconnected(self._why, self.clock())
+            logger.warning("binance market data disconnected ({}); reconnect in {}", self._why,
+                           "never" if delay is None else f"{delay:.3f} s")
+            for m in markers:
+                yield m
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, depth_limit: int,
+                    resync_min_ns: int) -> AsyncIterator[MarketData | Control | Rejected | Marker]:
+        """One connection's frames until it closes or goes idle (``self._why`` says which)."""
+        loop = self.loop
+        while True:
+            try:
+                msg: aiohttp.WSMessage | None = await ws.receive(timeout=loop.receive_timeout_s(time.monotonic_ns()))
+            except TimeoutError:
+                msg = None
+            now = time.monotonic_ns()
+            for r in loop.stale(now, self.clock()):
+                yield r
+            if msg is None:
+                if loop.idle(now):
+                    self._why = f"idle for {loop.idle_timeout_s} s"
+                    return
+                continue
+            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                self._why = f"websocket {msg.type.name.lower()}"
+                return
+            loop.on_frame(now)
+            item = parse_stream(msg.data, self.clock())
+            if isinstance(item, Rejected):
+                loop.rejects.add(item)
+                yield item
+            elif isinstance(item, Control):
+                yield item
+            elif isinstance(item, BookDelta):
+                loop.on_data(item, now, ordered=False)
+                async for out in self._on_delta(item, now, depth_limit, resync_min_ns):
+                    yield out
+            else:
+                yield loop.on_data(item, now) or item
+
+    async def _on_delta(self, d: BookDelta, now: int, depth_limit: int,
+                        resync_min_ns: int) -> AsyncIterator[BookDelta | BookSnapshot | Rejected | Marker]:
+        book = self.books.get(d.symbol) or self.books.setdefault(d.symbol, LocalBook(d.symbol))
+        r = book.on_delta(d)
+        if r is Sync.APPLIED:
+            yield d
+            return
+        if r is Sync.NEEDS_SNAPSHOT and book.last_reject is not None:
+            self.loop.rejects.add(book.last_reject)
+            yield book.last_reject
+            yield self.loop.on_resync(f"{d.symbol}: {book.last_reject.reason}", self.clock())
+            logger.warning("binance {} book resync: {}", d.symbol, book.last_reject.reason)
+        if r is Sync.STALE or now < self._next_snapshot.get(d.symbol, 0):
+            return
+        self._next_snapshot[d.symbol] = now + resync_min_ns
+        snap = await self.depth_snapshot(d.symbol, depth_limit)
+        if isinstance(snap, Rejected):
+            self.loop.rejects.add(snap)
+            yield snap
+        elif book.on_snapshot(snap) is Sync.APPLIED:
+            yield book.snapshot(depth_limit)
+        elif book.last_reject is not None:  # too old for the buffered diffs, or a gap among them: fetch again
+            self.loop.rejects.add(book.last_reject)
+            yield book.last_reject
+
+
+def stream_key(stream: str) -> Key | None:
+    """``btcusdt@depth@100ms`` -> ``("BookDelta", "BTCUSDT")``: what a subscribed stream yields, for staleness."""
+    symbol, _, kind = stream.partition("@")
+    name = kind.split("@", 1)[0]
+    if name == "depth":
+        return "BookDelta", symbol.upper()
+    if name.startswith("depth"):
+        return "BookSnapshot", symbol.upper()
+    if name in ("trade", "aggTrade"):
+        return "Trade", symbol.upper()
+    if name == "bookTicker":
+        return "BestBidAsk", symbol.upper()
+    return None
 
 
 def _reason(body: str | None) -> RejectReason:

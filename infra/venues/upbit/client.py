@@ -2,7 +2,9 @@
 
 All decisions live in the sans-IO modules; this file only moves bytes, waits what the limiter says and
 measures local receive time. ``base_url`` is the REST root including ``/v1`` (``https://api.upbit.com/v1`` or a
-local fake venue); secrets are passed in by the caller and never logged or put into an event.
+local fake venue); secrets are passed in by the caller (held as a ``secrets.Secret``, revealed only into the
+JWT signing call) and never logged or put into an event. ``stream`` reconnects with seeded, capped backoff and
+resyncs fully (books dropped, rebuilt from the next snapshots), as ``..stream_loop.StreamLoop`` decides.
 """
 
 from __future__ import annotations
@@ -14,9 +16,22 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiohttp
+from loguru import logger
 from yarl import URL
 
-from ....core.venue import Balance, BookSnapshot, CancelOrder, MarketData, OrderEvent, PlaceOrder, QueryOrder, Rejected
+from ....core.venue import (
+    Balance,
+    BookSnapshot,
+    CancelOrder,
+    MarketData,
+    OrderEvent,
+    PlaceOrder,
+    QueryOrder,
+    Rejected,
+    Trade,
+)
+from ..secrets import Secret, as_secret
+from ..stream_loop import Marker, StreamLoop
 from .auth import authorization, query_string
 from .book import UpbitBooks
 from .limits import RateLimiter
@@ -37,19 +52,21 @@ from .parse import parse_orders, parse_ws
 class UpbitClient:
     venue = VENUE
 
-    def __init__(self, base_url: str, access_key: str, secret: str, *, ws_url: str | None = None,
+    def __init__(self, base_url: str, access_key: str, secret: str | Secret, *, ws_url: str | None = None,
                  timeout_s: float = 10.0, clock: Callable[[], int] = time.time_ns,
                  ledger: IdentifierLedger | None = None, limiter: RateLimiter | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.ws_url = ws_url
         self._access_key = access_key
-        self._secret = secret
+        self._secret = as_secret(secret)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._clock = clock
         self.ledger = ledger or IdentifierLedger()
         self.limiter = limiter or RateLimiter()
         self.books = UpbitBooks()
         self._session: aiohttp.ClientSession | None = None
+        self.loop = StreamLoop(VENUE)
+        self._why = ""
 
     def __repr__(self) -> str:  # never the secret
         return f"UpbitClient({self.base_url!r})"
@@ -68,7 +85,7 @@ class UpbitClient:
         while (wait := self.limiter.wait_ns(req.group, self._clock())) > 0:
             await asyncio.sleep(wait / 1e9)
         self.limiter.on_send(req.group, self._clock())
-        headers = authorization(self._access_key, self._secret, req.params)
+        headers = authorization(self._access_key, self._secret.reveal(), req.params)
         url = self.base_url + req.path
         data: str | None = None
         if req.method == "POST":
@@ -122,35 +139,79 @@ class UpbitClient:
             return []
 
     async def stream(self, codes: Sequence[str], types: Sequence[str] = ("orderbook", "trade"),
-                     fmt: str = "SIMPLE", max_reconnects: int = 5) -> AsyncIterator[MarketData | Rejected]:
+                     fmt: str = "SIMPLE", max_reconnects: int | None = 5,
+                     loop: StreamLoop | None = None) -> AsyncIterator[MarketData | Rejected | Marker]:
         """Quotation data; books go through UpbitBooks (out-of-order/stale/crossed come out as Rejected).
 
-        Reconnects with exponential back-off; every reconnect drops the books and yields a ``reconnect``
-        marker. Keep-alive: aiohttp ping frames every 30 s (Upbit closes after ~120 s idle)."""
+        A dropped connection, an error or ``loop.idle_timeout_s`` without a frame reconnects after the loop's
+        backoff (``max_reconnects`` then a ``gave_up`` marker ends the stream; ``loop`` overrides it); every
+        reconnect drops the books (a ``resync`` marker): the next snapshots are the truth. Subscribed streams
+        quiet for ``loop.stale_after_s`` and a ticker whose venue time runs backwards come out as Rejected
+        (trades are not ordered by Upbit: the recorded session steps back 6 times in 304 trades).
+        Keep-alive: aiohttp ping frames every 30 s (Upbit closes after ~120 s idle)."""
         if not self.ws_url:
             raise ValueError("no ws_url")
+        self.loop = loop or StreamLoop(VENUE, max_reconnects=max_reconnects)
+        names = {"orderbook": "BookSnapshot", "trade": "Trade", "ticker": "MarketStatus"}
+        keys = [(names[t], c) for t in types if t in names for c in codes]
         sub = [{"ticket": str(uuid.uuid4())}, *({"type": t, "codes": list(codes)} for t in types), {"format": fmt}]
-        backoff = 0.1
-        for attempt in range(max_reconnects + 1):
-            if attempt:
+        while True:
+            if self.books.books:
                 self.books.drop()
-                yield Rejected(VENUE, "reconnect", f"attempt {attempt}", self._clock())
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                yield self.loop.on_resync("reconnect: books dropped", self._clock())
+            self._why = "closed by the venue"
             session = await self._sess()
             try:
                 async with session.ws_connect(self.ws_url, heartbeat=30.0) as ws:
                     await ws.send_str(json.dumps(sub))
-                    async for msg in ws:
-                        if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                            break
-                        item = parse_ws(msg.data, self._clock())
-                        if item is None:
-                            continue
-                        if isinstance(item, BookSnapshot):
-                            item = self.books.apply(item)
+                    logger.info("upbit market data connected: {} codes, {}", len(codes), ",".join(types))
+                    yield self.loop.on_connected(time.monotonic_ns(), keys, self._clock())
+                    async for item in self._read(ws):
                         yield item
-                        backoff = 0.1
-            except (TimeoutError, aiohttp.ClientError):
-                continue
+            except (TimeoutError, aiohttp.ClientError) as e:
+                self._why = f"{type(e).__name__}: {str(e)[:120]}"
+            markers, delay = self.loop.on_disconnected(self._why, self._clock())
+            logger.warning("upbit market data disconnected ({}); reconnect in {}", self._why,
+                           "never" if delay is None else f"{delay:.3f} s")
+            for m in markers:
+                yield m
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
 
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[MarketData | Rejected]:
+        """One connection's frames until it closes or goes idle (``self._why`` says which)."""
+        loop = self.loop
+        while True:
+            try:
+                msg: aiohttp.WSMessage | None = await ws.receive(timeout=loop.receive_timeout_s(time.monotonic_ns()))
+            except TimeoutError:
+                msg = None
+            now = time.monotonic_ns()
+            for r in loop.stale(now, self._clock()):
+                yield r
+            if msg is None:
+                if loop.idle(now):
+                    self._why = f"idle for {loop.idle_timeout_s} s"
+                    return
+                continue
+            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                self._why = f"websocket {msg.type.name.lower()}"
+                return
+            loop.on_frame(now)
+            item = parse_ws(msg.data, self._clock())
+            if item is None:
+                continue
+            if isinstance(item, Rejected):
+                loop.rejects.add(item)
+                yield item
+                continue
+            if isinstance(item, BookSnapshot):  # the book decides its own order (venue time, duplicates)
+                loop.on_data(item, now, ordered=False)
+                applied = self.books.apply(item)
+                if isinstance(applied, Rejected):
+                    loop.rejects.add(applied)
+                yield applied
+                continue
+            # trades: liveness only -- Upbit does not order them (sid and trade time may step back, brief §A2/§A7)
+            yield loop.on_data(item, now, ordered=not isinstance(item, Trade)) or item
