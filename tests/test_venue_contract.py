@@ -266,7 +266,7 @@ def test_ioc_that_cannot_fill_expires_unfilled(venues: Venues, variant: str) -> 
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL], ids=["buy", "sell"])
 def test_market_order_fills_and_balances_move_by_fills_and_fees(venues: Venues, variant: str, side: Side) -> None:
     async def body(c: VenueClient, m: Market) -> None:
         before = by_asset(await c.balances())
