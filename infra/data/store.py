@@ -49,11 +49,13 @@ SCHEMAS: dict[str, pa.Schema] = {
         [("ts", _I64), ("ts_local", _I64), ("update_id", _I64), ("bid", _F64), ("bid_qty", _F64),
          ("ask", _F64), ("ask_qty", _F64)]
     ),
+    # recorder markers (docs/data.md "Recorded data"): connect, disconnect, gap, snapshot, stale
+    "markers": pa.schema([("ts", _I64), ("ts_local", _I64), ("event", pa.int8()), ("seq", _I64), ("prev", _I64)]),
 }
 KINDS: tuple[str, ...] = tuple(SCHEMAS)
 VENUES: tuple[str, ...] = ("upbit", "binance", "ref")
 # Streams recorded by a local process are ordered by arrival (ts_local); the rest by venue time.
-RECORDED_KINDS: frozenset[str] = frozenset({"last", "depth_diff", "trades", "bbo"})
+RECORDED_KINDS: frozenset[str] = frozenset({"last", "depth_diff", "trades", "bbo", "markers"})
 # Sort keys (most significant first); ties keep their input order (stable sort).
 SORT_KEYS: dict[str, tuple[str, ...]] = {
     "bars_1m": ("ts", "ts_local"),
@@ -63,6 +65,7 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "depth_diff": ("ts_local", "ts"),
     "trades": ("ts_local", "ts", "trade_id"),
     "bbo": ("ts_local", "update_id"),
+    "markers": ("ts_local", "ts"),
 }
 # What identifies one observation; two rows with the same key but different values are a conflict.
 KEYS: dict[str, tuple[str, ...]] = {
@@ -73,6 +76,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "depth_diff": ("first_update_id", "last_update_id", "side", "price"),
     "trades": ("trade_id",),
     "bbo": ("update_id", "bid", "bid_qty", "ask", "ask_qty"),
+    "markers": ("ts_local", "event", "seq"),
 }
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 MANIFEST_NAME = "manifest.json"

@@ -14,6 +14,11 @@ FAULT_HELP = {
     "error_after_accept": "accept the next N orders, then answer 5xx (the order exists: a query finds it)",
     "drop_after_accept": "accept the next N orders, then close the connection without an answer",
     "reject_orders": "reject the next N orders as the venue does when a market is closed",
+    "ws_drop": "close every WS connection of the venue, N times (at the next N frames)",
+    "ws_gap": "skip the next N book diffs/snapshots on the WS (a sequence gap; the served book still moves)",
+    "ws_duplicate": "send the next N book frames twice",
+    "ws_reorder": "hold each of the next N book frames back behind the following one (out of order)",
+    "ws_delay_ms": "delay every WS frame by this many milliseconds",
 }
 
 
@@ -24,6 +29,11 @@ class Faults:
     error_after_accept: int = 0
     drop_after_accept: int = 0
     reject_orders: int = 0
+    ws_drop: int = 0
+    ws_gap: int = 0
+    ws_duplicate: int = 0
+    ws_reorder: int = 0
+    ws_delay_ms: int = 0
 
     def take(self, name: str) -> bool:
         """Use one count of fault ``name``; True if it applies to this request."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,8 @@ from .common import now_ms
 from .engine import Book, Engine
 from .faults import Faults
 from .upbit import UpbitConfig, UpbitFake
+from .ws_binance import BinanceWs, Feed, feed_from_store, feeds_from_raw
+from .ws_upbit import UpbitWs
 
 SNAPSHOTS = SHARED / "orderbook_snapshots"
 STATIC_BOOKS = {"binance": {"BTCUSDT": SNAPSHOTS / "binance_BTCUSDT_ob20_20250824T06_vsun410.jsonl.gz"},
@@ -62,6 +65,10 @@ class FakeVenues:
     upbit_default_per_s: int = 30
     binance_faults: Faults = field(default_factory=Faults)
     upbit_faults: Faults = field(default_factory=Faults)
+    binance_l2: Path | None = None  # raw combined-stream recording for the Binance WS (else the store's diffs)
+    ws_log: int = 0  # tests: keep every served book (top N levels) in binance_ws.served / upbit_ws.served
+    binance_ws: BinanceWs | None = None
+    upbit_ws: UpbitWs | None = None
     binance: BinanceFake | None = None
     upbit: UpbitFake | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +77,8 @@ class FakeVenues:
 
     async def start(self) -> dict[str, Any]:
         books = {v: books_for(v, self.store) for v in ("binance", "upbit")}
+        feeds = self._binance_feeds()
+        books["binance"].update({sym: [Book((), (), 0, 0)] for sym in feeds})
         for venue, got in books.items():
             if not got:
                 raise ValueError(f"no {venue} book in store {self.store} (import recorded books first)")
@@ -82,16 +91,31 @@ class FakeVenues:
         self.upbit = UpbitFake(UpbitConfig(ukey, usecret, order_per_s=self.upbit_order_per_s,
                                            default_per_s=self.upbit_default_per_s, faults=self.upbit_faults),
                                sorted(books["upbit"]), dict(DEFAULT_BALANCES["upbit"]))
-        for engine, venue_books in ((self.binance.engine, books["binance"]), (self.upbit.engine, books["upbit"])):
+        self.binance_ws = BinanceWs(feeds, self.binance.engine, self.binance_faults, self.speed, self.ws_log)
+        self.upbit_ws = UpbitWs(self.upbit_faults, Store(self.store) if self.store else None, self.speed,
+                                bool(self.ws_log))
+        self._tasks += [asyncio.create_task(self.binance_ws.run(sym)) for sym in feeds]
+        self._tasks += [asyncio.create_task(self.upbit_ws.run_trades(sym)) for sym in books["upbit"]]
+        for engine, venue_books, on_book in ((self.binance.engine, books["binance"], None),
+                                             (self.upbit.engine, books["upbit"], self.upbit_ws.on_book)):
             for sym, series in venue_books.items():
+                if sym in feeds:
+                    continue  # the WS replay drives this book
                 engine.set_book(sym, series[0], now_ms())
+                if on_book is not None:
+                    on_book(sym, series[0])
                 if self.speed > 0 and len(series) > 1:
-                    self._tasks.append(asyncio.create_task(_replay(engine, sym, series, self.speed)))
-        burl = await self._serve(self.binance.app(), self.port_binance)
-        uurl = await self._serve(self.upbit.app(), self.port_upbit)
+                    self._tasks.append(asyncio.create_task(_replay(engine, sym, series, self.speed, on_book)))
+        bapp, uapp = self.binance.app(), self.upbit.app()
+        self.binance_ws.routes(bapp)
+        self.upbit_ws.routes(uapp)
+        burl = await self._serve(bapp, self.port_binance)
+        uurl = await self._serve(uapp, self.port_upbit)
         self.info = {
-            "binance": {"rest": burl, "api_key": bkey, "secret": bsecret, "markets": sorted(books["binance"])},
-            "upbit": {"rest": uurl, "access_key": ukey, "secret": usecret, "markets": sorted(books["upbit"])},
+            "binance": {"rest": burl, "ws": burl.replace("http", "ws", 1), "api_key": bkey, "secret": bsecret,
+                        "markets": sorted(books["binance"])},
+            "upbit": {"rest": uurl, "ws": uurl.replace("http", "ws", 1) + "/websocket/v1", "access_key": ukey,
+                      "secret": usecret, "markets": sorted(books["upbit"])},
         }
         return self.info
 
@@ -104,7 +128,22 @@ class FakeVenues:
         port = runner.addresses[0][1]
         return f"http://127.0.0.1:{port}"
 
+    def _binance_feeds(self) -> dict[str, Feed]:
+        """Recorded L2 for the Binance WS: the raw file if given, else the store's depth diffs."""
+        if self.binance_l2 is not None:
+            return feeds_from_raw(self.binance_l2)
+        if self.store is None:
+            return {}
+        s = Store(self.store)
+        syms = sorted(x.symbol for x in s.series() if x.kind == "depth_diff" and x.venue == "binance")
+        found = {sym: feed_from_store(s, sym) for sym in syms}
+        return {f.symbol: f for f in found.values() if f is not None}
+
     async def stop(self) -> None:
+        for ws in (self.binance_ws, self.upbit_ws):
+            if ws is not None:
+                for sub in list(ws.hub.subs):
+                    ws.hub.close(sub)
         for task in self._tasks:
             task.cancel()
         for runner in self._runners:
@@ -113,8 +152,11 @@ class FakeVenues:
         self._runners.clear()
 
 
-async def _replay(engine: Engine, symbol: str, series: list[Book], speed: float) -> None:
-    """Serve the recorded snapshots in turn, spaced by their recorded times / speed."""
+async def _replay(engine: Engine, symbol: str, series: list[Book], speed: float,
+                  on_book: Callable[[str, Book], None] | None = None) -> None:
+    """Serve the recorded snapshots in turn, spaced by their recorded times / speed (and stream each)."""
     for prev, book in itertools.pairwise(series):
         await asyncio.sleep(max(0.0, (book.ts_ms - prev.ts_ms) / 1000 / speed))
         engine.set_book(symbol, book, now_ms())
+        if on_book is not None:
+            on_book(symbol, book)
