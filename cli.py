@@ -321,6 +321,48 @@ def _add_fake_venues(sub: Any) -> None:
     fk.set_defaults(func=_cmd_fake_venues)
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    """Record both venues' WS market data into the store; one JSON line of counts at the end."""
+    import asyncio
+    import dataclasses
+    import json
+    import re
+
+    from .infra.recorder_io import RecordConfig, record
+
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    if not symbols or not all(re.fullmatch(r"[A-Z0-9]{1,20}", s) for s in symbols):
+        raise UserError(f"--symbols {args.symbols!r}: expected base assets separated by commas (BTC,ETH)")
+    for flag, url, schemes in (("--binance-ws", args.binance_ws, ("ws://", "wss://")),
+                               ("--binance-rest", args.binance_rest, ("http://", "https://")),
+                               ("--upbit-ws", args.upbit_ws, ("ws://", "wss://"))):
+        if url and not url.startswith(schemes):
+            raise UserError(f"{flag} {url}: expected a URL starting with {' or '.join(schemes)}")
+    cfg = RecordConfig(chk.output_dir(args.store, "--store"), args.seconds, symbols, args.binance_ws or None,
+                       args.binance_rest, args.upbit_ws or None, flush_s=args.flush_s, max_rows=args.max_rows)
+    stats = asyncio.run(record(cfg))
+    print(json.dumps(dataclasses.asdict(stats), default=str), flush=True)
+    return 0
+
+
+def _add_record(sub: Any) -> None:
+    from .infra.recorder_io import BINANCE_REST, BINANCE_WS, UPBIT_WS
+
+    rc = sub.add_parser("record", help="record both venues' WS market data (books, trades, markers) into the store")
+    rc.add_argument("--binance-ws", default=BINANCE_WS, help=f"stream root (default {BINANCE_WS}; '' : skip)")
+    rc.add_argument("--binance-rest", default=BINANCE_REST, help=f"REST root for depth snapshots ({BINANCE_REST})")
+    rc.add_argument("--upbit-ws", default=UPBIT_WS, help=f"quotation WS (default {UPBIT_WS}; '': skip)")
+    rc.add_argument("--symbols", default="BTC", help="base assets: BTCUSDT on Binance, KRW-BTC on Upbit (BTC,ETH)")
+    rc.add_argument("--store", required=True, help="store directory (created if new)")
+    rc.add_argument("--seconds", type=chk.finite(0, 1e9, "a positive number of seconds"), required=True)
+    rc.add_argument("--flush-s", type=chk.finite(0, 3600, "in (0, 3600) seconds"), default=2.0,
+                    help="flush buffered rows at least this often (a crash loses at most this much)")
+    rc.add_argument("--max-rows", type=chk.count(1), default=100_000, help="rows buffered in memory at most")
+    rc.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                    help="show the traceback of an unexpected error")
+    rc.set_defaults(func=_cmd_record)
+
+
 def _cmd_config_doc(args: argparse.Namespace) -> int:
     from .infra.config_tree import config_doc
 
@@ -456,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.set_defaults(func=_cmd_demo)
     _add_fake_venues(sub)
+    _add_record(sub)
     doc = sub.add_parser("config-doc", help="print docs/config.md: every config field, unit, default")
     doc.set_defaults(func=_cmd_config_doc)
     return p

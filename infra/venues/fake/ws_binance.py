@@ -41,15 +41,32 @@ class Feed:
     update_id: int = 0
     msgs: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
 
-    def apply(self, d: dict[str, Any]) -> None:
-        for side, key in ((self.bids, "b"), (self.asks, "a")):
+    def apply(self, d: dict[str, Any]) -> int:
+        """Apply one diff. A level left over from a seed older than the diffs (the store keeps no
+        lastUpdateId, so a straddling diff may be missed) would cross the book: it is removed, and the removal
+        is added to this diff, so the stream still rebuilds the served book exactly. Returns levels removed."""
+        touched: list[set[Decimal]] = [set(), set()]
+        for i, (side, key) in enumerate(((self.bids, "b"), (self.asks, "a"))):
             for p, q in d[key]:
                 px, qty = Decimal(p), Decimal(q)
+                touched[i].add(px)
                 if qty:
                     side[px] = qty
                 else:
                     side.pop(px, None)
         self.update_id = int(d["u"])
+        removed = 0
+        while self.bids and self.asks:
+            bid, ask = max(self.bids), min(self.asks)
+            if bid < ask:
+                break
+            i, px = (0, bid) if bid not in touched[0] else (1, ask)
+            if px in touched[i]:
+                break  # the diff itself crosses: serve it as recorded
+            (self.bids if i == 0 else self.asks).pop(px)
+            d["ba"[i]].append([fmt8(px), fmt8(Decimal(0))])
+            removed += 1
+        return removed
 
     def top(self, n: int) -> tuple[tuple[tuple[Decimal, Decimal], ...], tuple[tuple[Decimal, Decimal], ...]]:
         bids = sorted(self.bids, reverse=True)[:n]
