@@ -22,7 +22,7 @@ import aiohttp
 
 from ..core.venue import BestBidAsk, BookDelta, BookSnapshot, Rejected, Trade
 from .data.store import Store
-from .recorder import BinanceSymbol, SegmentWriter, UpbitSymbol, WriterStats, binance_symbol, upbit_code
+from .recorder import MARKER_NAMES, BinanceSymbol, SegmentWriter, UpbitSymbol, WriterStats, binance_symbol, upbit_code
 from .venues.binance.parse import parse_depth_snapshot, parse_stream
 from .venues.upbit.parse import parse_ws
 
@@ -53,7 +53,7 @@ class RecordStats:
     rejected: int = 0
     snapshots_fetched: int = 0
     writer: WriterStats = field(default_factory=WriterStats)
-    markers: dict[str, dict[int, int]] = field(default_factory=dict)
+    markers: dict[str, dict[str, int]] = field(default_factory=dict)  # "venue SYM" -> marker name -> count
 
     def error(self, venue: str, e: BaseException) -> None:
         key = f"{venue}: {type(e).__name__}"
@@ -89,7 +89,8 @@ async def record(cfg: RecordConfig, stop: asyncio.Event | None = None) -> Record
     writer.flush()
     writer.compact(store)
     stats.writer = writer.stats
-    stats.markers = {f"{r.venue} {r.store_symbol}": dict(r.markers) for r in [*bsyms.values(), *usyms.values()]}
+    stats.markers = {f"{r.venue} {r.store_symbol}": {MARKER_NAMES[k]: n for k, n in sorted(r.markers.items())}
+                     for r in [*bsyms.values(), *usyms.values()]}
     return stats
 
 
