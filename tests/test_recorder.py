@@ -185,3 +185,33 @@ def test_writer_bounds_memory_and_a_crash_loses_only_the_unflushed_rows(tmp_path
     assert t.num_rows == 300
     assert not list((tmp_path / "_recording").rglob("*.parquet"))
     assert pa.compute.max(t["ts_local"]).as_py() == 9029
+
+
+def test_record_command_against_the_fakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI: fakes on their own loop in a thread, ``arbitrage-lite record`` in this one; one JSON line."""
+    import json
+    import threading
+
+    from arbitrage_lite.cli import main
+
+    loop = asyncio.new_event_loop()
+    fv = FakeVenues(binance_l2=L2, speed=20)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    info = asyncio.run_coroutine_threadsafe(fv.start(), loop).result(10)
+    try:
+        assert main(["record", "--store", str(tmp_path / "s"), "--seconds", "0"]) == 2
+        assert main(["record", "--binance-ws", info["binance"]["ws"], "--binance-rest", info["binance"]["rest"],
+                     "--upbit-ws", info["upbit"]["ws"], "--symbols", "btc", "--store", str(tmp_path / "s"),
+                     "--seconds", "1.5", "--flush-s", "0.5"]) == 0
+    finally:
+        asyncio.run_coroutine_threadsafe(fv.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["connects"] == {"binance": 1, "upbit": 1} and summary["errors"] == {}
+    assert summary["markers"]["binance BTC-USDT"] == {"connect": 1, "disconnect": 1, "snapshot": 1}
+    assert summary["writer"]["flushes"] >= 3  # a 0.5 s flush over 1.5 s
+    store = Store(tmp_path / "s")
+    assert store.read("depth_diff", "binance", "BTC-USDT").num_rows == summary["writer"]["rows"]["depth_diff"] > 0
+    assert store.has("book", "upbit", "BTC-KRW") and not list((tmp_path / "s" / "_recording").rglob("*.parquet"))
