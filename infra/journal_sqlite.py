@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,6 +69,22 @@ def _record(row: tuple[Any, ...]) -> JournalRecord:
     return JournalRecord(Kind(kind), key, run_id, route, ts_venue, ts_local, json.loads(payload))
 
 
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to WAL. Two processes opening a new file at once can get "database is locked" at once (the busy
+    handler does not cover this switch): try again until the busy timeout."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 class SqliteJournal:
     """The journal in one SQLite file (``":memory:"`` works too, for one process)."""
 
@@ -88,7 +105,7 @@ class SqliteJournal:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn, self.busy_timeout)
         conn.execute("PRAGMA synchronous=FULL")
         migrate(conn)
         self._conn = conn
