@@ -36,6 +36,7 @@ from ....core.venue import (
 )
 from ..secrets import Secret, as_secret
 from ..stream_loop import Key, Marker, StreamLoop
+from ..ws_io import disconnected, frames
 from . import VENUE
 from .book import LocalBook, Sync
 from .limits import Action, RateLimits
@@ -247,9 +248,7 @@ class BinanceClient:
                         yield item
             except (TimeoutError, aiohttp.ClientError) as e:
                 self._why = f"{type(e).__name__}: {str(e)[:120]}"
-            markers, delay = self.loop.on_disconnected(self._why, self.clock())
-            logger.warning("binance market data disconnected ({}); reconnect in {}", self._why,
-                           "never" if delay is None else f"{delay:.3f} s")
+            markers, delay = disconnected(self.loop, VENUE, self._why, self.clock())
             for m in markers:
                 yield m
             if delay is None:
@@ -259,25 +258,13 @@ class BinanceClient:
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, depth_limit: int,
                     resync_min_ns: int) -> AsyncIterator[MarketData | Control | Rejected | Marker]:
         """One connection's frames until it closes or goes idle (``self._why`` says which)."""
-        loop = self.loop
-        while True:
-            try:
-                msg: aiohttp.WSMessage | None = await ws.receive(timeout=loop.receive_timeout_s(time.monotonic_ns()))
-            except TimeoutError:
-                msg = None
-            now = time.monotonic_ns()
-            for r in loop.stale(now, self.clock()):
-                yield r
-            if msg is None:
-                if loop.idle(now):
-                    self._why = f"idle for {loop.idle_timeout_s} s"
-                    return
+        loop, why = self.loop, [self._why]
+        async for frame in frames(ws, loop, self.clock, why):
+            if isinstance(frame, Rejected):
+                yield frame
                 continue
-            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                self._why = f"websocket {msg.type.name.lower()}"
-                return
-            loop.on_frame(now)
-            item = parse_stream(msg.data, self.clock())
+            now, data = frame
+            item = parse_stream(data, self.clock())
             if isinstance(item, Rejected):
                 loop.rejects.add(item)
                 yield item
@@ -289,6 +276,7 @@ class BinanceClient:
                     yield out
             else:
                 yield loop.on_data(item, now) or item
+        self._why = why[-1]
 
     async def _on_delta(self, d: BookDelta, now: int, depth_limit: int,
                         resync_min_ns: int) -> AsyncIterator[BookDelta | BookSnapshot | Rejected | Marker]:

@@ -32,6 +32,7 @@ from ....core.venue import (
 )
 from ..secrets import Secret, as_secret
 from ..stream_loop import Marker, StreamLoop
+from ..ws_io import disconnected, frames
 from .auth import authorization, query_string
 from .book import UpbitBooks
 from .limits import RateLimiter
@@ -170,9 +171,7 @@ class UpbitClient:
                         yield item
             except (TimeoutError, aiohttp.ClientError) as e:
                 self._why = f"{type(e).__name__}: {str(e)[:120]}"
-            markers, delay = self.loop.on_disconnected(self._why, self._clock())
-            logger.warning("upbit market data disconnected ({}); reconnect in {}", self._why,
-                           "never" if delay is None else f"{delay:.3f} s")
+            markers, delay = disconnected(self.loop, VENUE, self._why, self._clock())
             for m in markers:
                 yield m
             if delay is None:
@@ -181,25 +180,13 @@ class UpbitClient:
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[MarketData | Rejected]:
         """One connection's frames until it closes or goes idle (``self._why`` says which)."""
-        loop = self.loop
-        while True:
-            try:
-                msg: aiohttp.WSMessage | None = await ws.receive(timeout=loop.receive_timeout_s(time.monotonic_ns()))
-            except TimeoutError:
-                msg = None
-            now = time.monotonic_ns()
-            for r in loop.stale(now, self._clock()):
-                yield r
-            if msg is None:
-                if loop.idle(now):
-                    self._why = f"idle for {loop.idle_timeout_s} s"
-                    return
+        loop, why = self.loop, [self._why]
+        async for frame in frames(ws, loop, self._clock, why):
+            if isinstance(frame, Rejected):
+                yield frame
                 continue
-            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                self._why = f"websocket {msg.type.name.lower()}"
-                return
-            loop.on_frame(now)
-            item = parse_ws(msg.data, self._clock())
+            now, data = frame
+            item = parse_ws(data, self._clock())
             if item is None:
                 continue
             if isinstance(item, Rejected):
@@ -215,3 +202,4 @@ class UpbitClient:
                 continue
             # trades: liveness only -- Upbit does not order them (sid and trade time may step back, brief §A2/§A7)
             yield loop.on_data(item, now, ordered=not isinstance(item, Trade)) or item
+        self._why = why[-1]
