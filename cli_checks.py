@@ -222,14 +222,6 @@ def input_files(names: list[str]) -> list[Path]:
     return out
 
 
-def _validation_line(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"])
-        parts.append(f"{loc}: {e['msg']}" if loc else str(e["msg"]))
-    return "; ".join(parts)
-
-
 def load_config(text: str | None) -> EngineConfig:
     """The engine config of a TOML or JSON file (only the fields it changes), checked by the models."""
     if text is None:
@@ -253,7 +245,9 @@ def load_config(text: str | None) -> EngineConfig:
     try:
         return EngineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise UsageError(f"--config {path} is invalid: {_validation_line(exc)} (see docs/config.md)") from None
+        from .infra.config_tree import validation_line
+
+        raise UsageError(f"--config {path} is invalid: {validation_line(exc)} (see docs/config.md)") from None
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:

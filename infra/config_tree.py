@@ -111,7 +111,8 @@ def _close(path: str, choices: list[str]) -> str:
     return f"; did you mean {', '.join(near)}?" if near else f"; sections: {', '.join(s for s, _ in sections())}"
 
 
-def _one_line_validation(exc: ValidationError) -> str:
+def validation_line(exc: ValidationError) -> str:
+    """A pydantic validation error on one line: ``field.path: message; ...``."""
     parts = []
     for e in exc.errors():
         loc = ".".join(str(x) for x in e["loc"])
@@ -158,7 +159,7 @@ def apply_sets(cfg: EngineConfig, specs: list[str] | None) -> EngineConfig:
     try:
         return EngineConfig.model_validate(dump)
     except ValidationError as exc:
-        raise UserError(f"--set {' '.join(specs)}: {_one_line_validation(exc)}") from None
+        raise UserError(f"--set {' '.join(specs)}: {validation_line(exc)}") from None
 
 
 def _fmt(value: Any) -> str:
