@@ -26,8 +26,8 @@ from ..core.kernel import ACTION_OPEN, N_COUNTERS, inject_fills, resolve_candida
 from ..core.ledger import Fill, units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
-from ..core.replay import RouteResult, build_result, inject_report, kernel_params, step, warm_up
-from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through, fill_at
+from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, step, warm_up
+from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through
 from ..core.risk_sequencer import RiskFact, risk_facts
 from ..core.route_state import (
     L_ACTIVE,
@@ -66,7 +66,6 @@ from .route_snapshot import restore_route, route_snapshot
 from .route_trades import TradeBook
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
-ACTIONS = ("open", "close", "unwind")
 FULL_GC_EVERY = 100  # windows (a RouteHostActor collects the young generations after every window)
 _warm = False
 

@@ -90,6 +90,19 @@ class RouteResult:
     last_ts: int
 
 
+def fill_at(state: RouteState, row: int, cfg: EngineConfig, ts_local: int | None = None) -> Fill:
+    """The exact fill in row ``row`` of a kernel state (``ts_local`` defaults to the venue time)."""
+    r = state.fills[row]
+    v = Venue(int(r[FI_VENUE]))
+    rate = cfg.costs.upbit.taker_fee if v is Venue.UPBIT else cfg.costs.binance.taker_fee
+    price, qty = units_to_dec(int(r[FI_PX])), units_to_dec(int(r[FI_QTY]))
+    return Fill(trip=int(r[FI_TRIP]), venue=v, side=Side(int(r[FI_SIDE])), price=price, qty=qty,
+                fee=fee_for(price, qty, rate), ref_price=units_to_dec(int(r[FI_REF])),
+                ts_decision=int(r[FI_TS_DEC]), ts_venue=int(r[FI_TS_FILL]),
+                ts_local=int(r[FI_TS_FILL]) if ts_local is None else ts_local,
+                action=ACTION_NAMES[int(r[FI_ACTION])])
+
+
 def kernel_params(cfg: EngineConfig, binance: InstrumentRules) -> np.ndarray:
     return to_kernel_params(cfg, binance.tick_units, binance.step_units, float(binance.min_notional))
 
@@ -140,26 +153,13 @@ def build_result(route: str, state: RouteState, cfg: EngineConfig, first_ts: int
     """Exact fills, the ledger and the round trips from a kernel state (backtest and paper alike)."""
     si = state.si
     nf, ntr, ns = int(si[S_NF]), int(si[S_NTR]), int(si[S_NS])
-    fl = state.fills[:nf]
-    f_trip, f_action, f_venue, f_side = fl[:, FI_TRIP], fl[:, FI_ACTION], fl[:, FI_VENUE], fl[:, FI_SIDE]
-    f_px, f_qty, f_ref, f_ts_dec, f_ts_fill = fl[:, FI_PX], fl[:, FI_QTY], fl[:, FI_REF], fl[:, FI_TS_DEC], \
-        fl[:, FI_TS_FILL]
     t_dir, t_reason = state.trips_i[:ntr, TI_DIR], state.trips_i[:ntr, TI_REASON]
     t_ts, t_qty, t_f = state.trips_i[:ntr, TI_TS0:TI_TS3 + 1], state.trips_i[:ntr, TI_QTY], state.trips_f[:ntr]
     s_ts, s_prem, s_dev, s_ref = (state.series_ts[:ns], state.series_f[:ns, 0], state.series_f[:ns, 1],
                                   state.series_f[:ns, 2])
     cnt, init_units = state.counters, state.init_units
     final = np.array([state.quotes[0, Q_MID], state.quotes[1, Q_MID], state.sf[F_FX]])
-    fee_rate = {Venue.UPBIT: cfg.costs.upbit.taker_fee, Venue.BINANCE: cfg.costs.binance.taker_fee}
-    fills: list[Fill] = []
-    for k in range(f_trip.shape[0]):
-        v = Venue(int(f_venue[k]))
-        price, qty = units_to_dec(int(f_px[k])), units_to_dec(int(f_qty[k]))
-        fills.append(Fill(
-            trip=int(f_trip[k]), venue=v, side=Side(int(f_side[k])), price=price, qty=qty,
-            fee=fee_for(price, qty, fee_rate[v]), ref_price=units_to_dec(int(f_ref[k])),
-            ts_decision=int(f_ts_dec[k]), ts_venue=int(f_ts_fill[k]), ts_local=int(f_ts_fill[k]),
-            action=ACTION_NAMES[int(f_action[k])]))
+    fills = [fill_at(state, k, cfg) for k in range(nf)]
     initial = {
         (Venue.UPBIT, Currency.KRW): units_to_dec(int(init_units[0])),
         (Venue.UPBIT, Currency.COIN): units_to_dec(int(init_units[1])),

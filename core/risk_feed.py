@@ -15,19 +15,13 @@ import numpy as np
 
 from .accounting import TripPnl, fx_to_dec, trip_pnl
 from .config import EngineConfig
-from .domain import Side, Venue
-from .ledger import Fill, fee_for, units_to_dec
+from .domain import Venue
+from .ledger import Fill, units_to_dec
+from .replay import fill_at
 from .route_state import (
     F_FX,
     FI_ACTION,
-    FI_PX,
-    FI_QTY,
-    FI_REF,
-    FI_SIDE,
     FI_TRIP,
-    FI_TS_DEC,
-    FI_TS_FILL,
-    FI_VENUE,
     L_ACTIVE,
     L_DONE,
     L_DUE,
@@ -39,22 +33,6 @@ from .route_state import (
     TI_TS3,
     RouteState,
 )
-
-ACTIONS = ("open", "close", "unwind")
-ACTION_OPEN_CODE = 0
-
-
-def fill_at(state: RouteState, row: int, cfg: EngineConfig, ts_local: int | None = None) -> Fill:
-    """The exact fill in row ``row`` of a kernel state (``ts_local`` defaults to the venue time)."""
-    r = state.fills[row]
-    v = Venue(int(r[FI_VENUE]))
-    rate = cfg.costs.upbit.taker_fee if v is Venue.UPBIT else cfg.costs.binance.taker_fee
-    price, qty = units_to_dec(int(r[FI_PX])), units_to_dec(int(r[FI_QTY]))
-    return Fill(trip=int(r[FI_TRIP]), venue=v, side=Side(int(r[FI_SIDE])), price=price, qty=qty,
-                fee=fee_for(price, qty, rate), ref_price=units_to_dec(int(r[FI_REF])),
-                ts_decision=int(r[FI_TS_DEC]), ts_venue=int(r[FI_TS_FILL]),
-                ts_local=int(r[FI_TS_FILL]) if ts_local is None else ts_local,
-                action=ACTIONS[int(r[FI_ACTION])])
 
 
 def candidate_notionals(state: RouteState) -> dict[Venue, Decimal]:
@@ -130,7 +108,7 @@ class RiskFeed:
         return out
 
 
-NEVER_NS = 2**63 - 1
+NEVER_NS = 2**63 - 1  # a finished route has reported everything
 
 
 def facts_done_through(state: RouteState, processed_until_ns: int, final: bool) -> int:

@@ -22,9 +22,9 @@ from typing import Any
 from .domain import Venue
 from .ledger import EXACT
 from .risk import RiskCoordinator, RiskVerdict
-from .risk_feed import Fact, TripOpened
+from .risk_feed import NEVER_NS, Fact, TripOpened
 
-NEVER = 2**63 - 1  # a finished route has reported everything
+NEVER = NEVER_NS
 
 
 @dataclass(frozen=True, slots=True)
