@@ -108,6 +108,7 @@ class PortfolioActor:
         coordinator when it books a kill switch in market-time order. Returns how many routes were told."""
         if report["mode"] == "halted" and not self.halted:
             self.halted = True
+            self._last_now_ns = max(self._last_now_ns, now_ns)
             self._save()
             if self._alerts is not None:
                 self._alerts.raise_alert.remote("kill_switch", "portfolio", str(report["halt_reason"]), now_ns)

@@ -7,9 +7,9 @@ has reported up to its time, so paper answers exactly as the backtest does. With
 facts are booked as they arrive and questions answered at once.
 
 Restartable: with a RecoveryConfig it snapshots after every call that changes its state, before answering,
-so an answered call is never lost. Calls carry keys (the route's verdict number, the route's trip number): a
-call made again -- Ray retrying it after a restart, or a restored route replaying -- gets the first answer
-and changes nothing.
+so an answered call is never lost. Questions carry keys (the route's verdict number) and facts theirs (route,
+kind, trip): a call made again -- Ray retrying it after a restart, or a restored route replaying -- gets the
+first answer and changes nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ class RiskCoordinatorActor:
                  restore: bool | None = None) -> None:
         self._risk = RiskCoordinator(limits)
         self._verdicts: dict[str, RiskVerdict] = {}
-        self._applied: set[str] = set()
         self.repeated_calls = 0
         self.order_timeouts: list[dict[str, Any]] = []  # questions answered before the routes they waited for
         self.wait_s = ORDER_WAIT_S
@@ -133,22 +132,6 @@ class RiskCoordinatorActor:
         self._save()
         return verdict
 
-    def on_position_opened(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
-                           key: str | None = None) -> None:
-        if self._seen(f"open:{key}" if key is not None else None):
-            return
-        self._risk.on_position_opened(route, symbol, venue_notionals)
-        self._save()
-
-    def on_round_trip_closed(self, route: str, net_pnl_krw: Decimal, now_ns: int,
-                             key: str | None = None) -> tuple[str, ...]:
-        if self._seen(f"close:{key}" if key is not None else None):
-            return ()
-        self._risk.on_position_closed(route)
-        out = self._risk.on_round_trip_closed(route, net_pnl_krw, now_ns)
-        self._save()
-        return out
-
     def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
         """Feed the portfolio's equity; returns the mode and the routes to flatten (kill switch). With routes
         reporting their trips (``progress``), equity is booked from them in market-time order, and this
@@ -197,19 +180,10 @@ class RiskCoordinatorActor:
                 "snapshots": self.snaps.stats() if self.snaps is not None else None}
 
     # ---- snapshots
-    def _seen(self, key: str | None) -> bool:
-        if key is None:
-            return False
-        if key in self._applied:
-            self.repeated_calls += 1
-            return True
-        self._applied.add(key)
-        return False
-
     def _save(self) -> None:
         if self.snaps is None:
             return
-        self.snaps.save({"risk": self._risk.snapshot(), "applied": sorted(self._applied),
+        self.snaps.save({"risk": self._risk.snapshot(),
                          "sequencer": self._seq.snapshot(),
                          "verdicts": {k: [v.allowed, v.first_trigger, v.tier, list(v.reasons), v.verdict]
                                       for k, v in self._verdicts.items()}})
@@ -222,6 +196,5 @@ class RiskCoordinatorActor:
         self._risk.restore(snap["risk"])
         if "sequencer" in snap:  # snapshots of runs from before routes reported through progress have none
             self._seq = RiskSequencer.restore(self._risk, snap["sequencer"])
-        self._applied = set(snap["applied"])
         self._verdicts = {k: RiskVerdict(bool(a), ft, tier, tuple(reasons), str(v))
                           for k, (a, ft, tier, reasons, v) in snap["verdicts"].items()}

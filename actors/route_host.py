@@ -132,14 +132,6 @@ class RouteHostActor:
                           now_ns: int) -> RiskVerdict:
         return self._coordinator().check_close(route, symbol, venue_notionals, now_ns)
 
-    async def on_position_opened(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
-                                 key: str | None = None) -> None:
-        self._coordinator().on_position_opened(route, symbol, venue_notionals, key)
-
-    async def on_round_trip_closed(self, route: str, net_pnl_krw: Decimal, now_ns: int,
-                                   key: str | None = None) -> tuple[str, ...]:
-        return self._coordinator().on_round_trip_closed(route, net_pnl_krw, now_ns, key)
-
     async def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
         return self._coordinator().on_equity(equity_krw, now_ns)
 

@@ -219,8 +219,9 @@ class _Route:
 
 
 def test_a_restarted_halted_portfolio_orders_the_flatten_again(tmp_path: Path) -> None:
-    """The kill switch fires on a closed trip; the flatten orders go out fire-and-forget. A portfolio that dies
-    right after has them re-issued by its restored incarnation (the supervisor calls ``after_restart``)."""
+    """The kill switch fires on a closed trip the routes reported; the coordinator tells the portfolio, whose
+    flatten orders go out fire-and-forget. A portfolio that dies right after has them re-issued by its
+    restored incarnation (the supervisor calls ``after_restart``) for the positions still open."""
     import asyncio
 
     from arbitrage_lite.actors.portfolio import PortfolioActor
@@ -228,27 +229,32 @@ def test_a_restarted_halted_portfolio_orders_the_flatten_again(tmp_path: Path) -
     from arbitrage_lite.actors.route_host import _Local  # an object behind the shape of an actor handle
     from arbitrage_lite.core.domain import Currency
     from arbitrage_lite.core.risk import RiskLimits
+    from arbitrage_lite.core.risk_sequencer import RiskFact
 
     rec = RecoveryConfig("halt1", env="test", dir=str(tmp_path))
     risk = RiskCoordinatorActor(RiskLimits(max_drawdown_krw=Decimal(1000)))
     route = _Route()
 
+    def opened(name: str, trip: int, ts: int) -> RiskFact:
+        return RiskFact("open", name, trip, ts, ((0, "5000"),))
+
     async def run() -> tuple[int, int, int]:
         first = PortfolioActor(rec)
         first.connect(_Local(risk), {"BTC": _Local(route), "ETH": _Local(route)}, None, Decimal(10**6))
         first.fund("BTC", {(Venue.UPBIT, Currency.KRW): Decimal(10**6)})
-        risk.on_position_opened("BTC", "BTC", {Venue.UPBIT: Decimal(5000)}, key="BTC:0")
-        await first.on_trip_closed("BTC", Decimal(0), Decimal(0), Decimal(0), Decimal(0), 4, trip=0)  # the peak
+        risk.configure(("BTC", "ETH"), Decimal(10**6), ordered=False, portfolio=_Local(first))
+        await risk.progress("ETH", 1, [opened("ETH", 0, 1)])  # still open at the halt
+        await risk.progress("BTC", 4, [opened("BTC", 0, 1), RiskFact("close", "BTC", 0, 4, net_krw="0")])
         assert route.flattened == 0 and not first.halted
-        await first.on_trip_closed("BTC", Decimal(-2000), Decimal(0), Decimal(0), Decimal(-2000), 5, trip=1)
-        told_at_halt = route.flattened
+        await risk.progress("BTC", 5, [opened("BTC", 1, 4), RiskFact("close", "BTC", 1, 5, net_krw="-2000")])
+        told_at_halt = route.flattened  # BTC (closing then) and ETH
         clean = PortfolioActor(RecoveryConfig("halt2", env="test", dir=str(tmp_path)))
         assert await clean.after_restart() == 0  # not halted: nothing to re-issue
         again = PortfolioActor(RecoveryConfig("halt1", env="test", dir=str(tmp_path), resume=True))
-        again.connect(_Local(risk), {"BTC": _Local(route)}, None, Decimal(10**6))
+        again.connect(_Local(risk), {"BTC": _Local(route), "ETH": _Local(route)}, None, Decimal(10**6))
         assert again.halted and again._last_now_ns == 5
         return told_at_halt, await again.after_restart(), route.flattened
 
     told_at_halt, told_again, flattened = asyncio.run(run())
     assert risk.mode() == "halted"
-    assert (told_at_halt, told_again, flattened) == (1, 1, 2)
+    assert (told_at_halt, told_again, flattened) == (2, 1, 3)  # again: only ETH is still open
