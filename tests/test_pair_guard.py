@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data_dir
+from conftest import _unavailable, shared_data_dir
 
 from arbitrage_lite.core.config import EngineConfig, GuardConfig
 from arbitrage_lite.core.events import K_STATUS, STATUS_STRUCTURAL, VENUE_STATUS, EventBatch, make_batch
@@ -128,7 +128,7 @@ def test_exchange_status_guards_a_flagged_market_when_its_time_covers_the_data(s
     fixture = ((shared_data_dir() or Path("/nonexistent")) / "fixtures" / "rest" /
                "upbit_market_all_isDetails_202507_helenhelen2025.json")
     if not fixture.exists():
-        pytest.skip("needs ../shared/data")
+        _unavailable("needs ../shared/data")
     as_data = GuardConfig(upbit_status_file=str(fixture), upbit_status_as_of="2025-12-04T12:00:00Z")
     u = plan_universe(sample_stores["multi"], "top:25", guard=as_data)
     ena = [p for p in u.periods.get("ENA", ()) if p.bit == 2]  # KRW-ENA: caution flags in the snapshot
@@ -143,7 +143,7 @@ def test_exchange_status_guards_a_flagged_market_when_its_time_covers_the_data(s
 def test_shared_top20_makes_no_trade_on_a_structural_pair(tmp_path: Path) -> None:
     shared = shared_data_dir()
     if shared is None:
-        pytest.skip("needs ../shared/data")
+        _unavailable("needs ../shared/data")
     from arbitrage_lite.core.config import EngineConfig as Cfg
     from arbitrage_lite.infra.data.importer import run_import
     from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
