@@ -46,6 +46,8 @@ KILL_SWITCH, ONE_LEG_UNHEDGED, DAILY_LOSS_LIMIT = "kill_switch", "one_leg_unhedg
 FX_STALE, FEED_STALE, CIRCUIT_BREAKER = "fx_stale", "feed_stale", "circuit_breaker"
 RESTART, RISK_REJECT = "restart", "risk_reject"
 SNAPSHOT_CORRUPT = "snapshot_corrupt"  # a damaged snapshot passed over (not an outage: Redis answered)
+RECONCILE_MISMATCH = "reconcile_mismatch"  # money moved without the engine knowing (core.reconcile): route halted
+RECONCILE_UNVERIFIED = "reconcile_unverified"  # a venue did not answer, or a state was missed: route halted
 UNKNOWN_RULE_SEVERITY = Severity.P0
 
 
@@ -59,6 +61,8 @@ def default_rules() -> tuple[AlertRule, ...]:
         AlertRule(CIRCUIT_BREAKER, Severity.P1, 900 * NS_PER_S),
         AlertRule(RESTART, Severity.P2, 0),
         AlertRule(SNAPSHOT_CORRUPT, Severity.P1, 0),
+        AlertRule(RECONCILE_MISMATCH, Severity.P0, 300 * NS_PER_S),
+        AlertRule(RECONCILE_UNVERIFIED, Severity.P1, 300 * NS_PER_S),
         AlertRule(RISK_REJECT, Severity.P3, 60 * NS_PER_S),
     )
 

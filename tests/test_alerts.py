@@ -34,6 +34,7 @@ def test_default_rule_severities() -> None:
         "kill_switch": Severity.P0, "one_leg_unhedged": Severity.P0, "daily_loss_limit": Severity.P0,
         "fx_stale": Severity.P1, "feed_stale": Severity.P1, "circuit_breaker": Severity.P1,
         "snapshot_corrupt": Severity.P1, "restart": Severity.P2, "risk_reject": Severity.P3,
+        "reconcile_mismatch": Severity.P0, "reconcile_unverified": Severity.P1,
     }
     assert Severity.P0 < Severity.P3  # lower = more urgent
     alert = AlertBook.default().raise_alert("kill_switch", "*", "drawdown 2.1M from peak", T0)
