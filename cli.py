@@ -486,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=_cmd_import)
     _add_backtest(sub)
     _add_paper(sub)
+    from .cli_live import add_live
+
+    add_live(sub, _common)
     _add_drill(sub)
     _add_sweep(sub)
     demo = sub.add_parser("demo", help="build the real sample from the shared data set, import and backtest it")

@@ -152,6 +152,9 @@ class RouteActor:
         self.snap_fallbacks_before = 0  # file fallbacks of earlier incarnations
         self.order_counts: dict[str, int] = {}  # terminal orders dropped from ``orders`` by a restore
         self.recovery = recovery
+        # live: the co-located RiskCoordinator books each trip from the route's facts before its next verdict,
+        # so the portfolio's ledger is told without waiting (a Ray round trip per closed trip)
+        self.portfolio_waits = True
         self.run_id = run_id
         self.journal = JournalClient(journal) if journal is not None else None  # intents durable before a send
         self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
@@ -174,6 +177,21 @@ class RouteActor:
         self.accept(source, seq, upto_ns, events)
         await self.process(received)
         return self.durable(source)
+
+    def on_live(self, source: str, events: EventBatch, now_ns: int) -> bool:
+        """Live: one venue message's events, taken in at once. Every source is read in this process on one
+        clock, so nothing stamped before ``now_ns`` can still come: every source's promise moves to it (no
+        window, no wait for a slower feed). True if the route has something new to run (``process``)."""
+        self.events_in[source] = self.events_in.get(source, 0) + len(events)
+        if len(events):
+            self.buffers[source].append(events)
+            if events.venue[0] < 2:
+                self.first_ts = int(events.ts[0]) if self.first_ts < 0 else self.first_ts
+                self.last_ts = int(events.ts[-1])
+        upto = max(now_ns, int(events.ts[-1]) + 1 if len(events) else now_ns)
+        for s in SOURCES:
+            self.upto[s] = max(self.upto[s], upto)
+        return upto > self.processed_until
 
     def durable(self, source: str) -> int:
         """The first message of ``source`` the newest snapshot does not hold (all of them without snapshots): a
@@ -510,7 +528,10 @@ class RouteActor:
                                                 self.wins, int(s.si[S_POS_DIR] != 0), hours)
                 self.metrics.latencies.remote(self.latencies_s[self.latencies_pushed:])
                 self.latencies_pushed = len(self.latencies_s)
-            if self.portfolio is not None:
+            if self.portfolio is not None and not self.portfolio_waits:  # live: risk has the fact already
+                self._track(self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
+                                                                 pnl.slippage_krw, pnl.net_krw, fact.ts_ns, trip=trip))
+            elif self.portfolio is not None:
                 # awaited: the kill switch must see this trip before the route decides anything later
                 await self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
                                                            pnl.slippage_krw, pnl.net_krw, fact.ts_ns, trip=trip)

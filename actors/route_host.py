@@ -21,7 +21,53 @@ from .risk import RiskCoordinatorActor
 from .route import FULL_GC_EVERY, SOURCES, RouteActor, _call_self
 
 
-class RouteHostActor:
+class RiskFacade:
+    """The RiskCoordinator methods of a host that runs its coordinator in-process (``self.risk``): the portfolio
+    and the run reach the coordinator through the host's handle, the routes through a direct call."""
+
+    risk: RiskCoordinatorActor | None
+
+    def _coordinator(self) -> RiskCoordinatorActor:
+        if self.risk is None:
+            raise RuntimeError("this route host has no co-located RiskCoordinator (local_risk)")
+        return self.risk
+
+    async def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
+                         fx_stale: bool = False, key: str | None = None,
+                         facts: Sequence[RiskFact] = ()) -> RiskVerdict:
+        return await self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale, key, facts)
+
+    async def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True,
+                        portfolio: Any | None = None) -> None:
+        self._coordinator().configure(routes, capital_krw, ordered, portfolio)
+
+    async def progress(self, route: str, done_through_ns: int, facts: Sequence[RiskFact] = ()) -> None:
+        await self._coordinator().progress(route, done_through_ns, facts)
+
+    async def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
+                          now_ns: int) -> RiskVerdict:
+        return self._coordinator().check_close(route, symbol, venue_notionals, now_ns)
+
+    async def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
+        return self._coordinator().on_equity(equity_krw, now_ns)
+
+    async def pause(self, reason: str, now_ns: int) -> None:
+        self._coordinator().pause(reason, now_ns)
+
+    async def resume(self, now_ns: int) -> None:
+        self._coordinator().resume(now_ns)
+
+    async def decisions(self) -> list[dict[str, Any]]:
+        return self._coordinator().decisions()
+
+    async def report(self) -> dict[str, Any]:
+        return self._coordinator().report()
+
+    async def snapshot(self) -> dict[str, Any]:
+        return self._coordinator().snapshot()
+
+
+class RouteHostActor(RiskFacade):
     """Several routes in one process (co-location), for machines with fewer cores than routes.
 
     Each route is a plain :class:`RouteActor` object, run as a coroutine of this one async actor, so its
@@ -109,46 +155,6 @@ class RouteHostActor:
 
     async def stats(self, route: str) -> dict[str, Any]:
         return await self.routes[route].stats()
-
-    # ---- the co-located RiskCoordinator (``local_risk``), for the portfolio and the run
-    def _coordinator(self) -> RiskCoordinatorActor:
-        if self.risk is None:
-            raise RuntimeError("this route host has no co-located RiskCoordinator (local_risk)")
-        return self.risk
-
-    async def check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
-                         fx_stale: bool = False, key: str | None = None,
-                         facts: Sequence[RiskFact] = ()) -> RiskVerdict:
-        return await self._coordinator().check_open(route, symbol, venue_notionals, now_ns, fx_stale, key, facts)
-
-    async def configure(self, routes: Sequence[str], capital_krw: Decimal, ordered: bool = True,
-                        portfolio: Any | None = None) -> None:
-        self._coordinator().configure(routes, capital_krw, ordered, portfolio)
-
-    async def progress(self, route: str, done_through_ns: int, facts: Sequence[RiskFact] = ()) -> None:
-        await self._coordinator().progress(route, done_through_ns, facts)
-
-    async def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
-                          now_ns: int) -> RiskVerdict:
-        return self._coordinator().check_close(route, symbol, venue_notionals, now_ns)
-
-    async def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
-        return self._coordinator().on_equity(equity_krw, now_ns)
-
-    async def pause(self, reason: str, now_ns: int) -> None:
-        self._coordinator().pause(reason, now_ns)
-
-    async def resume(self, now_ns: int) -> None:
-        self._coordinator().resume(now_ns)
-
-    async def decisions(self) -> list[dict[str, Any]]:
-        return self._coordinator().decisions()
-
-    async def report(self) -> dict[str, Any]:
-        return self._coordinator().report()
-
-    async def snapshot(self) -> dict[str, Any]:
-        return self._coordinator().snapshot()
 
 
 class _Local:
