@@ -163,6 +163,7 @@ class BalanceCheck:
     tolerance: Decimal
     severity: Severity | None
     route: str | None  # the route whose base asset this is; None for a quote currency
+    inexact: bool = False  # ``unbooked`` includes executed quantity at an unknown price / fee (P1 at worst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +354,15 @@ def orphan(ev: VenueEvent) -> OrderCheck:
 
 
 # ---- balances
-def unbooked(checks: Iterable[OrderCheck], orders: Mapping[str, JournalOrder]) -> dict[tuple[str, str], Decimal]:
+def unbooked(checks: Iterable[OrderCheck], orders: Mapping[str, JournalOrder]
+             ) -> tuple[dict[tuple[str, str], Decimal], frozenset[tuple[str, str]]]:
     """(venue, asset) -> the change booking ``fills_to_book`` will make: base +-qty, quote -+price x qty, fee
     in its own asset; the estimates a check replaces are taken back out. Balances are compared after it, so a
-    resolved order is not also a balance mismatch."""
+    resolved order is not also a balance mismatch. An ``unlisted_qty`` (executed, no fill detail: Binance's
+    query) moves the base by its quantity, at a price and fee not known: its base and quote are returned as
+    ``inexact`` (a difference there cannot be told from the unknown price: P1, until the trades are fetched)."""
     out: dict[tuple[str, str], Decimal] = {}
+    inexact: set[tuple[str, str]] = set()
 
     def add(venue: str, asset: str, amount: Decimal) -> None:
         out[(venue, asset)] = EXACT.add(out.get((venue, asset), ZERO), amount)
@@ -374,14 +379,18 @@ def unbooked(checks: Iterable[OrderCheck], orders: Mapping[str, JournalOrder]) -
             add(order.venue, quote, EXACT.multiply(-way, EXACT.multiply(f.price, f.qty)))
             if f.fee:
                 add(order.venue, f.fee_asset, -f.fee if way == sign else f.fee)
-    return out
+        if check.unlisted_qty:
+            add(order.venue, base, EXACT.multiply(sign, check.unlisted_qty))
+            inexact |= {(order.venue, base), (order.venue, quote)}
+    return out, frozenset(inexact)
 
 
 def check_balances(venue: str, expected: Mapping[tuple[str, str], Decimal], pending: Mapping[tuple[str, str], Decimal],
-                   actual: Sequence[Balance], routes: frozenset[str], cfg: ReconcileConfig) -> list[BalanceCheck]:
+                   actual: Sequence[Balance], routes: frozenset[str], cfg: ReconcileConfig,
+                   inexact: frozenset[tuple[str, str]] = frozenset()) -> list[BalanceCheck]:
     """Every asset the ledger expects (or a fill to book touches) on ``venue``, exact: off by more than the
-    asset's tolerance is P0 (money moved without the engine knowing). Assets the ledger does not hold are not
-    checked (other holdings of the account)."""
+    asset's tolerance is P0 (money moved without the engine knowing), P1 where ``pending`` is ``inexact``.
+    Assets the ledger does not hold are not checked (other holdings of the account)."""
     totals = {b.asset: EXACT.add(b.free, b.locked) for b in actual}
     out = []
     for asset in sorted({a for v, a in (*expected, *pending) if v == venue}):
@@ -389,8 +398,9 @@ def check_balances(venue: str, expected: Mapping[tuple[str, str], Decimal], pend
         have = totals.get(asset, ZERO)
         diff = EXACT.subtract(have, EXACT.add(ledger, delta))
         tol = cfg.tolerance.get(asset, cfg.default_tolerance)
-        out.append(BalanceCheck(venue, asset, ledger, delta, have, diff, tol, Severity.P0 if abs(diff) > tol else None,
-                                asset if asset in routes else None))
+        off = Severity.P1 if (venue, asset) in inexact else Severity.P0
+        out.append(BalanceCheck(venue, asset, ledger, delta, have, diff, tol, off if abs(diff) > tol else None,
+                                asset if asset in routes else None, (venue, asset) in inexact))
     return out
 
 
@@ -418,8 +428,9 @@ def reconcile_venue(engine: EngineView, view: VenueView, cfg: ReconcileConfig) -
     issues = [VenueIssue(view.venue, f"{what} unavailable: orders or balances not checked"
                          + (f" ({'; '.join(view.errors)})" if view.errors else ""))
               for what, got in (("open orders", view.open_orders), ("balances", view.balances)) if got is None]
+    pending, inexact = unbooked(checks, mine)
     balances = [] if view.balances is None else check_balances(
-        view.venue, engine.balances, unbooked(checks, mine), view.balances, routes, cfg)
+        view.venue, engine.balances, pending, view.balances, routes, cfg, inexact)
     return _report(view.ts_local, checks, balances, issues, routes)
 
 

@@ -185,6 +185,20 @@ def test_executed_quantity_without_fill_detail_is_missing_too() -> None:
     assert report.orders[0].unlisted_qty == D("0.2")
 
 
+def test_a_resolved_order_without_fill_detail_moves_the_base_exactly_and_leaves_the_cash_to_p1() -> None:
+    lost = jorder(1, S.UNKNOWN, venue="binance", side=Side.SELL)
+    expected = {("binance", "BTC"): D(1), ("binance", "USDT"): D(0)}
+    held = [Balance("BTC", D("0.75"), D(0)), Balance("USDT", D("15000"), D(0))]  # Binance GET /order: no fills
+    report = run([lost], [answer(lost, OrderState.FILLED, filled="0.25")], held=held, expected=expected,
+                 venue="binance")
+    check = report.orders[0]
+    assert (check.resolution, check.unlisted_qty, check.fills_to_book) == (Resolution.RESOLVED, D("0.25"), ())
+    btc, usdt = report.balances
+    assert (btc.unbooked, btc.diff, btc.inexact, btc.severity) == (D("-0.25"), D(0), True, None)
+    assert (usdt.diff, usdt.inexact, usdt.severity) == (D(15000), True, Severity.P1)  # price unknown: not P0
+    assert report.halt_venues == {"binance"}
+
+
 def test_journal_open_venue_cancelled_without_fills_is_a_missed_event() -> None:
     resting = jorder(1, S.ACCEPTED)
     report = run([resting], [answer(resting, OrderState.CANCELLED)])
