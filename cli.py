@@ -267,9 +267,14 @@ def _cmd_fake_venues(args: argparse.Namespace) -> int:
 
     if not 0 <= args.speed < 1e9:  # false for NaN too
         raise UserError(f"--speed {args.speed}: expected a number >= 0 (0: stay on the first book)")
-    store = None if args.static_books else Path(args.store)
+    if not (args.store or args.static_books or args.synthetic):
+        raise UserError("give --store, --static-books or --synthetic")
+    if args.static_books and args.synthetic:
+        raise UserError("--synthetic generates its own books: give it --store (prices) or nothing, not --static-books")
+    store = Path(args.store) if args.store else None
     if store is not None and not store.is_dir():
         raise UserError(f"--store {store}: no such directory (import recorded books with 'data import')")
+    synthetic = _synthetic_spec(args) if args.synthetic else None
     faults: dict[str, int] = {}
     for item in args.fault or []:
         name, _, value = item.partition("=")
@@ -280,7 +285,7 @@ def _cmd_fake_venues(args: argparse.Namespace) -> int:
         raise UserError(f"--fault: {e}") from None
     fv = FakeVenues(store=store, speed=args.speed, port_binance=args.port_binance, port_upbit=args.port_upbit,
                     binance_weight_limit=args.binance_weight_limit, upbit_order_per_s=args.upbit_order_per_s,
-                    binance_faults=Faults(**faults), upbit_faults=Faults(**faults))
+                    binance_faults=Faults(**faults), upbit_faults=Faults(**faults), synthetic=synthetic)
 
     async def serve() -> None:
         try:
@@ -302,11 +307,39 @@ def _cmd_fake_venues(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthetic_spec(args: argparse.Namespace) -> Any:
+    """``--synthetic top:N`` or ``BTC,ETH`` (+ rates, seed, speed) as a SyntheticSpec."""
+    from .infra.venues.fake.synthetic import SyntheticSpec
+
+    text = args.synthetic.strip()
+    if text.lower().startswith("top:"):
+        n = text[4:]
+        if not n.isdigit() or int(n) <= 0:
+            raise UserError(f"--synthetic {text}: expected top:N with N a positive integer, or BTC,ETH")
+        coins: tuple[str, ...] = ()
+        top = int(n)
+    else:
+        coins, top = tuple(c.strip().upper() for c in text.split(",") if c.strip()), 0
+        if not coins:
+            raise UserError("--synthetic: expected top:N or a list of coins (BTC,ETH)")
+    for name in ("rate_binance", "rate_upbit"):
+        if not 0 < getattr(args, name) <= 1000:
+            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a rate in (0, 1000] Hz")
+    return SyntheticSpec(coins=coins, top_n=top, rate_binance_hz=args.rate_binance, rate_upbit_hz=args.rate_upbit,
+                         seed=args.seed, speed=args.speed)
+
+
 def _add_fake_venues(sub: Any) -> None:
     fk = sub.add_parser("fake-venues", help="fake Binance and Upbit on 127.0.0.1 (real REST shapes) for rehearsals")
-    src = fk.add_mutually_exclusive_group(required=True)
-    src.add_argument("--store", help="replay the recorded books of this store")
+    src = fk.add_mutually_exclusive_group()
+    src.add_argument("--store", help="replay the recorded books of this store (with --synthetic: its kimpai prices)")
     src.add_argument("--static-books", action="store_true", help="serve the recorded BTC book snapshots instead")
+    fk.add_argument("--synthetic", metavar="top:N|BTC,ETH",
+                    help="serve a SYNTHETIC market: books generated for these coins from the recorded prices of "
+                         "--store (kimpai snapshots), or from a built-in snapshot of 50 coins without --store")
+    fk.add_argument("--rate-binance", type=float, default=10.0, help="synthetic: Binance diffs/s per symbol")
+    fk.add_argument("--rate-upbit", type=float, default=5.0, help="synthetic: Upbit books/s per market")
+    fk.add_argument("--seed", type=int, default=0, help="synthetic: the generator's seed")
     fk.add_argument("--port-binance", type=chk.port, default=0, help="0 (default): a free port")
     fk.add_argument("--port-upbit", type=chk.port, default=0, help="0 (default): a free port")
     fk.add_argument("--speed", type=float, default=1.0,

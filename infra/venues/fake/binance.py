@@ -65,13 +65,15 @@ class BinanceConfig:
     ban_s: int = 120
     fee: Decimal = Decimal("0.001")
     exchange_info: Path = EXCHANGE_INFO
+    extra_symbols: tuple[dict[str, Any], ...] = ()  # synthetic market: symbols added to / replacing recorded ones
     faults: Faults = field(default_factory=Faults)
 
 
-def load_exchange_info(path: Path, symbols: list[str]) -> dict[str, Any]:
+def load_exchange_info(path: Path, symbols: list[str], extra: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         info: dict[str, Any] = json.load(fh)
     known = {s["symbol"]: s for s in info["symbols"]}
+    known.update({s["symbol"]: s for s in extra})
     missing = [s for s in symbols if s not in known]
     if missing:
         raise ValueError(f"symbols not in the recorded exchangeInfo: {', '.join(missing)}")
@@ -84,7 +86,7 @@ class BinanceFake:
 
     def __init__(self, cfg: BinanceConfig, symbols: list[str], balances: dict[str, Decimal]) -> None:
         self.cfg = cfg
-        self.info = load_exchange_info(cfg.exchange_info, symbols)
+        self.info = load_exchange_info(cfg.exchange_info, symbols, cfg.extra_symbols)
         for rl in self.info["rateLimits"]:
             if rl["rateLimitType"] == "REQUEST_WEIGHT":
                 rl["limit"] = cfg.weight_limit

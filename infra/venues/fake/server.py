@@ -24,6 +24,8 @@ from .books import SHARED, books_from_snapshot_file, books_from_store, store_mar
 from .common import now_ms
 from .engine import Book, Engine
 from .faults import Faults
+from .synthetic import SyntheticSpec
+from .synthetic_feed import SyntheticSetup
 from .upbit import UpbitConfig, UpbitFake
 from .ws_binance import BinanceWs, Feed, feed_from_store, feeds_from_raw
 from .ws_upbit import UpbitWs
@@ -67,6 +69,8 @@ class FakeVenues:
     upbit_faults: Faults = field(default_factory=Faults)
     binance_l2: Path | None = None  # raw combined-stream recording for the Binance WS (else the store's diffs)
     ws_log: int = 0  # tests: keep every served book (top N levels) in binance_ws.served / upbit_ws.served
+    synthetic: SyntheticSpec | None = None  # serve a SYNTHETIC market (synthetic.py; prices from ``store``)
+    synthetic_setup: SyntheticSetup | None = None
     binance_ws: BinanceWs | None = None
     upbit_ws: UpbitWs | None = None
     binance: BinanceFake | None = None
@@ -76,21 +80,26 @@ class FakeVenues:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> dict[str, Any]:
-        books = {v: books_for(v, self.store) for v in ("binance", "upbit")}
-        feeds = self._binance_feeds()
+        syn = self.synthetic_setup = (SyntheticSetup.build(self.synthetic, self.store, DEFAULT_BALANCES, self.ws_log)
+                                      if self.synthetic is not None else None)
+        books = syn.books if syn else {v: books_for(v, self.store) for v in ("binance", "upbit")}
+        feeds = {} if syn else self._binance_feeds()
         books["binance"].update({sym: [Book((), (), 0, 0)] for sym in feeds})
         for venue, got in books.items():
             if not got:
                 raise ValueError(f"no {venue} book in store {self.store} (import recorded books first)")
+        balances = syn.balances if syn else DEFAULT_BALANCES
         bkey, bsecret = secrets.token_hex(32), secrets.token_hex(32)
         ukey, usecret = secrets.token_hex(20), secrets.token_hex(20)
         self.binance = BinanceFake(BinanceConfig(bkey, bsecret, weight_limit=self.binance_weight_limit,
                                                  weight_window_ms=self.binance_weight_window_ms,
-                                                 faults=self.binance_faults),
-                                   sorted(books["binance"]), dict(DEFAULT_BALANCES["binance"]))
+                                                 faults=self.binance_faults,
+                                                 extra_symbols=syn.exchange_info if syn else ()),
+                                   sorted(books["binance"]), dict(balances["binance"]))
         self.upbit = UpbitFake(UpbitConfig(ukey, usecret, order_per_s=self.upbit_order_per_s,
-                                           default_per_s=self.upbit_default_per_s, faults=self.upbit_faults),
-                               sorted(books["upbit"]), dict(DEFAULT_BALANCES["upbit"]))
+                                           default_per_s=self.upbit_default_per_s, faults=self.upbit_faults,
+                                           extra_markets=syn.market_all if syn else ()),
+                               sorted(books["upbit"]), dict(balances["upbit"]))
         self.binance_ws = BinanceWs(feeds, self.binance.engine, self.binance_faults, self.speed, self.ws_log)
         self.upbit_ws = UpbitWs(self.upbit_faults, Store(self.store) if self.store else None, self.speed,
                                 bool(self.ws_log))
@@ -106,6 +115,9 @@ class FakeVenues:
                     on_book(sym, series[0])
                 if self.speed > 0 and len(series) > 1:
                     self._tasks.append(asyncio.create_task(_replay(engine, sym, series, self.speed, on_book)))
+        if syn is not None:
+            self._tasks.append(asyncio.create_task(syn.run(self.binance.engine, self.upbit.engine, self.binance_ws,
+                                                           self.upbit_ws)))
         bapp, uapp = self.binance.app(), self.upbit.app()
         self.binance_ws.routes(bapp)
         self.upbit_ws.routes(uapp)
@@ -117,6 +129,8 @@ class FakeVenues:
             "upbit": {"rest": uurl, "ws": uurl.replace("http", "ws", 1) + "/websocket/v1", "access_key": ukey,
                       "secret": usecret, "markets": sorted(books["upbit"])},
         }
+        if syn is not None:
+            self.info["synthetic"] = syn.label
         return self.info
 
     async def _serve(self, app: web.Application, port: int) -> str:

@@ -62,6 +62,7 @@ class UpbitConfig:
     ban_s: int = 60
     fee: Decimal = Decimal("0.0005")
     market_all: Path = MARKET_ALL
+    extra_markets: tuple[dict[str, Any], ...] = ()  # synthetic market: markets the recorded list lacks
     faults: Faults = field(default_factory=Faults)
 
 
@@ -75,6 +76,7 @@ class UpbitFake:
     def __init__(self, cfg: UpbitConfig, markets: list[str], balances: dict[str, Decimal]) -> None:
         self.cfg = cfg
         known = {m["market"]: m for m in json.loads(cfg.market_all.read_text(encoding="utf-8"))}
+        known.update({m["market"]: m for m in cfg.extra_markets})
         missing = [m for m in markets if m not in known or not m.startswith("KRW-")]
         if missing:
             raise ValueError(f"not a recorded Upbit KRW market: {', '.join(missing)}")
