@@ -8,12 +8,13 @@ functions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
 
 import numpy as np
 from numba import njit
 
-from .domain import Venue
+from .domain import Side, Venue
 
 SCALE = 100_000_000  # 1e-8 units for prices and quantities
 SCALE_DEC = Decimal(SCALE)
@@ -91,6 +92,36 @@ def price_to_grid(price: float, tick_units: int, side: int) -> int:
 @njit(cache=True)
 def floor_to_step(qty_units: int, step_units: int) -> int:
     return (qty_units // step_units) * step_units
+
+
+# ---- exact Decimal grids: what the engine uses to put a price or quantity on a venue's grid before it sends.
+# Adapters never round (an off-grid price or quantity is refused, RejectReason.INVALID): the order that leaves is
+# the one the engine decided. Each venue's rules object (binance.rules.SymbolRules, upbit.rules.MarketRules)
+# offers round_price / floor_qty on top of these.
+Toward = Literal["aggressive", "passive"]
+_ONE = Decimal(1)
+
+
+def rounds_up(side: Side, toward: Toward) -> bool:
+    """Whether a price moves up: aggressive = towards the other side (a buy pays more, a sell asks less)."""
+    if toward not in ("aggressive", "passive"):
+        raise ValueError(f"toward must be 'aggressive' or 'passive', not {toward!r}")
+    return (side == Side.BUY) == (toward == "aggressive")
+
+
+def to_grid(value: Decimal, grid: Decimal, up: bool) -> Decimal:
+    """``value`` on the multiples of ``grid`` (0 = no grid), exactly, written with the grid's decimals."""
+    if not grid:
+        return value
+    g = grid.normalize()
+    steps = (value / g).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    exp = g.as_tuple().exponent
+    return (steps * g).quantize(g if isinstance(exp, int) and exp < 0 else _ONE)  # never "1.59509E+8"
+
+
+def on_grid(value: Decimal, grid: Decimal) -> bool:
+    """True if ``value`` is a multiple of ``grid`` (0 = no grid), in exact Decimal arithmetic."""
+    return not grid or value % grid == 0
 
 
 @dataclass(frozen=True, slots=True)

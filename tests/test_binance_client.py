@@ -138,7 +138,7 @@ def test_client_round_trips() -> None:
                 assert "BTCUSDT" in info.symbols and c.limits.used_weight[60_000][1] == 21
                 ok = await c.place(_place("al-1"))
                 assert ok.state is OrderState.FILLED and ok.client_id == "al-1"
-                assert state["placed"][-1]["quantity"] == "0.00100" and state["timestamps"][-1] >= SERVER_MS
+                assert state["placed"][-1]["quantity"] == "0.001" and state["timestamps"][-1] >= SERVER_MS
                 lost = await c.place(_place("lost-1"))  # 503, then the query finds it
                 assert lost.state is OrderState.FILLED and lost.client_id == "lost-1"
                 slow = await c.place(_place("slow-1"))  # timeout, then the query says never got it

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from binance_payloads import rest
 
 from arbitrage_lite.core.domain import Side
@@ -28,19 +29,52 @@ def _btc() -> SymbolRules:
     return info.symbols["BTCUSDT"]
 
 
-def test_limit_ioc_on_the_grid_in_the_safe_direction() -> None:
+def test_limit_ioc_params_are_the_decided_numbers() -> None:
     btc = _btc()
-    buy = PlaceOrder("al-1", "BTCUSDT", Side.BUY, OrderType.IOC, Decimal("0.0012345"), Decimal("61837.639"))
+    buy = PlaceOrder("al-1", "BTCUSDT", Side.BUY, OrderType.IOC, Decimal("0.00123"), Decimal("61837.63"))
     req = o.place_request(buy, btc)
     assert isinstance(req, o.Request) and req.method == "POST" and req.path == "/api/v3/order" and req.orders == 1
     assert dict(req.params) == {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
                                 "quantity": "0.00123", "price": "61837.63", "newClientOrderId": "al-1",
                                 "newOrderRespType": "FULL"}
-    sell = replace(buy, side=Side.SELL, type=OrderType.LIMIT, price=Decimal("61837.631"), qty=Decimal("1E-3"))
+    sell = replace(buy, side=Side.SELL, type=OrderType.LIMIT, price=Decimal("6.183764E+4"), qty=Decimal("1E-3"))
     req = o.place_request(sell, btc)
     assert isinstance(req, o.Request)
     p = dict(req.params)
-    assert (p["side"], p["timeInForce"], p["price"], p["quantity"]) == ("SELL", "GTC", "61837.64", "0.00100")
+    assert (p["side"], p["timeInForce"], p["price"], p["quantity"]) == ("SELL", "GTC", "61837.64", "0.001")
+
+
+def test_off_tick_price_and_off_step_quantity_are_refused_not_moved() -> None:
+    btc = _btc()
+    base = PlaceOrder("al-1", "BTCUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.001"), Decimal("61837.63"))
+    for cmd, what in ((replace(base, price=Decimal("61837.639")), "price 61837.639 is off the tick 0.01"),
+                      (replace(base, qty=Decimal("0.0012345")), "quantity 0.0012345 is off the step 0.00001"),
+                      (replace(base, type=OrderType.MARKET, price=None, qty=Decimal("0.0012345")),
+                       "quantity 0.0012345 is off the step 0.00001")):
+        ev = o.place_request(cmd, btc, ref_price=Decimal(60000))
+        assert isinstance(ev, OrderEvent), cmd  # no request at all: nothing is sent, no weight spent
+        assert (ev.state, ev.reason) == (OrderState.REJECTED, RejectReason.INVALID)
+        assert what in ev.detail and "Filter failure: " in ev.detail
+
+
+def test_round_price_by_side_and_floor_qty_are_exact() -> None:
+    btc = _btc()
+    p = Decimal("61837.631")
+    assert btc.round_price(p, Side.BUY, "aggressive") == Decimal("61837.64")
+    assert btc.round_price(p, Side.BUY, "passive") == Decimal("61837.63")
+    assert btc.round_price(p, Side.SELL, "aggressive") == Decimal("61837.63")
+    assert btc.round_price(p, Side.SELL, "passive") == Decimal("61837.64")
+    on = Decimal("61837.63")
+    assert {btc.round_price(on, s, "aggressive") for s in Side} | {btc.round_price(on, s) for s in Side} == {on}
+    assert str(btc.round_price(Decimal("61837.6"), Side.BUY)) == "61837.60"
+    assert btc.floor_qty(Decimal("0.0012399")) == Decimal("0.00123")
+    assert btc.floor_qty(Decimal("0.0012399"), market=True) == Decimal("0.00123")  # MARKET_LOT_SIZE step 0: LOT_SIZE
+    for s in Side:
+        buy = PlaceOrder("r", "BTCUSDT", s, OrderType.LIMIT, btc.floor_qty(Decimal("0.0012399")),
+                         btc.round_price(p, s, "aggressive"))
+        assert isinstance(o.place_request(buy, btc), o.Request)  # rounded by the engine: the adapter sends it
+    with pytest.raises(ValueError):
+        btc.round_price(p, Side.BUY, "up")  # type: ignore[arg-type]
 
 
 def test_market_by_quote_and_by_qty_and_local_rejects() -> None:
@@ -50,7 +84,7 @@ def test_market_by_quote_and_by_qty_and_local_rejects() -> None:
     assert isinstance(req, o.Request) and dict(req.params)["quoteOrderQty"] == "25.5"
     ms = PlaceOrder("al-3", "BTCUSDT", Side.SELL, OrderType.MARKET, Decimal("0.01"))
     req = o.place_request(ms, btc, ref_price=Decimal(60000))
-    assert isinstance(req, o.Request) and dict(req.params)["quantity"] == "0.01000"
+    assert isinstance(req, o.Request) and dict(req.params)["quantity"] == "0.01"
     tiny = PlaceOrder("al-4", "BTCUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.00001"), Decimal(60000))
     ev = o.place_request(tiny, btc)
     assert isinstance(ev, OrderEvent) and ev.state is OrderState.REJECTED and ev.reason is RejectReason.INVALID

@@ -4,10 +4,11 @@ One matching implementation: :class:`~.fake.engine.Engine` (exact Decimal books,
 resting orders filled by later books) is what the fake Binance and Upbit servers use, and what paper uses here,
 without HTTP. On top of it, :class:`PaperExchange` applies the venue's order rules as the venue itself does:
 Binance PRICE_FILTER / LOT_SIZE / MARKET_LOT_SIZE / NOTIONAL from a recorded exchangeInfo (parsed by
-``binance.rules``; an order off the grid is refused, never moved), Upbit's KRW tick table of the order's date
-and its 5,000 KRW minimum (``core.rules``). Client ids follow the venue: Binance refuses an id that is open,
-Upbit one it has ever seen (even on a refused order). A wrong secret is refused (AUTH), and the fake's fault
-counters apply (``error_after_accept``: the order exists, the caller gets UNKNOWN until it queries).
+``binance.rules``), Upbit's tick (``upbit.rules.MarketRules``: the KRW table of the order's date) and its order
+totals. An order off the grid is refused, never moved: like the adapters, paper never rounds what the engine
+sent. Client ids follow the venue: Binance refuses an id that is open, Upbit one it has ever seen (even on a
+refused order). A wrong secret is refused (AUTH), and the fake's fault counters apply (``error_after_accept``:
+the order exists, the caller gets UNKNOWN until it queries).
 
 Time is passed in: ``clock`` (ns) stamps commands; an order reaches the venue ``latency_ns`` later and its
 answer comes back ``latency_ns`` after that (``ts_venue`` / ``ts_local`` of the events).
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Literal
 
 from ...core.domain import Side
-from ...core.rules import SCALE, UPBIT_MAX_ORDER_KRW, UPBIT_MIN_ORDER_KRW, upbit_krw_tick_units
 from ...core.venue import (
     Balance,
     CancelOrder,
@@ -40,11 +40,11 @@ from ...core.venue import (
 from .binance.rules import ExchangeInfo, SymbolRules, parse_exchange_info
 from .fake.engine import Book, Engine, EngineReject, MarketSpec, Order
 from .fake.faults import Faults
+from .upbit.rules import QTY_STEP, MarketRules
 
 MS = 1_000_000
 _STATE = {"new": OrderState.ACCEPTED, "partial": OrderState.PARTIALLY_FILLED, "filled": OrderState.FILLED,
           "cancelled": OrderState.CANCELLED, "expired": OrderState.EXPIRED}
-_UPBIT_QTY_STEP = Decimal("1e-8")
 
 
 class _Refused(Exception):
@@ -83,7 +83,7 @@ class PaperExchange:
     @classmethod
     def upbit(cls, markets: Iterable[str], balances: dict[str, Decimal], secret: str,
               fee: Decimal = Decimal("0.0005")) -> PaperExchange:
-        specs = {m: MarketSpec(m, m.split("-")[1], m.split("-")[0], _UPBIT_QTY_STEP, fee, fee, "quote")
+        specs = {m: MarketSpec(m, m.split("-")[1], m.split("-")[0], QTY_STEP, fee, fee, "quote")
                  for m in markets}
         return cls("upbit", Engine(specs, dict(balances)), secret)
 
@@ -130,8 +130,9 @@ class PaperExchange:
             raise _Refused(RejectReason.INVALID, f"-1013 Filter failure: {bad}")
 
     def _upbit_rules(self, cmd: PlaceOrder, when_ns: int) -> None:
-        if cmd.qty is not None and (cmd.qty <= 0 or cmd.qty != cmd.qty.quantize(_UPBIT_QTY_STEP)):
-            raise _Refused(RejectReason.INVALID, "invalid_volume")
+        rules = MarketRules(cmd.symbol)
+        if cmd.qty is not None and (why := rules.qty_problem(cmd.qty)):
+            raise _Refused(RejectReason.INVALID, f"invalid_volume: {why}")
         side = "bid" if cmd.side == Side.BUY else "ask"
         if cmd.type is OrderType.MARKET:
             if cmd.side == Side.BUY:  # ord_type price: KRW to spend
@@ -146,14 +147,13 @@ class PaperExchange:
         else:
             if cmd.price is None or cmd.qty is None or cmd.price <= 0:
                 raise _Refused(RejectReason.INVALID, f"create_{side}_error: a limit needs price and volume")
-            units = cmd.price * SCALE
-            if units != units.to_integral_value() or int(units) % upbit_krw_tick_units(int(units), when_ns):
-                raise _Refused(RejectReason.INVALID, f"invalid_price_{side}: {cmd.price} is off the tick table")
+            if why := rules.price_problem(cmd.price, when_ns):
+                raise _Refused(RejectReason.INVALID, f"invalid_price_{side}: {why}")
             total = cmd.price * cmd.qty
-        if total < UPBIT_MIN_ORDER_KRW:
-            raise _Refused(RejectReason.INVALID, f"under_min_total_{side}: {total} < {UPBIT_MIN_ORDER_KRW} KRW")
-        if total > UPBIT_MAX_ORDER_KRW:
-            raise _Refused(RejectReason.INVALID, f"over_max_total_{side}: {total} KRW")
+        if why := rules.total_problem(total):
+            least = rules.min_total
+            name = "under_min_total" if least is not None and total < least else "over_max_total"
+            raise _Refused(RejectReason.INVALID, f"{name}_{side}: {why}")
 
     def find(self, client_id: str, symbol: str) -> Order | None:
         """The latest order with this client id on ``symbol`` (Binance may reuse an id once it is closed)."""

@@ -1,16 +1,16 @@
 """Commands -> Binance request params, and HTTP outcomes -> OrderEvents (brief B3, B5, C1).
 
-Pure. A place is refused locally (REJECTED, INVALID) when it would fail a filter, rather than sent to earn a
--1013. Quantities are floored to the step and prices moved onto the tick in the caller's favour of safety
-(a buy never pays more, a sell never receives less than asked), then written with exactly the grid's
-decimals. A 5xx, a timeout, -1006 or -1007 is UNKNOWN: the order may exist; ``query_request`` by
-``origClientOrderId`` settles it (-2013 "Order does not exist" -> REJECTED NOT_FOUND).
+Pure. A place is refused locally (REJECTED, INVALID, "local: Filter failure: X") when it would fail a filter,
+rather than sent to earn a -1013: nothing leaves, no weight is spent. A price off the tick or a quantity off the
+step is refused too, never moved: the order sent is the one the engine decided (it rounds first, with
+``SymbolRules.round_price`` / ``floor_qty``). A 5xx, a timeout, -1006 or -1007 is UNKNOWN: the order may exist;
+``query_request`` by ``origClientOrderId`` settles it (-2013 "Order does not exist" -> REJECTED NOT_FOUND).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from ....core.domain import Side
 from ....core.venue import (
@@ -39,16 +39,6 @@ class Request:
     orders: int = 0  # counts against the ORDERS limits
 
 
-def on_grid(value: Decimal, grid: Decimal, rounding: str) -> Decimal:
-    """``value`` moved onto the multiples of ``grid`` (0 = no grid), written with the grid's decimals."""
-    if not grid:
-        return value
-    g = grid.normalize()
-    steps = (value / g).to_integral_value(rounding=rounding)
-    exp = g.as_tuple().exponent
-    return (steps * g).quantize(g) if isinstance(exp, int) and exp < 0 else steps * g
-
-
 def fmt(d: Decimal) -> str:
     """Plain decimal text, no exponent ("0.00001", never "1E-5")."""
     return format(d, "f")
@@ -59,8 +49,12 @@ def _local_reject(cmd: PlaceOrder, detail: str, reason: RejectReason = RejectRea
                       detail=f"local: {detail}", ts_local=cmd.ts_local)
 
 
-def place_request(cmd: PlaceOrder, rules: SymbolRules, ref_price: Decimal | None = None) -> Request | OrderEvent:
-    """POST /api/v3/order params, or a local REJECTED event when the venue would refuse it anyway."""
+def place_request(cmd: PlaceOrder, rules: SymbolRules, ref_price: Decimal | None = None,
+                  avg_price: Decimal | None = None) -> Request | OrderEvent:
+    """POST /api/v3/order params, or a local REJECTED event when the venue would refuse it anyway.
+
+    ``ref_price``: a market order's reference price for NOTIONAL; ``avg_price``: the symbol's average price
+    for PERCENT_PRICE_BY_SIDE (None: left to the venue)."""
     if rules.status != "TRADING":
         return _local_reject(cmd, f"symbol status {rules.status}", RejectReason.MARKET_CLOSED)
     side = "BUY" if cmd.side == Side.BUY else "SELL"
@@ -74,25 +68,32 @@ def place_request(cmd: PlaceOrder, rules: SymbolRules, ref_price: Decimal | None
                 return _local_reject(cmd, "quoteOrderQty must be positive")
             p.append(("quoteOrderQty", fmt(cmd.quote_amount)))
         elif cmd.qty is not None:
-            qty = on_grid(cmd.qty, rules.market_step or rules.step, ROUND_FLOOR)
-            why = rules.check(ref_price, qty, market=True)
+            why = rules.check(ref_price, cmd.qty, market=True)
             if why:
-                return _local_reject(cmd, f"Filter failure: {why}")
-            p.append(("quantity", fmt(qty)))
+                return _local_reject(cmd, f"Filter failure: {why}{_off_grid(cmd, rules)}")
+            p.append(("quantity", fmt(cmd.qty)))
         else:
             return _local_reject(cmd, "market order without quantity or quoteOrderQty")
     else:
         if cmd.price is None or cmd.qty is None:
             return _local_reject(cmd, "limit order without price or quantity")
-        price = on_grid(cmd.price, rules.tick, ROUND_FLOOR if cmd.side == Side.BUY else ROUND_CEILING)
-        qty = on_grid(cmd.qty, rules.step, ROUND_FLOOR)
-        why = rules.check(price, qty)
+        why = rules.check(cmd.price, cmd.qty, side=cmd.side, avg_price=avg_price)
         if why:
-            return _local_reject(cmd, f"Filter failure: {why}")
+            return _local_reject(cmd, f"Filter failure: {why}{_off_grid(cmd, rules)}")
         tif = "IOC" if cmd.type is OrderType.IOC else "GTC"
-        p += [("type", "LIMIT"), ("timeInForce", tif), ("quantity", fmt(qty)), ("price", fmt(price))]
+        p += [("type", "LIMIT"), ("timeInForce", tif), ("quantity", fmt(cmd.qty)), ("price", fmt(cmd.price))]
     p += [("newClientOrderId", cmd.client_id), ("newOrderRespType", "FULL")]
     return Request("POST", ORDER_PATH, tuple(p), 1, 1)
+
+
+def _off_grid(cmd: PlaceOrder, rules: SymbolRules) -> str:
+    """The clear part of an off-grid refusal: which number, which grid (the engine rounds, not the adapter)."""
+    step = (rules.market_step or rules.step) if cmd.type is OrderType.MARKET else rules.step
+    if cmd.price is not None and cmd.type is not OrderType.MARKET and rules.tick and cmd.price % rules.tick:
+        return f" (price {cmd.price} is off the tick {fmt(rules.tick.normalize())}: round it before sending)"
+    if cmd.qty is not None and step and cmd.qty % step:
+        return f" (quantity {cmd.qty} is off the step {fmt(step.normalize())}: floor it before sending)"
+    return ""
 
 
 def cancel_request(cmd: CancelOrder) -> Request:

@@ -1,8 +1,11 @@
-"""exchangeInfo -> per-symbol rules (status, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL / MIN_NOTIONAL).
+"""exchangeInfo -> per-symbol rules (status, PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL / MIN_NOTIONAL,
+PERCENT_PRICE_BY_SIDE / PERCENT_PRICE).
 
 The same numbers core.rules.InstrumentRules holds (tick/step/min notional, 1e-8 units) plus what it does not:
 price and quantity bounds, the market-order lot, whether the notional bounds apply to market orders, the
-symbol status and the request-rate limits. ``to_instrument_rules`` feeds the engine's existing rule checks.
+price band around the average price, the symbol status and the request-rate limits. ``to_instrument_rules``
+feeds the engine's existing rule checks. ``round_price`` / ``floor_qty`` are how the engine puts an order on
+the grid before it sends: ``check`` (and the adapter) refuse anything off it, they never move it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ....core.rules import InstrumentRules, binance_rules
+from ....core.domain import Side
+from ....core.rules import InstrumentRules, Toward, binance_rules, on_grid, rounds_up, to_grid
 from ....core.venue import MarketState, Rejected
 from .parse import CATCH, MS, Bad, _load, _mapping, _rejected, boolean, integer, nonneg, text
 
@@ -21,6 +25,24 @@ STATUS_STATE = {"TRADING": MarketState.TRADING, "HALT": MarketState.HALTED, "BRE
                 "END_OF_DAY": MarketState.HALTED, "CANCEL_ONLY": MarketState.HALTED,
                 "PRE_TRADING": MarketState.HALTED, "POST_TRADING": MarketState.HALTED,
                 "AUCTION_MATCH": MarketState.HALTED, "DELIVERING": MarketState.DELISTING}
+
+
+@dataclass(frozen=True, slots=True)
+class PercentPrice:
+    """PERCENT_PRICE_BY_SIDE (or the older PERCENT_PRICE, the same multipliers for both sides): a limit price
+    must lie within [avg x down, avg x up] of the symbol's average price over ``avg_mins`` minutes (0 = last
+    price), by the order's side (brief B8, filters.md)."""
+
+    name: str
+    bid_up: Decimal
+    bid_down: Decimal
+    ask_up: Decimal
+    ask_down: Decimal
+    avg_mins: int
+
+    def passes(self, price: Decimal, side: Side, avg_price: Decimal) -> bool:
+        up, down = (self.bid_up, self.bid_down) if side == Side.BUY else (self.ask_up, self.ask_down)
+        return (not up or price <= avg_price * up) and price >= avg_price * down
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,32 +68,50 @@ class SymbolRules:
     max_notional_market: bool
     quote_order_qty_market: bool
     order_types: frozenset[str]
+    percent: tuple[PercentPrice, ...] = ()
 
     @property
     def state(self) -> MarketState:
         return STATUS_STATE.get(self.status, MarketState.HALTED)
 
-    def check(self, price: Decimal | None, qty: Decimal, market: bool = False) -> str | None:
+    def round_price(self, price: Decimal, side: Side, toward: Toward = "passive") -> Decimal:
+        """``price`` on the tick grid, exactly: ``aggressive`` moves it towards the other side of the book (a
+        buy up, a sell down), ``passive`` away from it (a buy never pays more, a sell never asks less)."""
+        return to_grid(price, self.tick, rounds_up(side, toward))
+
+    def floor_qty(self, qty: Decimal, market: bool = False) -> Decimal:
+        """``qty`` down onto the lot step (MARKET_LOT_SIZE's for a market order when it has one): never more
+        than decided. It may fall below the minimum quantity or notional: ``check`` says so."""
+        return to_grid(qty, (self.market_step or self.step) if market else self.step, up=False)
+
+    def check(self, price: Decimal | None, qty: Decimal, market: bool = False, side: Side | None = None,
+              avg_price: Decimal | None = None) -> str | None:
         """Why Binance would answer -1013 "Filter failure: X" (the filter name), or None if it passes.
 
         ``price`` is the limit price, or for a market order the reference price (None: notional not checked).
+        The percent-price band is checked for a limit price when ``side`` and ``avg_price`` (the venue's
+        ``/api/v3/avgPrice``) are given; without them only the venue can check it.
         """
         if market:
-            if self.market_step and qty % self.market_step:
+            if self.market_step and not on_grid(qty, self.market_step):
                 return "MARKET_LOT_SIZE"
             if self.market_min_qty and qty < self.market_min_qty:
                 return "MARKET_LOT_SIZE"
             if self.market_max_qty and qty > self.market_max_qty:
                 return "MARKET_LOT_SIZE"
         else:
-            if price is None or price <= 0 or (self.tick and price % self.tick):
+            if price is None or price <= 0 or not on_grid(price, self.tick):
                 return "PRICE_FILTER"
             if (self.min_price and price < self.min_price) or (self.max_price and price > self.max_price):
                 return "PRICE_FILTER"
-        if qty <= 0 or (self.step and qty % self.step):
+        if qty <= 0 or not on_grid(qty, self.step):
             return "LOT_SIZE"
         if (self.min_qty and qty < self.min_qty) or (self.max_qty and qty > self.max_qty):
             return "LOT_SIZE"
+        if not market and price is not None and side is not None and avg_price is not None:
+            for band in self.percent:
+                if not band.passes(price, side, avg_price):
+                    return band.name
         if price is not None:
             notional = price * qty
             if self.min_notional and notional < self.min_notional and (not market or self.min_notional_market):
@@ -122,6 +162,19 @@ def _symbol(s: dict[str, Any]) -> SymbolRules:
         min_m, max_m = boolean(n.get("applyToMarket", True)), False
     else:
         min_n, max_n, min_m, max_m = _ZERO, _ZERO, False, False
+    percent = []
+    if "PERCENT_PRICE_BY_SIDE" in f:
+        b = f["PERCENT_PRICE_BY_SIDE"]
+        percent.append(PercentPrice("PERCENT_PRICE_BY_SIDE", nonneg(b["bidMultiplierUp"], "bidMultiplierUp"),
+                                    nonneg(b["bidMultiplierDown"], "bidMultiplierDown"),
+                                    nonneg(b["askMultiplierUp"], "askMultiplierUp"),
+                                    nonneg(b["askMultiplierDown"], "askMultiplierDown"),
+                                    integer(b.get("avgPriceMins", 0), "avgPriceMins")))
+    if "PERCENT_PRICE" in f:  # older symbols: one band for both sides
+        b = f["PERCENT_PRICE"]
+        up, down = nonneg(b["multiplierUp"], "multiplierUp"), nonneg(b["multiplierDown"], "multiplierDown")
+        percent.append(PercentPrice("PERCENT_PRICE", up, down, up, down,
+                                    integer(b.get("avgPriceMins", 0), "avgPriceMins")))
     types = s.get("orderTypes", [])
     if type(types) is not list:
         raise Bad("bad_field", "orderTypes")
@@ -135,7 +188,7 @@ def _symbol(s: dict[str, Any]) -> SymbolRules:
         nonneg(mlot.get("stepSize", z), "stepSize"), nonneg(mlot.get("minQty", z), "minQty"),
         nonneg(mlot.get("maxQty", z), "maxQty"),
         min_n, max_n, min_m, max_m, bool(s.get("quoteOrderQtyMarketAllowed", False)),
-        frozenset(str(t) for t in types))
+        frozenset(str(t) for t in types), tuple(percent))
 
 
 def parse_exchange_info(raw: str | bytes | dict[str, Any], ts_local: int) -> ExchangeInfo | Rejected:

@@ -2,8 +2,9 @@
 
 Order types (brief §A4): LIMIT -> ``limit``; IOC -> ``limit`` + ``time_in_force=ioc``; MARKET buy -> ``price``
 (``price`` = KRW to spend, no volume); MARKET sell -> ``market`` (``volume``, no price). Prices must already be
-on the KRW tick table of the order's date (core.rules; off-grid is refused here, not rounded: rounding would
-change the order the caller decided on). KRW markets: 5,000 KRW minimum and 1e9 maximum on both sides.
+on the market's tick (``rules.MarketRules``: the instruments ``tick_size``, else the KRW table of the order's
+date); off-grid prices and volumes are refused here (INVALID, nothing sent), never rounded: rounding would change
+the order the caller decided on. Minimum / maximum order totals per quote currency (brief §A9).
 ``identifier`` = the client id; an id is burnt once a request carrying it was attempted, whatever happened.
 A 5xx, a timeout or a dropped connection gives UNKNOWN: only a query by identifier settles it.
 """
@@ -16,7 +17,6 @@ from decimal import Decimal
 
 from ....core.client_ids import ID_PATTERN
 from ....core.domain import Side
-from ....core.rules import SCALE, UPBIT_MAX_ORDER_KRW, UPBIT_MIN_ORDER_KRW, upbit_krw_tick_units
 from ....core.venue import (
     CancelOrder,
     OrderEvent,
@@ -30,9 +30,7 @@ from ....core.venue import (
 from .auth import Params, flatten
 from .numbers import VENUE
 from .parse import error_reason, parse_order
-
-_QTY_STEP = Decimal("1e-8")
-MIN_TOTAL = {"KRW": Decimal(UPBIT_MIN_ORDER_KRW), "BTC": Decimal("0.00005"), "USDT": Decimal("0.5")}
+from .rules import MarketRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,36 +49,17 @@ def _refuse(cmd: PlaceOrder | CancelOrder | QueryOrder, reason: RejectReason, de
                       detail, 0, cmd.ts_local)
 
 
-def _tick_ok(quote: str, price: Decimal, ts_ns: int) -> bool:
-    units = price * SCALE
-    if units != units.to_integral_value():
-        return False
-    if quote != "KRW":
-        return True  # BTC/USDT markets: per-market ticks (GET /orderbook/instruments), not checked here
-    return int(units) % int(upbit_krw_tick_units(int(units), ts_ns)) == 0
-
-
-def _check_total(quote: str, total: Decimal) -> str | None:
-    least = MIN_TOTAL.get(quote)
-    if least is not None and total < least:
-        return f"order total {total} {quote} is below the minimum {least}"
-    if quote == "KRW" and total > UPBIT_MAX_ORDER_KRW:
-        return f"order total {total} KRW is above the maximum {UPBIT_MAX_ORDER_KRW}"
-    return None
-
-
-def _place_params(cmd: PlaceOrder, ts_ns: int) -> dict[str, object] | str:
+def _place_params(cmd: PlaceOrder, ts_ns: int, rules: MarketRules) -> dict[str, object] | str:
     """The body fields for a place command, or why it cannot be sent."""
-    quote = cmd.symbol.partition("-")[0]
     side = "bid" if cmd.side == Side.BUY else "ask"
-    if cmd.qty is not None and (cmd.qty <= 0 or cmd.qty != cmd.qty.quantize(_QTY_STEP)):
-        return f"volume {cmd.qty} is not a positive multiple of 1e-8"
+    if cmd.qty is not None and (why := rules.qty_problem(cmd.qty)):
+        return why
     if cmd.type in (OrderType.LIMIT, OrderType.IOC):
         if cmd.qty is None or cmd.price is None or cmd.price <= 0:
             return "a limit order needs a positive price and volume"
-        if not _tick_ok(quote, cmd.price, ts_ns):
-            return f"price {cmd.price} is off the {quote} tick grid"
-        why = _check_total(quote, cmd.price * cmd.qty)
+        if why := rules.price_problem(cmd.price, ts_ns):
+            return why
+        why = rules.total_problem(cmd.price * cmd.qty)
         if why:
             return why
         body: dict[str, object] = {"market": cmd.symbol, "side": side, "ord_type": "limit", "volume": cmd.qty,
@@ -90,7 +69,7 @@ def _place_params(cmd: PlaceOrder, ts_ns: int) -> dict[str, object] | str:
     elif cmd.side == Side.BUY:  # market buy: by quote amount, ord_type "price", no volume
         if cmd.quote_amount is None or cmd.qty is not None or cmd.price is not None:
             return "an Upbit market buy takes quote_amount only (ord_type price)"
-        why = _check_total(quote, cmd.quote_amount)
+        why = rules.total_problem(cmd.quote_amount)
         if why:
             return why
         body = {"market": cmd.symbol, "side": side, "ord_type": "price", "price": cmd.quote_amount}
@@ -122,11 +101,14 @@ class IdentifierLedger:
         return True
 
 
-def place_request(cmd: PlaceOrder, ledger: IdentifierLedger, ts_ns: int) -> Request | OrderEvent:
-    """POST /orders for a command, or a REJECTED event (bad id, reused id, below minimum, off tick...)."""
+def place_request(cmd: PlaceOrder, ledger: IdentifierLedger, ts_ns: int,
+                  rules: MarketRules | None = None) -> Request | OrderEvent:
+    """POST /orders for a command, or a REJECTED event (bad id, reused id, below minimum, off tick...).
+
+    ``rules``: the market's (instruments tick_size); None = the KRW tick table of ``ts_ns``."""
     if not _valid_id(cmd.client_id):
         return _refuse(cmd, RejectReason.INVALID, f"identifier {cmd.client_id!r} is not [A-Za-z0-9_-]{{1,36}}")
-    body = _place_params(cmd, ts_ns)
+    body = _place_params(cmd, ts_ns, rules or MarketRules(cmd.symbol))
     if isinstance(body, str):
         return _refuse(cmd, RejectReason.INVALID, body)  # the id was not sent: not burnt
     if not ledger.claim(cmd.client_id):
