@@ -192,8 +192,11 @@ def test_binance_filters_and_rate_limits() -> None:
                 with pytest.raises(ccxt.BaseError) as e:
                     await ex.private_post_order({**base, **req})
                 assert f'"code":-1013,"msg":"Filter failure: {name}"' in str(e.value)
+            # below 0.2 x the average price (the book's mid): ccxt knows this exact venue message as InvalidOrder
+            with pytest.raises(ccxt.InvalidOrder, match="Filter failure: PERCENT_PRICE_BY_SIDE"):
+                await ex.private_post_order({**base, "price": "20000", "quantity": "0.001"})
             codes = []
-            for call in ("exchangeinfo",) * 5 + ("time",):  # used 23 of 40: exchangeInfo (20) is refused
+            for call in ("exchangeinfo",) * 5 + ("time",):  # used 24 of 40: exchangeInfo (20) is refused
                 try:
                     await getattr(ex, f"public_get_{call}")()
                     codes.append(200)

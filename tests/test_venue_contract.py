@@ -400,6 +400,17 @@ def test_off_step_quantity_is_rejected_invalid(venues: Venues, variant: str) -> 
     run(venues, variant, body)
 
 
+@pytest.mark.parametrize("variant", ["paper-binance", "binance-client"])
+def test_price_outside_the_percent_band_is_rejected_invalid(venues: Venues, variant: str) -> None:
+    """PERCENT_PRICE_BY_SIDE (0.2 .. 5 x the average price; the fake's average is its book's mid here)."""
+    async def body(c: VenueClient, m: Market) -> None:
+        low = (m.best_bid + m.best_ask) / 2 * D("0.2") - D("0.01")
+        ev = await c.place(limit(m, cid(), price=low.quantize(D("0.01"))))
+        assert (ev.state, ev.reason) == (OrderState.REJECTED, RejectReason.INVALID), ev
+        assert "Filter failure: PERCENT_PRICE_BY_SIDE" in ev.detail and not await c.open_orders()
+    run(venues, variant, body)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_wrong_secret_is_rejected_auth(venues: Venues, variant: str) -> None:
     async def main() -> None:

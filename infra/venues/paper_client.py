@@ -3,7 +3,8 @@
 One matching implementation: :class:`~.fake.engine.Engine` (exact Decimal books, balances, maker/taker fees,
 resting orders filled by later books) is what the fake Binance and Upbit servers use, and what paper uses here,
 without HTTP. On top of it, :class:`PaperExchange` applies the venue's order rules as the venue itself does:
-Binance PRICE_FILTER / LOT_SIZE / MARKET_LOT_SIZE / NOTIONAL from a recorded exchangeInfo (parsed by
+Binance PRICE_FILTER / LOT_SIZE / MARKET_LOT_SIZE / PERCENT_PRICE_BY_SIDE (around fake.avg_price, as the fake) /
+NOTIONAL from a recorded exchangeInfo (parsed by
 ``binance.rules``), Upbit's tick (``upbit.rules.MarketRules``: the KRW table of the order's date) and its order
 totals. An order off the grid is refused, never moved: like the adapters, paper never rounds what the engine
 sent. Client ids follow the venue: Binance refuses an id that is open, Upbit one it has ever seen (even on a
@@ -38,6 +39,7 @@ from ...core.venue import (
     RejectReason,
 )
 from .binance.rules import ExchangeInfo, SymbolRules, parse_exchange_info
+from .fake.avg_price import average_price
 from .fake.engine import Book, Engine, EngineReject, MarketSpec, Order
 from .fake.faults import Faults
 from .upbit.rules import QTY_STEP, MarketRules
@@ -106,11 +108,11 @@ class PaperExchange:
         if cmd.symbol not in self.engine.markets:
             raise _Refused(RejectReason.INVALID, f"unknown symbol {cmd.symbol}")
         if self.venue == "binance":
-            self._binance_rules(cmd)
+            self._binance_rules(cmd, when_ns)
         else:
             self._upbit_rules(cmd, when_ns)
 
-    def _binance_rules(self, cmd: PlaceOrder) -> None:
+    def _binance_rules(self, cmd: PlaceOrder, when_ns: int) -> None:
         r = self.binance_rules[cmd.symbol]
         if r.status != "TRADING":
             raise _Refused(RejectReason.MARKET_CLOSED, f"-2010 symbol status {r.status}")
@@ -125,7 +127,10 @@ class PaperExchange:
             else:
                 bad = "quantity"
         else:
-            bad = "price/quantity" if cmd.price is None or cmd.qty is None else r.check(cmd.price, cmd.qty)
+            bad = "price/quantity" if cmd.price is None or cmd.qty is None else r.check(
+                cmd.price, cmd.qty, side=cmd.side,
+                avg_price=average_price(self.engine, cmd.symbol, when_ns // MS, r.percent[0].avg_mins)
+                if r.percent else None)
         if bad:
             raise _Refused(RejectReason.INVALID, f"-1013 Filter failure: {bad}")
 

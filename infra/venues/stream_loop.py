@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ...core.venue import BestBidAsk, MarketData, RejectCounts, Rejected
+from ...core.venue import BestBidAsk, MarketData, RejectCounts, Rejected, RejectReason
 
 S = 1_000_000_000
 
@@ -31,6 +31,23 @@ class Marker:
     count: int  # how many of this kind so far on this loop (1 = the first)
     ts_local: int
     delay_s: float = 0.0  # reconnect: the backoff waited before it
+
+
+@dataclass(frozen=True, slots=True)
+class Resubscribe:
+    """A private stream ended on the venue's side (Binance ``eventStreamTerminated`` / ``listenKeyExpired``):
+    open a new one, then reconcile (what happened in between was not streamed)."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The venue refused a private stream (bad key, signature, token, timestamp): retrying as is will not help."""
+
+    reason: RejectReason
+    detail: str
 
 
 class Backoff:
@@ -138,6 +155,10 @@ class StreamLoop:
     def on_frame(self, now: int) -> None:
         """Any frame (data or control) proves the connection alive."""
         self._last_msg = now
+
+    def on_event(self, now: int) -> None:
+        """A private-stream event (own order or balance): the connection delivered data."""
+        self._got_data, self._last_msg = True, now
 
     def on_data(self, item: MarketData, now: int, ordered: bool = True) -> Rejected | None:
         """Record one parsed item; an ``out_of_order`` reject if its venue time or sequence went backwards

@@ -36,8 +36,8 @@ from ....core.venue import (
 )
 from ..secrets import Secret, as_secret
 from ..stream_loop import Key, Marker, StreamLoop
-from ..ws_io import disconnected, frames
-from . import VENUE
+from ..ws_io import PrivateItem, disconnected, frames
+from . import VENUE, user_stream
 from .book import LocalBook, Sync
 from .limits import Action, RateLimits
 from .orders import Request, cancel_request, open_orders_request, outcome, place_request, query_request, settle
@@ -212,6 +212,17 @@ class BinanceClient:
         if isinstance(out, Rejected):
             raise VenueError(RejectReason.OTHER, f"account: {out.reason} {out.detail}")
         return out
+
+    # ---- own orders (user data stream)
+    def order_stream(self, *, listen_key: bool = False, url: str | None = None,
+                     loop: StreamLoop | None = None) -> AsyncIterator[PrivateItem]:
+        """Own order events (``executionReport`` as OrderEvent, each fill once) and changed balances, by push.
+
+        The WS API (``<ws_url>/ws-api/v3``, ``userDataStream.subscribe.signature``) or, with ``listen_key``, the
+        legacy listenKey stream (``<ws_url>/ws/<key>``, kept alive). Reconnects forever (or per ``loop``); after
+        every reconnect or venue-side end a ``resync`` Marker: events may have been missed, query open orders.
+        A refused key/signature raises ``ws_io.StreamRefused``. Call ``sync_time`` first (the timestamp)."""
+        return user_stream.order_stream(self, listen_key=listen_key, url=url, loop=loop)
 
     # ---- market data
     async def stream(self, streams: Sequence[str]) -> AsyncIterator[MarketData | Control | Rejected]:

@@ -213,3 +213,13 @@ def parse_exchange_info(raw: str | bytes | dict[str, Any], ts_local: int) -> Exc
         except CATCH as x:
             rejected.append(_rejected(x, ts_local))
     return ExchangeInfo(server, limits, symbols, tuple(rejected))
+
+
+def parse_avg_price(raw: str | bytes | dict[str, Any]) -> Decimal | None:
+    """GET /api/v3/avgPrice ``{"mins":5,"price":"9.35751834","closeTime":...}`` -> the price (None: unreadable
+    or 0, i.e. no average to check against)."""
+    try:
+        price = nonneg(_mapping(_load(raw), "avgPrice")["price"], "price")
+    except CATCH:
+        return None
+    return price or None

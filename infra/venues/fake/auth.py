@@ -36,6 +36,13 @@ def binance_check(secret: str, query: str, body: str) -> bool:
     return False
 
 
+def binance_ws_check(secret: str, params: dict[str, Any]) -> bool:
+    """WS API signing: every param but ``signature``, sorted by key, ``k=v`` joined by ``&``, not encoded."""
+    sig = params.get("signature")
+    payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
+    return isinstance(sig, str) and hmac.compare_digest(sig.lower(), binance_signature(secret, payload))
+
+
 def _b64url_decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from .auth import binance_check
+from .avg_price import average_price
 from .books import SHARED
 from .common import (
     FAULTS_KEY,
@@ -42,7 +43,7 @@ STATUS = {"new": "NEW", "partial": "PARTIALLY_FILLED", "filled": "FILLED", "canc
 WEIGHTS = {("GET", "/api/v3/ping"): 1, ("GET", "/api/v3/time"): 1, ("GET", "/api/v3/exchangeInfo"): 20,
            ("GET", "/api/v3/ticker/bookTicker"): 2, ("GET", "/api/v3/ticker/price"): 2,
            ("POST", "/api/v3/order"): 1, ("GET", "/api/v3/order"): 4, ("DELETE", "/api/v3/order"): 1,
-           ("GET", "/api/v3/openOrders"): 6, ("GET", "/api/v3/account"): 20}
+           ("GET", "/api/v3/openOrders"): 6, ("GET", "/api/v3/account"): 20, ("GET", "/api/v3/avgPrice"): 2}
 
 
 class BinanceError(Exception):
@@ -107,6 +108,7 @@ class BinanceFake:
         r.add_get("/api/v3/depth", self.depth)
         r.add_get("/api/v3/ticker/bookTicker", self.book_ticker)
         r.add_get("/api/v3/ticker/price", self.ticker_price)
+        r.add_get("/api/v3/avgPrice", self.avg_price)
         r.add_post("/api/v3/order", self.new_order)
         r.add_get("/api/v3/order", self.query_order)
         r.add_delete("/api/v3/order", self.cancel_order)
@@ -197,6 +199,17 @@ class BinanceFake:
             return reply(self._top(self._market(request.query["symbol"])))
         return reply([self._top(m) for m in self.engine.markets.values()])
 
+    def _avg_mins(self, symbol: str) -> int:
+        band = self.filters[symbol].get("PERCENT_PRICE_BY_SIDE") or self.filters[symbol].get("PERCENT_PRICE") or {}
+        return int(band.get("avgPriceMins", 5))
+
+    async def avg_price(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/avgPrice``: the fake's average price (fake.avg_price: own fills, else the book's mid)."""
+        m = self._market(request.query.get("symbol"))
+        mins, now = self._avg_mins(m.symbol), now_ms()
+        price = average_price(self.engine, m.symbol, now, mins)
+        return reply({"mins": mins, "price": fmt8(price or Decimal(0)), "closeTime": now})
+
     async def ticker_price(self, request: web.Request) -> web.Response:
         def one(m: MarketSpec) -> dict[str, str]:
             top = self._top(m)
@@ -263,7 +276,8 @@ class BinanceFake:
 
     def _order_params(self, m: MarketSpec, p: dict[str, str], kind: str
                       ) -> tuple[Decimal | None, Decimal | None, Decimal | None, Any]:
-        """Parse and filter-check price / quantity (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL)."""
+        """Parse and filter-check price / quantity (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE,
+        PERCENT_PRICE_BY_SIDE / PERCENT_PRICE, NOTIONAL)."""
         f = self.filters[m.symbol]
         nums: dict[str, Decimal | None] = {}
         for name in ("price", "quantity", "quoteOrderQty"):
@@ -284,6 +298,8 @@ class BinanceFake:
                 raise _mandatory("quantity")
             _check_range(f["PRICE_FILTER"], price, "minPrice", "maxPrice", "tickSize", "PRICE_FILTER")
             _check_range(f["LOT_SIZE"], qty, "minQty", "maxQty", "stepSize", "LOT_SIZE")
+            avg = average_price(self.engine, m.symbol, now_ms(), self._avg_mins(m.symbol))
+            _check_percent(f, price, p.get("side") == "BUY", avg)
             _check_notional(f.get("NOTIONAL"), price * qty, market=False)
             return price, qty, None, tif
         if (qty is None) == (quote_qty is None):
@@ -389,6 +405,20 @@ def _check_range(f: dict[str, str], value: Decimal, lo: str, hi: str, step: str,
     bad = (lo_v > 0 and value < lo_v) or (hi_v > 0 and value > hi_v) or (step_v > 0 and (value - lo_v) % step_v)
     if bad or value <= 0:
         raise BinanceError(-1013, f"Filter failure: {name}")
+
+
+def _check_percent(f: dict[str, dict[str, Any]], price: Decimal, buy: bool, avg: Decimal | None) -> None:
+    """PERCENT_PRICE_BY_SIDE (bid/ask multipliers) and the older PERCENT_PRICE, around the average price."""
+    if avg is None:
+        return
+    if (band := f.get("PERCENT_PRICE_BY_SIDE")) is not None:
+        up, down = (band["bidMultiplierUp"], band["bidMultiplierDown"]) if buy else (band["askMultiplierUp"],
+                                                                                   band["askMultiplierDown"])
+        if price > avg * Decimal(up) or price < avg * Decimal(down):
+            raise BinanceError(-1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
+    old = f.get("PERCENT_PRICE")
+    if old is not None and not avg * Decimal(old["multiplierDown"]) <= price <= avg * Decimal(old["multiplierUp"]):
+        raise BinanceError(-1013, "Filter failure: PERCENT_PRICE")
 
 
 def _check_notional(f: dict[str, Any] | None, notional: Decimal, *, market: bool) -> None:

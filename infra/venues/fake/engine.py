@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Literal
 
@@ -97,6 +98,27 @@ class Order:
         return (self.qty - self.filled) if self.qty is not None else ZERO
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One order state change or fill, for the venues' private streams (``Engine.listeners``).
+
+    ``kind``: ``new`` (accepted), ``trade`` (one fill; ``status`` is ``filled`` on the fill that completed the
+    order, else ``partial``) or ``closed`` (cancelled / expired / filled without a fill of its own). The
+    cumulative figures are as of this change, so a listener can render each event as the venue would."""
+
+    kind: Literal["new", "trade", "closed"]
+    order: Order
+    status: Status
+    filled: Decimal
+    filled_quote: Decimal
+    fee_paid: Decimal
+    fill: Fill | None
+    ts_ms: int
+
+
+Listener = Callable[[list[Change]], None]
+
+
 def _fee(amount: Decimal, rate: Decimal) -> Decimal:
     return (amount * rate).quantize(FEE_QUANTUM, rounding=ROUND_UP)
 
@@ -114,6 +136,8 @@ class Engine:
         self.by_uid: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
+        self.listeners: list[Listener] = []  # told of every operation's changes once it settled
+        self._changes: list[Change] = []
 
     # -- books -------------------------------------------------------------------------------------
     def set_book(self, symbol: str, book: Book, now_ms: int) -> list[Order]:
@@ -124,6 +148,7 @@ class Engine:
         for order in list(self.orders.values()):
             if order.symbol == symbol and order.is_open and self._match(order, now_ms, maker=True):
                 traded.append(order)
+        self._flush()
         return traded
 
     def depth(self, symbol: str) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
@@ -144,8 +169,10 @@ class Engine:
         if self.free.get(pay_asset, ZERO) < need:
             raise EngineReject("insufficient_funds")
         if tif == "FOK" and not self._fillable(order):
-            order.status = "expired"
             self._register(order)
+            order.status = "expired"
+            self._record("closed", order)
+            self._flush()
             return order
         self.free[pay_asset] -= need
         self.locked[pay_asset] = self.locked.get(pay_asset, ZERO) + need
@@ -154,6 +181,7 @@ class Engine:
         self._match(order, now_ms, maker=False)
         if order.is_open and (kind == "market" or tif != "GTC"):
             self._close(order, "expired", now_ms)
+        self._flush()
         return order
 
     def cancel(self, order_id: int, now_ms: int) -> Order:
@@ -161,6 +189,7 @@ class Engine:
         if order is None or not order.is_open:
             raise EngineReject("unknown_order")
         self._close(order, "cancelled", now_ms)
+        self._flush()
         return order
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
@@ -170,6 +199,23 @@ class Engine:
     def _register(self, order: Order) -> None:
         self.orders[order.order_id] = order
         self.by_uid[order.uid] = order.order_id
+        self._record("new", order)
+
+    def _record(self, kind: Literal["new", "trade", "closed"], o: Order, fill: Fill | None = None) -> None:
+        if not self.listeners:
+            return
+        last = self._changes[-1] if self._changes else None
+        if kind == "closed" and o.status == "filled" and last and last.order is o and last.kind == "trade":
+            self._changes[-1] = replace(last, status="filled")  # the venues report it on the completing fill
+            return
+        status: Status = "partial" if kind == "trade" else o.status
+        ts = o.created_ms if kind == "new" else o.updated_ms
+        self._changes.append(Change(kind, o, status, o.filled, o.filled_quote, o.fee_paid, fill, ts))
+
+    def _flush(self) -> None:
+        changes, self._changes = self._changes, []
+        for listener in self.listeners if changes else ():
+            listener(changes)
 
     def _lock_needed(self, o: Order, m: MarketSpec) -> Decimal:
         """What the order holds of the asset it pays with (bids in quote mode reserve the fee on top)."""
@@ -270,7 +316,8 @@ class Engine:
         o.filled_quote += quote
         o.fee_paid += fee
         o.updated_ms = now_ms
-        o.fills.append(Fill(next(self._trade_ids), price, qty, quote, fee, fee_asset, maker, now_ms))
+        o.fills.append(fill := Fill(next(self._trade_ids), price, qty, quote, fee, fee_asset, maker, now_ms))
+        self._record("trade", o, fill)
 
     def _spend(self, o: Order, asset: str, amount: Decimal) -> None:
         from_lock = min(amount, o.locked)
@@ -290,3 +337,4 @@ class Engine:
         o.locked = ZERO
         o.status = status
         o.updated_ms = now_ms
+        self._record("closed", o)

@@ -24,6 +24,9 @@ from .books import SHARED, books_from_snapshot_file, books_from_store, store_mar
 from .common import now_ms
 from .engine import Book, Engine
 from .faults import Faults
+from .private_binance import BinanceUserData
+from .private_upbit import PATH as UPBIT_PRIVATE_PATH
+from .private_upbit import UpbitPrivate
 from .synthetic import SyntheticSpec
 from .synthetic_feed import SyntheticSetup
 from .upbit import UpbitConfig, UpbitFake
@@ -75,6 +78,8 @@ class FakeVenues:
     upbit_ws: UpbitWs | None = None
     binance: BinanceFake | None = None
     upbit: UpbitFake | None = None
+    binance_private: BinanceUserData | None = None  # user data stream (WS API and listenKey)
+    upbit_private: UpbitPrivate | None = None  # /websocket/v1/private
     info: dict[str, Any] = field(default_factory=dict)
     _runners: list[web.AppRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -119,6 +124,9 @@ class FakeVenues:
             self._tasks.append(asyncio.create_task(syn.run(self.binance.engine, self.upbit.engine, self.binance_ws,
                                                            self.upbit_ws)))
         bapp, uapp = self.binance.app(), self.upbit.app()
+        self.binance_private, self.upbit_private = BinanceUserData(self.binance), UpbitPrivate(self.upbit)
+        self.binance_private.routes(bapp)  # first: /ws/<listenKey> before the market streams' /ws/<stream>
+        self.upbit_private.routes(uapp)
         self.binance_ws.routes(bapp)
         self.upbit_ws.routes(uapp)
         burl = await self._serve(bapp, self.port_binance)
@@ -126,7 +134,8 @@ class FakeVenues:
         self.info = {
             "binance": {"rest": burl, "ws": burl.replace("http", "ws", 1), "api_key": bkey, "secret": bsecret,
                         "markets": sorted(books["binance"])},
-            "upbit": {"rest": uurl, "ws": uurl.replace("http", "ws", 1) + "/websocket/v1", "access_key": ukey,
+            "upbit": {"rest": uurl, "ws": uurl.replace("http", "ws", 1) + "/websocket/v1",
+                      "private_ws": uurl.replace("http", "ws", 1) + UPBIT_PRIVATE_PATH, "access_key": ukey,
                       "secret": usecret, "markets": sorted(books["upbit"])},
         }
         if syn is not None:
@@ -154,7 +163,7 @@ class FakeVenues:
         return {f.symbol: f for f in found.values() if f is not None}
 
     async def stop(self) -> None:
-        for ws in (self.binance_ws, self.upbit_ws):
+        for ws in (self.binance_ws, self.upbit_ws, self.binance_private, self.upbit_private):
             if ws is not None:
                 for sub in list(ws.hub.subs):
                     ws.hub.close(sub)

@@ -63,6 +63,22 @@ def trade_frame(code: str, row: dict[str, Any], simple: bool) -> str:
     return json.dumps(msg, separators=(",", ":"))
 
 
+def read_request(sub: Sub, text: str) -> list[Any] | None:
+    """A client's subscription frame (a JSON array holding a ticket), else None: ``PING`` is answered
+    ``{"status":"UP"}``, anything else with Upbit's ``NO_TICKET`` error (brief §A7)."""
+    if text == "PING":
+        sub.push(json.dumps({"status": "UP"}))
+        return None
+    try:
+        req = json.loads(text)
+        if not isinstance(req, list) or not any(isinstance(x, dict) and "ticket" in x for x in req):
+            raise ValueError("no ticket")
+    except ValueError:
+        sub.push(json.dumps({"error": {"name": "NO_TICKET", "message": "ticket is required"}}))
+        return None
+    return req
+
+
 class UpbitWs:
     """Quotation WS of the fake Upbit; books come from the server's replay, trades from the store."""
 
@@ -102,15 +118,8 @@ class UpbitWs:
         return await self.hub.serve(request, self._subscribe, sub)
 
     async def _subscribe(self, sub: Sub, text: str) -> None:
-        if text == "PING":
-            sub.push(json.dumps({"status": "UP"}))
-            return
-        try:
-            req = json.loads(text)
-            if not isinstance(req, list) or not any(isinstance(x, dict) and "ticket" in x for x in req):
-                raise ValueError("no ticket")
-        except ValueError:
-            sub.push(json.dumps({"error": {"name": "INVALID_AUTH", "message": "ticket is required"}}))
+        req = read_request(sub, text)
+        if req is None:
             return
         topics: set[str] = set()
         for item in req:

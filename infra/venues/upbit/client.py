@@ -32,7 +32,8 @@ from ....core.venue import (
 )
 from ..secrets import Secret, as_secret
 from ..stream_loop import Marker, StreamLoop
-from ..ws_io import disconnected, frames
+from ..ws_io import PrivateItem, disconnected, frames
+from . import order_stream as _order_stream
 from .auth import authorization, query_string
 from .book import UpbitBooks
 from .limits import RateLimiter
@@ -138,6 +139,14 @@ class UpbitClient:
                     for r in rows]
         except Bad:
             return []
+
+    def order_stream(self, codes: Sequence[str] | None = None, *, url: str | None = None,
+                     loop: StreamLoop | None = None) -> AsyncIterator[PrivateItem]:
+        """Own order events (myOrder: each fill once, by trade_uuid; done/cancel close) and balances (myAsset),
+        by push from ``<ws_url>/private`` (or ``url``). Reconnects forever (or per ``loop``); after every
+        reconnect a ``resync`` Marker: events may have been missed (no snapshot), query open orders. A refused
+        token raises ``ws_io.StreamRefused``."""
+        return _order_stream.order_stream(self, codes, url=url, loop=loop)
 
     async def stream(self, codes: Sequence[str], types: Sequence[str] = ("orderbook", "trade"),
                      fmt: str = "SIMPLE", max_reconnects: int | None = 5,
