@@ -27,6 +27,8 @@ from ....core.venue import (
     BookSnapshot,
     CancelOrder,
     MarketData,
+    MarketState,
+    MarketStatus,
     OrderEvent,
     OrderState,
     PlaceOrder,
@@ -36,6 +38,7 @@ from ....core.venue import (
 )
 from ..secrets import Secret, as_secret
 from ..stream_loop import Key, Marker, StreamLoop
+from ..wallet_status import AssetStatus, market_status
 from ..ws_io import PrivateItem, disconnected, frames
 from . import VENUE, user_stream
 from .book import LocalBook, Sync
@@ -53,6 +56,7 @@ from .parse import (
 )
 from .rules import ExchangeInfo, parse_exchange_info
 from .sign import ClockSync, headers, signed_query
+from .wallet import COIN_CONFIG, SYSTEM_STATUS, parse_coin_config, parse_system_status
 
 
 class VenueError(RuntimeError):
@@ -159,6 +163,35 @@ class BinanceClient:
         orders = {r.interval_ms: r.limit for r in info.rate_limits if r.kind == "ORDERS"}
         self.limits.set_limits(weight, orders)
         return info
+
+    async def system_status(self) -> str:
+        """``GET /sapi/v1/system/status``: "" when normal, else the venue's message (maintenance: HALTED)."""
+        status, body = await self._send(SYSTEM_STATUS, signed=False)
+        got = parse_system_status(body or "", self.clock()) if status == 200 else None
+        if not isinstance(got, str):
+            raise VenueError(_reason(body), f"system/status: http {status} {got or ''}")
+        return got
+
+    async def wallet_status(self) -> dict[str, AssetStatus]:
+        """``GET /sapi/v1/capital/config/getall`` (signed): each coin's deposit / withdrawal flags."""
+        status, body = await self._send(COIN_CONFIG, signed=True)
+        if status != 200 or body is None:
+            raise VenueError(_reason(body), f"capital/config/getall: http {status}")
+        return {a.asset: a for a in parse_coin_config(body, self.clock()) if isinstance(a, AssetStatus)}
+
+    async def market_status(self, symbols: Sequence[str]) -> list[MarketStatus]:
+        """Each symbol's state: exchangeInfo status, its base coin's wallet flags, HALTED in maintenance."""
+        info = self.rules or await self.load_rules()
+        halted, assets = await self.system_status(), await self.wallet_status()
+        now, out = self.clock(), []
+        for sym in symbols:
+            r = info.symbols.get(sym)
+            if r is None:
+                out.append(MarketStatus(VENUE, sym, MarketState.HALTED, "not in exchangeInfo", now, now))
+                continue
+            out.append(market_status(VENUE, sym, r.base, assets, system_halted=halted, symbol_state=r.state,
+                                     ts_venue=now, ts_local=now))
+        return out
 
     async def depth_snapshot(self, symbol: str, limit: int = 1000) -> BookSnapshot | Rejected:
         weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250

@@ -35,6 +35,7 @@ from .common import (
 from .engine import Engine, EngineReject, MarketSpec, Order
 from .faults import Faults
 from .limits import WindowLimiter
+from .wallet import WALLET_KEY, WalletFlags, binance_coins, binance_system, wallet_get, wallet_post
 
 EXCHANGE_INFO = SHARED / "fixtures/rest/binance_spot_exchangeInfo_20240908_davijr.json.gz"
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
@@ -43,7 +44,8 @@ STATUS = {"new": "NEW", "partial": "PARTIALLY_FILLED", "filled": "FILLED", "canc
 WEIGHTS = {("GET", "/api/v3/ping"): 1, ("GET", "/api/v3/time"): 1, ("GET", "/api/v3/exchangeInfo"): 20,
            ("GET", "/api/v3/ticker/bookTicker"): 2, ("GET", "/api/v3/ticker/price"): 2,
            ("POST", "/api/v3/order"): 1, ("GET", "/api/v3/order"): 4, ("DELETE", "/api/v3/order"): 1,
-           ("GET", "/api/v3/openOrders"): 6, ("GET", "/api/v3/account"): 20, ("GET", "/api/v3/avgPrice"): 2}
+           ("GET", "/api/v3/openOrders"): 6, ("GET", "/api/v3/account"): 20, ("GET", "/api/v3/avgPrice"): 2,
+           ("GET", "/sapi/v1/system/status"): 1, ("GET", "/sapi/v1/capital/config/getall"): 10}
 
 
 class BinanceError(Exception):
@@ -96,11 +98,13 @@ class BinanceFake:
                                          Decimal(self.filters[s["symbol"]]["LOT_SIZE"]["stepSize"]).normalize(),
                                          cfg.fee, cfg.fee, "received") for s in self.info["symbols"]}
         self.engine = Engine(specs, balances)
+        self.wallet = WalletFlags()
         self.weights = WindowLimiter(cfg.weight_limit, cfg.weight_window_ms, cfg.ban_after, cfg.ban_s * 1000)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[fault_middleware, self._middleware])
         app[FAULTS_KEY] = self.cfg.faults
+        app[WALLET_KEY] = self.wallet
         r = app.router
         r.add_get("/api/v3/ping", self.ping)
         r.add_get("/api/v3/time", self.server_time)
@@ -114,8 +118,12 @@ class BinanceFake:
         r.add_delete("/api/v3/order", self.cancel_order)
         r.add_get("/api/v3/openOrders", self.open_orders)
         r.add_get("/api/v3/account", self.account)
+        r.add_get("/sapi/v1/system/status", self.system_status)
+        r.add_get("/sapi/v1/capital/config/getall", self.coin_config)
         r.add_get("/fake/faults", faults_get)
         r.add_post("/fake/faults", faults_post)
+        r.add_get("/fake/wallet", wallet_get)
+        r.add_post("/fake/wallet", wallet_post)
         return app
 
     # -- middleware: weight, errors, headers ---------------------------------------------------------
@@ -358,6 +366,15 @@ class BinanceFake:
         p = await self._signed(request)
         symbol = self._market(p["symbol"]).symbol if "symbol" in p else None
         return reply([self._order_json(o, "QUERY") for o in self.engine.open_orders(symbol)])
+
+    async def system_status(self, request: web.Request) -> web.Response:
+        return reply(binance_system(self.wallet))
+
+    async def coin_config(self, request: web.Request) -> web.Response:
+        await self._signed(request)
+        e = self.engine
+        coins = sorted({a for m in e.markets.values() for a in (m.base, m.quote)} | set(e.free))
+        return reply(binance_coins(self.wallet, coins, e.free, e.locked))
 
     async def account(self, request: web.Request) -> web.Response:
         await self._signed(request)

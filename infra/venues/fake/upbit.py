@@ -37,11 +37,13 @@ from .common import (
 from .engine import Engine, EngineReject, MarketSpec, Order
 from .faults import Faults
 from .limits import WindowLimiter
+from .wallet import WALLET_KEY, WalletFlags, upbit_wallet, wallet_get, wallet_post
 
 MARKET_ALL = SHARED / "fixtures/rest/upbit_market_all_isDetails_202507_helenhelen2025.json"
 KST = timezone(timedelta(hours=9))
 STATE = {"new": "wait", "partial": "wait", "filled": "done", "cancelled": "cancel", "expired": "cancel"}
-GROUPS = {"/v1/market/all": "market", "/v1/orderbook": "orderbook", "/v1/ticker": "ticker",
+GROUPS = {"/v1/market/all": "market", "/v1/orderbook": "orderbook", "/v1/orderbook/instruments": "orderbook",
+          "/v1/ticker": "ticker",
           "/v1/trades/ticks": "trade"}
 
 
@@ -83,6 +85,7 @@ class UpbitFake:
         self.market_all = [known[m] for m in markets]
         specs = {m: MarketSpec(m, m.split("-")[1], "KRW", Decimal("1e-8"), cfg.fee, cfg.fee, "quote") for m in markets}
         self.engine = Engine(specs, balances)
+        self.wallet = WalletFlags()
         self.limiters = {g: WindowLimiter(n, 1000, cfg.ban_after, cfg.ban_s * 1000) for g, n in
                          (("market", cfg.quotation_per_s), ("orderbook", cfg.quotation_per_s),
                           ("ticker", cfg.quotation_per_s), ("trade", cfg.quotation_per_s),
@@ -93,9 +96,11 @@ class UpbitFake:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[fault_middleware, self._middleware])
         app[FAULTS_KEY] = self.cfg.faults
+        app[WALLET_KEY] = self.wallet
         r = app.router
         r.add_get("/v1/market/all", self.market_all_handler)
         r.add_get("/v1/orderbook", self.orderbook)
+        r.add_get("/v1/orderbook/instruments", self.instruments)
         r.add_get("/v1/ticker", self.ticker)
         r.add_get("/v1/trades/ticks", self.trades)
         r.add_get("/v1/accounts", self._private(self.accounts))
@@ -104,8 +109,11 @@ class UpbitFake:
         r.add_get("/v1/order", self._private(self.get_order))
         r.add_delete("/v1/order", self._private(self.cancel_order))
         r.add_get("/v1/orders/open", self._private(self.open_orders))
+        r.add_get("/v1/status/wallet", self._private(self.wallet_status))
         r.add_get("/fake/faults", faults_get)
         r.add_post("/fake/faults", faults_post)
+        r.add_get("/fake/wallet", wallet_get)
+        r.add_post("/fake/wallet", wallet_post)
         return app
 
     @web.middleware
@@ -188,6 +196,18 @@ class UpbitFake:
                         "orderbook_units": units, "level": 0})
         return reply(out)
 
+    async def instruments(self, request: web.Request) -> web.Response:
+        """``GET /v1/orderbook/instruments``: the tick at each market's current price, from this fake's own table
+        (core.rules, today's version: the one it enforces), and the only aggregation level it serves ("0")."""
+        out = []
+        for code in self._markets(request.query.get("markets")):
+            bids, asks = self.engine.depth(code)
+            mid = (bids[0][0] + asks[0][0]) / 2 if bids and asks else Decimal(0)
+            tick = Decimal(int(upbit_krw_tick_units(int(mid * SCALE), now_ms() * 1_000_000))) / SCALE
+            out.append({"market": code, "quote_currency": "KRW", "tick_size": plain(tick).removesuffix(".0"),
+                        "supported_levels": ["0"]})
+        return reply(out)
+
     async def ticker(self, request: web.Request) -> web.Response:
         out = []
         for code in self._markets(request.query.get("markets")):
@@ -219,6 +239,11 @@ class UpbitFake:
         return reply(out)
 
     # -- exchange -------------------------------------------------------------------------------------
+    async def wallet_status(self, request: web.Request, p: dict[str, str]) -> web.Response:
+        """``/v1/status/wallet``: every coin this fake trades (KRW is fiat: no wallet entry)."""
+        coins = sorted({m.base for m in self.engine.markets.values()})
+        return reply(upbit_wallet(self.wallet, coins, now_ms()))
+
     async def accounts(self, request: web.Request, p: dict[str, str]) -> web.Response:
         e = self.engine
         return reply([{"currency": a, "balance": plain(e.free[a]), "locked": plain(e.locked.get(a, Decimal(0))),

@@ -24,6 +24,7 @@ from ....core.venue import (
     BookSnapshot,
     CancelOrder,
     MarketData,
+    MarketStatus,
     OrderEvent,
     PlaceOrder,
     QueryOrder,
@@ -32,6 +33,7 @@ from ....core.venue import (
 )
 from ..secrets import Secret, as_secret
 from ..stream_loop import Marker, StreamLoop
+from ..wallet_status import AssetStatus, market_status
 from ..ws_io import PrivateItem, disconnected, frames
 from . import order_stream as _order_stream
 from .auth import authorization, query_string
@@ -49,6 +51,12 @@ from .orders import (
     query_request,
 )
 from .parse import parse_orders, parse_ws
+from .rules import MarketRules, parse_instruments, rules_from
+from .wallet import WALLET_STATUS, parse_wallet_status
+
+
+class VenueError(RuntimeError):
+    """A non-order call (rules, wallet status) failed; the caller decides (orders never raise)."""
 
 
 class UpbitClient:
@@ -66,6 +74,7 @@ class UpbitClient:
         self.ledger = ledger or IdentifierLedger()
         self.limiter = limiter or RateLimiter()
         self.books = UpbitBooks()
+        self.rules: dict[str, MarketRules] = {}  # from GET /orderbook/instruments (load_rules); else the table
         self._session: aiohttp.ClientSession | None = None
         self.loop = StreamLoop(VENUE)
         self._why = ""
@@ -112,7 +121,20 @@ class UpbitClient:
         return interpret(made, symbol, status, body, self._clock())
 
     async def place(self, cmd: PlaceOrder) -> OrderEvent:
-        return await self._order_call(place_request(cmd, self.ledger, self._clock()), cmd.symbol)
+        rules = self.rules.get(cmd.symbol)
+        return await self._order_call(place_request(cmd, self.ledger, self._clock(), rules), cmd.symbol)
+
+    async def load_rules(self, markets: Sequence[str]) -> dict[str, MarketRules]:
+        """``GET /orderbook/instruments``: each market's ``tick_size`` for ``place``'s checks (brief §A9: always
+        prefer it to the table). It is the tick at the current price: reload when the price changes band.
+        Markets the venue did not describe keep the table; a failed call raises VenueError."""
+        req = Request("GET", "/orderbook/instruments", [("markets", ",".join(markets))], "orderbook")
+        status, body = await self.call(req)
+        if status != 200:
+            raise VenueError(f"orderbook/instruments: http {status} {body[:200]!r}")
+        got = rules_from(parse_instruments(body, self._clock()))
+        self.rules.update(got)
+        return got
 
     async def cancel(self, cmd: CancelOrder) -> OrderEvent:
         """The venue's snapshot after the cancel was accepted (it may still read open: query to confirm)."""
@@ -126,6 +148,18 @@ class UpbitClient:
         if status != 200:
             return []
         return [e for e in parse_orders(body, self._clock()) if isinstance(e, OrderEvent)]
+
+    async def wallet_status(self) -> dict[str, AssetStatus]:
+        """``GET /status/wallet`` (JWT): each currency's deposit / withdrawal flags (minutes of lag)."""
+        status, body = await self.call(WALLET_STATUS)
+        if status != 200:
+            raise VenueError(f"status/wallet: http {status} {body[:200]!r}")
+        return {a.asset: a for a in parse_wallet_status(body, self._clock()) if isinstance(a, AssetStatus)}
+
+    async def market_status(self, markets: Sequence[str]) -> list[MarketStatus]:
+        """Each market's base-currency wallet flags (KRW-BTC: BTC), as MarketStatus."""
+        assets, now = await self.wallet_status(), self._clock()
+        return [market_status(VENUE, m, m.partition("-")[2], assets, ts_venue=now, ts_local=now) for m in markets]
 
     async def balances(self) -> Sequence[Balance]:
         status, body = await self.call(Request("GET", "/accounts", [], "default"))
