@@ -16,8 +16,9 @@ from typing import Any
 
 from binance_payloads import SAMPLE_L2, cryptofeed_ws, l2_lines, rest
 
-from arbitrage_lite.core.venue import BestBidAsk, BookDelta, BookSnapshot, Rejected, Trade
+from arbitrage_lite.core.venue import BestBidAsk, BookDelta, BookSnapshot, OrderEvent, Rejected, Trade
 from arbitrage_lite.infra.venues.binance import parse as p
+from arbitrage_lite.infra.venues.binance import userdata as ud
 from arbitrage_lite.infra.venues.binance.book import LocalBook, Sync
 from arbitrage_lite.infra.venues.binance.rules import parse_exchange_info
 
@@ -47,6 +48,13 @@ def _corpus() -> list[tuple[str, str]]:
     out.append(("trades", json.dumps(rest("binance_ccxt_GET_api_v3_myTrades_LTCUSDT_20231024.json"))))
     out.append(("account", json.dumps(rest("binance_ccxt_GET_api_v3_account_20231206.json"))))
     out.append(("user", json.dumps({"subscriptionId": 0, "event": EXEC_REPORT})))
+    out.append(("userstream", json.dumps({"subscriptionId": 0, "event": EXEC_REPORT})))
+    out.append(("userstream", json.dumps({"e": "outboundAccountPosition", "E": 1, "u": 1,
+                                          "B": [{"a": "ETH", "f": "10000.000000", "l": "0.000000"}]})))
+    out.append(("userstream", '{"id":"r1","status":200,"result":{"subscriptionId":0},"rateLimits":[]}'))
+    out.append(("userstream", '{"id":"r1","status":400,"error":{"code":-1022,"msg":"Signature for this request '
+                              'is not valid."}}'))
+    out.append(("listenkey", '{"listenKey":"pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"}'))
     info = rest("binance_spot_exchangeInfo_20240908_davijr.json.gz")
     info["symbols"] = [s for s in info["symbols"] if s["symbol"] in ("BTCUSDT", "ETHUSDT")]
     out.append(("info", json.dumps(info)))
@@ -133,6 +141,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "trades": lambda t: p.parse_my_trades(t, 1),
     "account": lambda t: p.parse_account(t, 1),
     "user": lambda t: p.parse_user_event(t, 1),
+    "userstream": lambda t: ud.UserStream().on_frame(t, 1),  # WS API answers, wrapped and bare events
+    "listenkey": lambda t: ud.parse_listen_key(t, 1),
     "info": lambda t: parse_exchange_info(t, 1),
     "error": lambda t: p.parse_error(t),
 }
@@ -180,3 +190,19 @@ def test_numbers_that_must_not_pass() -> None:
         with_bad = json.dumps({"e": "trade", "E": 1, "s": "A", "t": 1, "p": v, "q": "1", "T": 1, "m": True})
         assert isinstance(p.parse_stream(with_bad, 0), Rejected), v
     assert math.isclose(float(Decimal("61837.63")), 61837.63)
+
+
+def test_fuzz_user_stream_reader() -> None:
+    """3,000 mutated user-data frames through one stateful reader (dedupe memory included): none escapes, each
+    is a value or a counted Rejected; an unmutated fill seen again is a duplicate."""
+    corpus = [text for kind, text in _corpus() if kind in ("user", "userstream")]
+    reader, rng = ud.UserStream(), random.Random(99)
+    kinds: Counter[str] = Counter()
+    for i in range(3000):
+        out = reader.on_frame(_mutate(rng, corpus[i % len(corpus)])[1], 1)
+        if isinstance(out, OrderEvent):
+            assert out.filled_qty.is_finite() and all(f.qty > 0 and f.price > 0 for f in out.fills)
+        kinds[type(out).__name__] += 1
+    assert sum(reader.rejects.counts.values()) == kinds["Rejected"] > 1500
+    assert reader.rejects.counts.get("duplicate", 0) > 0
+    print(f"binance user stream fuzz: {dict(kinds)} rejected by reason {reader.rejects.counts}")

@@ -9,12 +9,12 @@ import asyncio
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from order_stream_reader import Reader, closed
 
 from arbitrage_lite.core.domain import Side
 from arbitrage_lite.core.venue import (
@@ -34,7 +34,7 @@ from arbitrage_lite.infra.venues.fake.auth import binance_ws_check
 from arbitrage_lite.infra.venues.fake.binance import EXCHANGE_INFO
 from arbitrage_lite.infra.venues.fake.engine import Book
 from arbitrage_lite.infra.venues.fake.server import STATIC_BOOKS, FakeVenues
-from arbitrage_lite.infra.venues.stream_loop import Marker, Refused, Resubscribe
+from arbitrage_lite.infra.venues.stream_loop import Refused, Resubscribe
 from arbitrage_lite.infra.venues.upbit import private as up
 from arbitrage_lite.infra.venues.upbit.client import UpbitClient
 from arbitrage_lite.infra.venues.ws_io import StreamRefused
@@ -159,43 +159,6 @@ def test_upbit_my_order_and_my_asset() -> None:
 
 
 # ---- against the fakes
-class Reader:
-    """Reads an order stream in a task; ``until`` polls what came so far (no fixed sleeps)."""
-
-    def __init__(self, stream: AsyncIterator[Any]) -> None:
-        self.items: list[Any] = []
-        self.task = asyncio.create_task(self._run(stream))
-
-    async def _run(self, stream: AsyncIterator[Any]) -> None:
-        async for item in stream:
-            self.items.append(item)
-
-    async def until(self, done: Callable[[list[Any]], bool], timeout_s: float = 10.0) -> list[Any]:
-        deadline = time.monotonic() + timeout_s
-        while not done(self.items):
-            if self.task.done():
-                self.task.result()  # re-raise what ended it
-                raise AssertionError(f"stream ended: {self.items}")
-            assert time.monotonic() < deadline, f"timed out; got {self.items}"
-            await asyncio.sleep(0.005)
-        return self.items
-
-    def events(self, client_id: str) -> list[OrderEvent]:
-        return [e for e in self.items if isinstance(e, OrderEvent) and e.client_id == client_id]
-
-    def markers(self) -> list[str]:
-        return [m.kind for m in self.items if isinstance(m, Marker)]
-
-    async def close(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
-def _closed(client_id: str, reader: Reader) -> Callable[[list[Any]], bool]:
-    final = (OrderState.FILLED, OrderState.CANCELLED, OrderState.EXPIRED)
-    return lambda _: any(e.state in final for e in reader.events(client_id))
-
-
 def with_fakes(body: Callable[[FakeVenues, dict[str, Any]], Awaitable[None]]) -> None:
     async def main() -> None:
         fv = FakeVenues(speed=0)
@@ -242,7 +205,7 @@ def test_binance_stream_reports_a_market_buy_as_rest_does(listen_key: bool) -> N
             await reader.until(_connected(reader))
             placed = await c.place(PlaceOrder("pb-1", "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.05")))
             assert placed.state is OrderState.FILLED and len(placed.fills) > 1  # walks several levels
-            await reader.until(_closed("pb-1", reader))
+            await reader.until(closed("pb-1", reader))
             events = reader.events("pb-1")
             _stream_agrees(events, await c.query(QueryOrder("pb-1", "BTCUSDT")))
             streamed = {f.trade_id: (f.price, f.qty, f.fee, f.fee_asset) for e in events for f in e.fills}
@@ -266,7 +229,7 @@ def test_binance_stream_rest_then_cancel_and_expired_ioc() -> None:
             await c.place(PlaceOrder("pb-2", "BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.001"), D(100000)))
             await c.cancel(CancelOrder("pb-2", "BTCUSDT"))
             await c.place(PlaceOrder("pb-3", "BTCUSDT", Side.BUY, OrderType.IOC, D("0.001"), D(100000)))
-            await reader.until(_closed("pb-3", reader))
+            await reader.until(closed("pb-3", reader))
             assert [e.state for e in reader.events("pb-2")] == [OrderState.ACCEPTED, OrderState.CANCELLED]
             assert [e.state for e in reader.events("pb-3")] == [OrderState.ACCEPTED, OrderState.EXPIRED]
         finally:
@@ -309,7 +272,7 @@ def test_binance_stream_comes_back_with_a_resync_marker(how: str) -> None:
             await reader.until(lambda _: "resync" in reader.markers())
             assert reader.markers() == ["connected", "disconnected", "reconnect", "connected", "resync"]
             await c.place(PlaceOrder("pb-4", "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.001")))
-            await reader.until(_closed("pb-4", reader))  # the new subscription streams
+            await reader.until(closed("pb-4", reader))  # the new subscription streams
         finally:
             await reader.close()
             await c.close()
@@ -330,7 +293,7 @@ def test_upbit_stream_reports_a_market_buy_and_a_limit_as_rest_does() -> None:
             await reader.until(_connected(reader))
             buy = PlaceOrder("pu-1", "KRW-BTC", Side.BUY, OrderType.MARKET, None, quote_amount=D(5_000_000))
             assert (await c.place(buy)).state is not OrderState.REJECTED
-            await reader.until(_closed("pu-1", reader))
+            await reader.until(closed("pu-1", reader))
             q = await c.query(QueryOrder("pu-1", "KRW-BTC"))
             assert q.state is OrderState.FILLED and len(q.fills) > 1
             events = reader.events("pu-1")
@@ -343,7 +306,7 @@ def test_upbit_stream_reports_a_market_buy_and_a_limit_as_rest_does() -> None:
             assert {b.asset: b for b in assets[-1]} == {a: rest[a] for a in ("BTC", "KRW")}
             await c.place(PlaceOrder("pu-2", "KRW-BTC", Side.BUY, OrderType.LIMIT, D("0.001"), D(150000000)))
             await c.cancel(CancelOrder("pu-2", "KRW-BTC"))
-            await reader.until(_closed("pu-2", reader))
+            await reader.until(closed("pu-2", reader))
             assert [e.state for e in reader.events("pu-2")] == [OrderState.ACCEPTED, OrderState.CANCELLED]
         finally:
             await reader.close()
@@ -367,7 +330,7 @@ def test_upbit_bad_token_is_refused_and_a_drop_resyncs() -> None:
             assert reader.markers() == ["connected", "disconnected", "reconnect", "connected", "resync"]
             sell = PlaceOrder("pu-3", "KRW-BTC", Side.SELL, OrderType.MARKET, D("0.01"))
             assert (await c.place(sell)).state is not OrderState.REJECTED
-            await reader.until(_closed("pu-3", reader))  # all markets (no codes) on the new connection
+            await reader.until(closed("pu-3", reader))  # all markets (no codes) on the new connection
             assert reader.events("pu-3")[-1].filled_qty == D("0.01")
         finally:
             await reader.close()

@@ -15,9 +15,18 @@ from typing import Any
 
 import pytest
 
-from arbitrage_lite.core.venue import BookSnapshot, MarketStatus, OrderEvent, RejectCounts, Rejected, Trade
+from arbitrage_lite.core.venue import (
+    Balance,
+    BookSnapshot,
+    MarketStatus,
+    OrderEvent,
+    RejectCounts,
+    Rejected,
+    Trade,
+)
 from arbitrage_lite.infra.data.sample import find_shared_data
-from arbitrage_lite.infra.venues.upbit import book, parse
+from arbitrage_lite.infra.venues.stream_loop import Refused
+from arbitrage_lite.infra.venues.upbit import book, parse, private
 
 SHARED = find_shared_data()
 N = int(os.environ.get("UPBIT_FUZZ_MESSAGES", "12000"))
@@ -127,3 +136,33 @@ def test_fuzz_order_bodies_never_raise() -> None:
         assert isinstance(out, OrderEvent | Rejected)
         counts[out.reason if isinstance(out, Rejected) else "ok"] += 1
     assert "parser_error" not in counts, counts
+
+
+MY_ORDER = {"type": "myOrder", "code": "KRW-BTC", "uuid": "ac2dc2a3-fce9", "ask_bid": "BID", "order_type": "price",
+            "state": "trade", "trade_uuid": "68315169-fba4", "price": 159523000, "avg_price": 159523000,
+            "volume": 0.002, "remaining_volume": None, "executed_volume": 0.002, "executed_funds": 319046,
+            "paid_fee": 159.523, "trade_fee": 159.523, "is_maker": False, "identifier": "ct-1",
+            "trade_timestamp": 1756000000100, "order_timestamp": 1756000000000, "timestamp": 1756000000120,
+            "stream_type": "REALTIME"}
+MY_ASSET = {"type": "myAsset", "asset_uuid": "e635f223", "assets": [{"currency": "KRW", "balance": 1386929.37,
+            "locked": 10329.67}], "asset_timestamp": 1756000000120, "timestamp": 1756000000120}
+
+
+def test_fuzz_private_frames_never_raise() -> None:
+    """myOrder (trade / cancel / wait) and myAsset mutated 6,000 times: each is a value or a counted Rejected."""
+    bases = [MY_ORDER, dict(MY_ORDER, state="cancel", trade_uuid=None), dict(MY_ORDER, state="wait"), MY_ASSET]
+    rng = random.Random(11)
+    stream = private.PrivateStream()
+    kinds: Counter[str] = Counter()
+    for i in range(6000):
+        out = stream.on_frame(mutate(rng, json.dumps(bases[i % len(bases)]).encode()), 1)
+        if isinstance(out, OrderEvent):
+            assert out.filled_qty.is_finite() and out.filled_qty >= 0
+            assert all(f.qty > 0 and f.price > 0 and f.fee.is_finite() for f in out.fills)
+        assert out is None or isinstance(out, OrderEvent | Rejected | Refused) or (
+            isinstance(out, tuple) and all(isinstance(b, Balance) for b in out))
+        kinds[type(out).__name__] += 1
+    assert sum(stream.rejects.counts.values()) == kinds["Rejected"] > 3000
+    assert "parser_error" not in stream.rejects.counts, stream.rejects.counts
+    assert stream.rejects.counts.get("duplicate", 0) > 0  # unmutated trade ids come back: deduped
+    print(f"upbit private fuzz: {dict(kinds)} rejected by reason {stream.rejects.counts}")

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+from order_stream_reader import Reader, closed
 
 from arbitrage_lite.core.domain import Side
 from arbitrage_lite.core.venue import (
@@ -463,6 +464,33 @@ def test_paper_latency_stamps_the_events(venues: Venues) -> None:
     assert ev.state is OrderState.FILLED
     assert (ev.ts_venue, ev.ts_local) == (t0 + 7_000_000, t0 + 14_000_000)
     assert [f.ts_venue for f in ev.fills] == [t0 + 7_000_000]
+
+
+@pytest.mark.parametrize("variant", ADAPTERS)
+def test_order_stream_agrees_with_query(venues: Venues, variant: str) -> None:
+    """The private stream (by push) tells a market buy as the REST query does: accepted first, the same final
+    state and filled quantity, each fill once, adding up to it, with the fees REST reports."""
+    async def body(c: VenueClient, m: Market) -> None:
+        info = venues.fakes.info[m.venue]
+        stream = (c.order_stream(url=info["ws"] + "/ws-api/v3") if isinstance(c, BinanceClient)
+                  else c.order_stream(url=info["private_ws"]) if isinstance(c, UpbitClient) else None)
+        assert stream is not None
+        reader = Reader(stream)
+        try:
+            await reader.until(lambda _: "connected" in reader.markers())
+            ident = cid()
+            full = await fills_of(c, await c.place(market_buy(m, ident)))
+            await reader.until(closed(ident, reader))
+            events, q = reader.events(ident), await c.query(QueryOrder(ident, m.symbol))
+            assert (events[0].state, events[-1].state, events[-1].filled_qty) == (
+                OrderState.ACCEPTED, q.state, q.filled_qty) and q.state is OrderState.FILLED
+            fills = [f for e in events for f in e.fills]
+            assert len({f.trade_id for f in fills}) == len(fills)
+            assert sum((f.qty for f in fills), D(0)) == q.filled_qty
+            assert sum((f.fee for f in fills), D(0)) == sum((f.fee for f in full.fills), D(0)) > 0
+        finally:
+            await reader.close()
+    run(venues, variant, body)
 
 
 # ---- §3: the adapters and ccxt agree ---------------------------------------------------------------------
