@@ -54,7 +54,7 @@ from .parse import (
     parse_orders,
     parse_stream,
 )
-from .rules import ExchangeInfo, parse_exchange_info
+from .rules import ExchangeInfo, parse_avg_price, parse_exchange_info
 from .sign import ClockSync, headers, signed_query
 from .wallet import COIN_CONFIG, SYSTEM_STATUS, parse_coin_config, parse_system_status
 
@@ -88,6 +88,8 @@ class BinanceClient:
         self.time = ClockSync()
         self.limits = RateLimits()
         self.rules: ExchangeInfo | None = None
+        self.avg_prices: dict[str, tuple[Decimal, int]] = {}  # symbol -> (avgPrice, local ns when read)
+        self.avg_price_max_age_ns = 60 * 1_000_000_000  # older: the percent-price band is left to the venue
         self._session: aiohttp.ClientSession | None = None
         self.loop = StreamLoop(VENUE)
         self.books: dict[str, LocalBook] = {}
@@ -164,6 +166,20 @@ class BinanceClient:
         self.limits.set_limits(weight, orders)
         return info
 
+    async def avg_price(self, symbol: str) -> Decimal:
+        """``GET /api/v3/avgPrice`` (weight 2): the PERCENT_PRICE_BY_SIDE reference, kept for ``place``'s
+        local check for ``avg_price_max_age_ns`` (the band is wide and the average moves slowly)."""
+        status, body = await self._send(Request("GET", "/api/v3/avgPrice", (("symbol", symbol),), 2), signed=False)
+        price = parse_avg_price(body or "") if status == 200 else None
+        if price is None:
+            raise VenueError(_reason(body) if status != 200 else RejectReason.OTHER, f"avgPrice: http {status}")
+        self.avg_prices[symbol] = (price, self.clock())
+        return price
+
+    def _fresh_avg(self, symbol: str) -> Decimal | None:
+        got = self.avg_prices.get(symbol)
+        return got[0] if got is not None and self.clock() - got[1] <= self.avg_price_max_age_ns else None
+
     async def system_status(self) -> str:
         """``GET /sapi/v1/system/status``: "" when normal, else the venue's message (maintenance: HALTED)."""
         status, body = await self._send(SYSTEM_STATUS, signed=False)
@@ -208,7 +224,7 @@ class BinanceClient:
             return OrderEvent(VENUE, cmd.client_id, None, cmd.symbol, OrderState.REJECTED, Decimal(0),
                               reason=RejectReason.INVALID, detail="local: no rules for the symbol (load_rules first)",
                               ts_local=self.clock())
-        req = place_request(cmd, rules)
+        req = place_request(cmd, rules, avg_price=self._fresh_avg(cmd.symbol))
         if isinstance(req, OrderEvent):
             return req
         status, body = await self._send(req, signed=True)
