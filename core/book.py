@@ -1,9 +1,18 @@
 """Venue market state shared by the replay kernel and the paper venue: books, quotes, and leg execution.
 
 One venue's view is a sorted book (up to ``MAX_LEVELS`` per side) or, for bar/snapshot data, a quote
-(mid and a declared half spread). ``apply_quote_event`` and ``execute_leg`` are the single implementation
-of "what the market looks like" and "what an order gets": the backtest kernel and the simulated venue of
-paper trading call the very same functions.
+(mid and a declared half spread).
+
+A side that had to drop levels for capacity knows the venue's book only down to the best price it dropped
+(``Q_BOUND``): it keeps exactly the venue's levels better than that bound and ignores every update at or past
+it. So its kept levels are always the venue's top levels, and when they are all gone the best price is
+unknown (``Q_UNKNOWN``): no quote until the next snapshot (K_CLEAR ... K_BOOK_END) restores the side.
+(On the real 11-minute Binance L2 recording, 64 levels leave the best price unknown at 6,245 of 6,494 book
+ends; it takes about 1,100 to keep it known throughout: tests/test_book_depth.py.)
+
+``apply_market_event`` and ``execute_leg`` are the single implementation of "what the market looks like"
+and "what an order gets": the backtest kernel and the simulated venue of paper trading call the very same
+functions.
 """
 
 from __future__ import annotations
@@ -19,21 +28,27 @@ MAX_LEVELS = 64
 
 # per-venue quote slots (float64 array ``q`` of shape (2, N_QUOTE))
 Q_MID, Q_HALF_SPREAD, Q_HAS_BOOK, Q_CROSSED, Q_TS = 0, 1, 2, 3, 4
-N_QUOTE = 5
+Q_UNKNOWN = 5  # 1.0 from a BOOK_END at which a side's best price was unknown (see the module docstring)
+Q_BOUND = 6  # Q_BOUND + side: sign * price of the best level dropped for capacity since the last snapshot
+N_QUOTE = 8
+NO_BOUND = np.inf  # nothing dropped: the side knows the whole book it was sent
 
 
-def new_books() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(book_px, book_q, book_n, quotes) for two venues, empty."""
+def new_books(levels: int = MAX_LEVELS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(book_px, book_q, book_n, quotes) for two venues, empty, ``levels`` a side."""
     quotes = np.zeros((2, N_QUOTE))
     quotes[:, Q_TS] = -1.0
-    return (np.zeros((2, 2, MAX_LEVELS)), np.zeros((2, 2, MAX_LEVELS)), np.zeros((2, 2), np.int64), quotes)
+    quotes[:, Q_BOUND:Q_BOUND + 2] = NO_BOUND
+    return (np.zeros((2, 2, levels)), np.zeros((2, 2, levels)), np.zeros((2, 2), np.int64), quotes)
 
 
 @njit(cache=True, inline="always")
-def set_level(book_px: np.ndarray, book_q: np.ndarray, v: int, sidx: int, n: int, price: float,
-              qty: float) -> int:
+def set_level(book_px: np.ndarray, book_q: np.ndarray, quotes: np.ndarray, v: int, sidx: int, n: int,
+              price: float, qty: float) -> int:
     """Set one price level of side ``sidx`` (0 bids descending, 1 asks ascending) of venue ``v``'s book;
-    qty 0 deletes. A side keeps its best ``book_px.shape[2]`` levels: a new level past them is dropped.
+    qty 0 deletes. A side keeps its best ``book_px.shape[2]`` levels: a level it drops for room lowers the
+    side's known-to bound (``Q_BOUND``), and an update at or past the bound is ignored (its price is in a
+    part of the book this side no longer knows: keeping it would leave a hole above it).
 
     Takes the whole book (no per-event array views); returns the side's new level count.
     """
@@ -41,8 +56,12 @@ def set_level(book_px: np.ndarray, book_q: np.ndarray, v: int, sidx: int, n: int
     sgn = 1.0 if sidx == 1 else -1.0  # on sgn * price, "better than" is "<" for both sides (exact sign flip)
     key = sgn * price
     if n == 0 or sgn * book_px[v, sidx, n - 1] < key:  # past the last level: far updates, snapshots best first
-        if n == cap or qty <= 0.0:
-            return n  # beyond the tracked depth, or deleting an unknown level
+        # (only here can a price be at or past the bound: every kept level is better than it)
+        if qty <= 0.0 or not key < quotes[v, Q_BOUND + sidx]:
+            return n  # deleting an unknown level, or a price in the depth this side no longer knows
+        if n == cap:
+            quotes[v, Q_BOUND + sidx] = key  # dropped for capacity: the side now knows the book down to here
+            return n
         book_px[v, sidx, n] = price
         book_q[v, sidx, n] = qty
         return n + 1
@@ -61,7 +80,9 @@ def set_level(book_px: np.ndarray, book_q: np.ndarray, v: int, sidx: int, n: int
         return n - 1
     if qty <= 0.0:
         return n  # deleting an unknown level
-    last = n if n < cap else cap - 1  # a full side drops its worst level
+    last = n if n < cap else cap - 1  # a full side drops its worst level: known down to it from now on
+    if n == cap:
+        quotes[v, Q_BOUND + sidx] = sgn * book_px[v, sidx, last]
     for j in range(last, i, -1):
         book_px[v, sidx, np.uint64(j)] = book_px[v, sidx, np.uint64(j - 1)]
     for j in range(last, i, -1):
@@ -77,7 +98,7 @@ def apply_level(v: int, sd: int, price: float, qty: float, book_px: np.ndarray, 
     """One book level update (the hot path of an L2 replay: the kernel calls it directly)."""
     sidx = 1 if sd == 1 else 0
     if price > 0.0 and qty >= 0.0:  # false for NaN too
-        book_n[v, sidx] = set_level(book_px, book_q, v, sidx, book_n[v, sidx], price, qty)
+        book_n[v, sidx] = set_level(book_px, book_q, quotes, v, sidx, book_n[v, sidx], price, qty)
     if quotes[v, Q_HAS_BOOK] == 0.0:
         quotes[v, Q_HAS_BOOK] = 1.0
 
@@ -88,7 +109,10 @@ def apply_market_event(kd: int, v: int, sd: int, price: float, qty: float, t: in
                        declared_half_spread_bps: float) -> bool:
     """Apply one book/quote event of venue ``v``; True when the venue's quote (mid) was refreshed.
 
-    Never a quote from a NaN / non-positive price; a crossed or one-sided book is flagged, not traded.
+    Never a quote from a NaN / non-positive price; a crossed or one-sided book is flagged, not traded. A
+    book whose best price is unknown (a side emptied past levels dropped for capacity) gives no quote: it
+    is flagged ``Q_UNKNOWN`` (True is returned, so a decision sees and rejects it) and keeps its last stamp,
+    so a leg waits for a known book or expires.
     """
     if kd == K_LEVEL:
         apply_level(v, sd, price, qty, book_px, book_q, book_n, quotes)
@@ -97,8 +121,15 @@ def apply_market_event(kd: int, v: int, sd: int, price: float, qty: float, t: in
         book_n[v, 0] = 0
         book_n[v, 1] = 0
         quotes[v, Q_HAS_BOOK] = 1.0
+        quotes[v, Q_BOUND] = NO_BOUND
+        quotes[v, Q_BOUND + 1] = NO_BOUND
         return False
     if kd == K_BOOK_END:
+        if (book_n[v, 0] == 0 and quotes[v, Q_BOUND] < NO_BOUND) or (
+                book_n[v, 1] == 0 and quotes[v, Q_BOUND + 1] < NO_BOUND):
+            quotes[v, Q_UNKNOWN] = 1.0
+            return True
+        quotes[v, Q_UNKNOWN] = 0.0
         if book_n[v, 0] > 0 and book_n[v, 1] > 0:
             bid, ask = book_px[v, 0, 0], book_px[v, 1, 0]
             quotes[v, Q_CROSSED] = 1.0 if bid >= ask else 0.0
@@ -161,9 +192,11 @@ def execute_leg(book_px: np.ndarray, book_q: np.ndarray, book_n: np.ndarray, quo
                 binance_tick_units: int, out_px: np.ndarray, out_qty: np.ndarray) -> int:
     """What a taker order of ``qty_units`` gets on venue ``v`` from the market as it is now.
 
-    With a book: walk the levels of the side it hits (partial when depth runs out). Without: one fill at
-    the bar cost model price on the venue's grid (tick looked up at ``at_ns``). Returns the fill count.
-    Callers first ask :func:`leg_outcome` whether the market as it is now is one the order can meet.
+    With a book: walk the kept levels of the side it hits, which are exactly the venue's best levels;
+    partial when they run out (past a capacity bound, :func:`depth_cut`, the rest is unknown, never
+    guessed). Without: one fill at the bar cost model price on the venue's grid (tick looked up at
+    ``at_ns``). Returns the fill count. Callers first ask :func:`leg_outcome` whether the market as it is
+    now is one the order can meet.
     """
     if quotes[v, Q_HAS_BOOK] > 0.5:
         sidx = 1 if sd > 0 else 0
@@ -175,3 +208,10 @@ def execute_leg(book_px: np.ndarray, book_q: np.ndarray, book_n: np.ndarray, quo
                                   tick_units(v, mid, at_ns, binance_tick_units))
     out_qty[0] = qty_units
     return 1
+
+
+@njit(cache=True)
+def depth_cut(quotes: np.ndarray, v: int, sd: int) -> bool:
+    """Whether the side a taker order of side ``sd`` hits dropped levels for capacity: a walk that used up
+    its kept levels stopped at the end of what the book knows, not at the end of the venue's depth."""
+    return quotes[v, Q_BOUND + (1 if sd > 0 else 0)] < NO_BOUND

@@ -27,13 +27,14 @@ from .book import (
     LEG_EXPIRE,
     LEG_FILL,
     LEG_WAIT,
-    MAX_LEVELS,
     Q_CROSSED,
     Q_HALF_SPREAD,
     Q_HAS_BOOK,
     Q_MID,
     Q_TS,
+    Q_UNKNOWN,
     apply_market_event,
+    depth_cut,
     depth_units,
     execute_leg,
     leg_outcome,
@@ -67,12 +68,16 @@ C_REJ_GUARD = 19  # an open refused while the route's market status (pair guard,
 # legs that met no quote within their wait; actions left one-legged for a while, the time and KRW notional of
 # it; trips held across a data gap
 C_LEGS_EXPIRED, C_UNHEDGED_ACTIONS, C_UNHEDGED_NS, C_UNHEDGED_KRW, C_TRIPS_GAP = 20, 21, 22, 23, 24
-N_COUNTERS = 25
+# decisions refused because a book's best price was unknown (book.Q_UNKNOWN); legs that used up the known depth
+# of a side that had dropped levels for capacity (partial: the rest of the venue's depth is unknown)
+C_REJ_BOOK_UNKNOWN, C_LEGS_DEPTH_CUT = 25, 26
+N_COUNTERS = 27
 COUNTER_NAMES = ("decisions", "signals", "passed_risk", "filled_both_legs", "closed", "rejected_warmup",
                  "rejected_stale", "rejected_crossed", "rejected_fx", "rejected_cooldown", "rejected_edge",
                  "rejected_size", "rejected_funds", "aborted_no_hedge", "unhedged_units_left",
                  "close_blocked", "events", "trades_seen", "rejected_risk", "rejected_guard",
-                 "legs_expired", "unhedged_actions", "unhedged_ns", "unhedged_krw", "trips_spanning_gap")
+                 "legs_expired", "unhedged_actions", "unhedged_ns", "unhedged_krw", "trips_spanning_gap",
+                 "rejected_book_unknown", "legs_cut_by_known_depth")
 
 ACTION_OPEN, ACTION_CLOSE, ACTION_UNWIND = 0, 1, 2
 
@@ -292,8 +297,9 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
     hs0, hs1, imp0, imp1 = p[cf.P_HS_U], p[cf.P_HS_B], p[cf.P_IMP_U], p[cf.P_IMP_B]
     max_age, max_skew = p[cf.P_MAX_AGE_NS], p[cf.P_MAX_SKEW_NS]
     halflife, max_gap = p[cf.P_HALFLIFE_NS], p[cf.P_MAX_GAP_NS]
-    tmp_px = np.zeros(MAX_LEVELS, np.int64)
-    tmp_qty = np.zeros(MAX_LEVELS, np.int64)
+    levels = book_px.shape[2]  # a leg's walk writes at most one fill per level
+    tmp_px = np.zeros(levels, np.int64)
+    tmp_qty = np.zeros(levels, np.int64)
     n_events = n_trades = 0
     pend = si[rs.S_PEND] != 0  # mirrored in a local: read on every event
     for i in range(lo, hi + 1):
@@ -304,7 +310,7 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
         # room for what this event can write (fills of four legs, a trip, a series row): checked only where
         # something can be written, so level updates stay cheap
         if (pend or at_end or kind[i] == K_BOOK_END or kind[i] == K_BAR_CLOSE or kind[i] == K_LAST) and (
-                si[rs.S_NF] + 4 * MAX_LEVELS >= fills.shape[0] or si[rs.S_NTR] + 2 >= trips_i.shape[0]
+                si[rs.S_NF] + 4 * levels >= fills.shape[0] or si[rs.S_NTR] + 2 >= trips_i.shape[0]
                 or si[rs.S_NS] + 2 >= series_ts.shape[0]):
             return rs.ST_GROW, _flush(counters, n_events, n_trades, i)
         # 1) legs whose latency has passed meet the market as it is now (before this event), if their venue has
@@ -329,6 +335,9 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
                     k = execute_leg(book_px, book_q, book_n, quotes, v, legs[slot, rs.L_SIDE], legs[slot, rs.L_QTY],
                                     legs[slot, rs.L_DUE], hs0 if v == 0 else hs1, imp0 if v == 0 else imp1, tick_b,
                                     tmp_px, tmp_qty)
+                    if quotes[v, Q_HAS_BOOK] > 0.5 and depth_cut(quotes, v, legs[slot, rs.L_SIDE]) and (
+                            tmp_qty[:k].sum() < legs[slot, rs.L_QTY]):
+                        counters[C_LEGS_DEPTH_CUT] += 1
                 inject_fills(si, sf, legs, fills, p, slot, tmp_px, tmp_qty, k)
                 progressed = True
             # unwinds made here may be due already: run the loop again (external mode asks for their fills before
@@ -348,7 +357,7 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
             # this call per level update is a third of an L2 replay's time (tests check the two agree)
             sidx = 1 if side[i] == 1 else 0
             if px[i] > 0.0 and qty[i] >= 0.0:  # false for NaN too
-                book_n[v, sidx] = set_level(book_px, book_q, v, sidx, book_n[v, sidx], px[i], qty[i])
+                book_n[v, sidx] = set_level(book_px, book_q, quotes, v, sidx, book_n[v, sidx], px[i], qty[i])
             if quotes[v, Q_HAS_BOOK] == 0.0:
                 quotes[v, Q_HAS_BOOK] = 1.0
             continue
@@ -382,13 +391,14 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
             continue
         stale = t - q_ts0 > max_age or t - q_ts1 > max_age or abs(q_ts0 - q_ts1) > max_skew
         mid0, mid1 = quotes[0, Q_MID], quotes[1, Q_MID]
+        unknown = quotes[0, Q_UNKNOWN] > 0.5 or quotes[1, Q_UNKNOWN] > 0.5  # a best price the book does not know
         bad_book = quotes[0, Q_CROSSED] > 0.5 or quotes[1, Q_CROSSED] > 0.5 or not (mid0 > 0.0 and mid1 > 0.0)
         fx = sf[rs.F_FX]
         fx_ok = fx > 0.0 and t - si[rs.S_FX_TS] <= si[rs.S_FX_MAXAGE]
-        if stale or bad_book:
+        if unknown or stale or bad_book:
             if not pend and si[rs.S_POS_DIR] == 0:
                 counters[C_DECISIONS] += 1
-                counters[C_REJ_STALE if stale else C_REJ_CROSSED] += 1
+                counters[C_REJ_BOOK_UNKNOWN if unknown else (C_REJ_STALE if stale else C_REJ_CROSSED)] += 1
             continue
         ratio = mid0 / mid1
         ema, reset = update_reference(sf[rs.F_EMA], si[rs.S_REF_TS], ratio, t, halflife, max_gap)

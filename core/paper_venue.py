@@ -21,6 +21,7 @@ from .book import (
     MAX_LEVELS,
     Q_TS,
     apply_market_event,
+    depth_cut,
     execute_leg,
     leg_outcome,
     new_books,
@@ -139,6 +140,8 @@ class PaperVenue:
         status = OrderStatus.FILLED if filled == order.qty_units else (
             OrderStatus.EXPIRED if filled else OrderStatus.REJECTED)  # a taker remainder expires (IOC)
         reason = "" if status is OrderStatus.FILLED else ("no liquidity" if not filled else "partial: depth ran out")
+        if status is not OrderStatus.FILLED and depth_cut(quotes, v, int(order.side)):
+            reason += " (of the book's known depth: levels past its capacity are unknown)"
         report = ExecutionReport(order.client_id, status, tuple(fills), int(quotes[v, Q_TS]), reason)
         self._reports[order.client_id] = report
         return report

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.book import Q_CROSSED, Q_MID, apply_market_event, new_books
+from ..core.book import MAX_LEVELS, Q_CROSSED, Q_MID, Q_UNKNOWN, apply_market_event, new_books
 from ..core.config import CostConfig
 from ..core.event_builders import book_snapshots_to_events, depth_diffs_to_events
 from ..core.events import K_BOOK_END, EventBatch
@@ -78,10 +78,14 @@ def load_binance_l2(paths: list[Path]) -> EventBatch:
     return EventBatch.concat_sorted(parts)
 
 
+SCORE_LEVELS = 4096  # deeper than any side of the recorded Binance books (about 3,000 after 11 minutes)
+
 def replay_books(events: EventBatch, warmup_ns: int) -> Books:
     """Apply the events to the engine's book and keep a copy at each book end past the warm-up (diffs alone
-    build the book up from nothing: the first seconds show a few levels only)."""
-    book_px, book_q, book_n, quotes = new_books()
+    build the book up from nothing: the first seconds show a few levels only). The replay book is deep
+    (``SCORE_LEVELS``: a 64-level one loses the best price on most of a real Binance recording, see
+    core/book.py); each copy keeps its top ``MAX_LEVELS``, the depth the engine's own book walks."""
+    book_px, book_q, book_n, quotes = new_books(SCORE_LEVELS)
     ts: list[int] = []
     mids: list[float] = []
     pxs: list[np.ndarray] = []
@@ -92,15 +96,17 @@ def replay_books(events: EventBatch, warmup_ns: int) -> Books:
         kd = int(events.kind[i])
         apply_market_event(kd, 1, int(events.side[i]), float(events.px[i]), float(events.qty[i]), int(events.ts[i]),
                            int(events.ts_venue[i]), book_px, book_q, book_n, quotes, 0.0)
-        if kd != K_BOOK_END or int(events.ts[i]) < start or quotes[1, Q_CROSSED] > 0.5:
+        # never a crossed book, nor one whose best price is unknown (a side emptied past levels dropped for
+        # capacity: its arrays still hold the last levels, not the market)
+        if kd != K_BOOK_END or int(events.ts[i]) < start or quotes[1, Q_CROSSED] > 0.5 or quotes[1, Q_UNKNOWN] > 0.5:
             continue
         if ts and int(events.ts[i]) == ts[-1]:  # one message split in parts: keep its last state
             ts.pop(), mids.pop(), pxs.pop(), qtys.pop(), ns.pop()
         ts.append(int(events.ts[i]))
         mids.append(float(quotes[1, Q_MID]))
-        pxs.append(book_px[1].copy())
-        qtys.append(book_q[1].copy())
-        ns.append(book_n[1].copy())
+        pxs.append(book_px[1, :, :MAX_LEVELS].copy())
+        qtys.append(book_q[1, :, :MAX_LEVELS].copy())
+        ns.append(np.minimum(book_n[1], MAX_LEVELS))
     if not ts:
         raise ValueError("no uncrossed two-sided book after the warm-up")
     return Books(np.asarray(ts, np.int64), np.asarray(mids), np.asarray(pxs), np.asarray(qtys), np.asarray(ns))
