@@ -93,5 +93,8 @@ def _fakes(args: argparse.Namespace) -> Any:
     if args.real:
         return None
     from .infra.venues.fake.server import FakeVenues
+    from .infra.venues.fake.synthetic import SyntheticSpec
 
-    return FakeVenues()
+    rates = {} if args.synthetic_rate is None else {"rate_binance_hz": args.synthetic_rate,
+                                                    "rate_upbit_hz": args.synthetic_rate}
+    return FakeVenues(synthetic=SyntheticSpec(top_n=50, **rates))

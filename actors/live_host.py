@@ -88,7 +88,7 @@ class LiveHostActor(RiskFacade):
         u = UpbitClient(s.upbit.rest, s.upbit.key, s.upbit.secret, ws_url=s.upbit.ws)
         self.clients = {"binance": b, "upbit": u}
         info = await b.load_rules()
-        self.market.binance_books = b.books
+        self.market.binance_client = b
         fx_krw = self._usdt_krw
         caps = CapBook(s.caps)  # one day's total across both venues
         alert = self._alert

@@ -60,7 +60,7 @@ class LiveRequest:
 def _endpoints_from_fakes(info: dict[str, Any]) -> tuple[VenueEndpoint, VenueEndpoint]:
     b, u = info["binance"], info["upbit"]
     return (VenueEndpoint(b["rest"], b["ws"], b["api_key"], b["secret"]),
-            VenueEndpoint(u["rest"], u["ws"], u["access_key"], u["secret"]))
+            VenueEndpoint(u["rest"] + "/v1", u["ws"], u["access_key"], u["secret"]))
 
 
 def _endpoints_from_env() -> tuple[VenueEndpoint, VenueEndpoint]:
@@ -221,8 +221,9 @@ def _live_data(base: str, cfg: EngineConfig, rules: InstrumentRules) -> RouteDat
 
 def _default_fakes() -> Any:
     from ..infra.venues.fake.server import FakeVenues
+    from ..infra.venues.fake.synthetic import SyntheticSpec
 
-    return FakeVenues()
+    return FakeVenues(synthetic=SyntheticSpec(top_n=50))
 
 
 def _fake_stats(fakes: Any) -> dict[str, Any]:

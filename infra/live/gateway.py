@@ -51,6 +51,7 @@ class GatewayStats:
     unknown_alerts: int = 0
     shadow_fills: int = 0
     estimated_fills: int = 0
+    reject_reasons: dict[str, int] = field(default_factory=dict)  # by the first 60 characters of the reason
     send_ms: list[float] = field(default_factory=list)  # place() call to its answer, per order (bounded)
 
 
@@ -79,7 +80,10 @@ class LiveGateway:
         self._reports[order.client_id] = report
         self.stats.filled += report.status is OrderStatus.FILLED
         self.stats.expired += report.status is OrderStatus.EXPIRED
-        self.stats.rejected += report.status is OrderStatus.REJECTED
+        if report.status is OrderStatus.REJECTED:
+            self.stats.rejected += 1
+            why = report.reason[:60]
+            self.stats.reject_reasons[why] = self.stats.reject_reasons.get(why, 0) + 1
         return report
 
     async def lookup(self, client_id: str) -> ExecutionReport | None:
@@ -115,6 +119,11 @@ class LiveGateway:
             self.stats.send_ms.append((time.perf_counter() - t0) * 1e3)
         if ev.state not in FINAL:
             ev = await self._settled(QueryOrder(order.client_id, symbol), first=ev)
+        elif sum((f.qty for f in ev.fills), Decimal(0)) < ev.filled_qty:  # final without fill detail (Upbit's
+            # POST answer): the order's record lists its trades
+            self.stats.queries += 1
+            queried = await self.client.query(QueryOrder(order.client_id, symbol))
+            ev = queried if queried.state in FINAL and queried.fills else ev
         return self._report(ev, order.client_id)
 
     async def _settled(self, q: QueryOrder, first: OrderEvent | None = None) -> OrderEvent:

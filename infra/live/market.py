@@ -55,15 +55,15 @@ class LiveMarket:
         self.by_upbit = {upbit_code(b): b for b in bases}
         self.by_binance = {binance_symbol(b): b for b in bases}
         self.books: dict[tuple[str, str], BookSnapshot] = {}  # (venue, venue symbol) -> latest full book
-        self.binance_books: Any = None  # the Binance adapter's synced local books (LocalBook by symbol)
+        self.binance_client: Any = None  # the Binance adapter: its synced local books (``books``, remade per connect)
         self.fx_rate: float | None = None
         self.fx_ts_venue = -1
         self.counts = {"upbit": FeedCounts(), "binance": FeedCounts()}
 
     # ---- what the gateways read
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
-        if venue == "binance" and self.binance_books is not None:
-            local = self.binance_books.get(symbol)
+        if venue == "binance" and self.binance_client is not None:
+            local = self.binance_client.books.get(symbol)
             return local.snapshot(10) if local is not None and local.synced else None
         return self.books.get((venue, symbol))
 
