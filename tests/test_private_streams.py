@@ -5,15 +5,15 @@ back with a ``resync`` marker."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from fake_session import with_fakes
 from order_stream_reader import Reader, closed
 
 from arbitrage_lite.core.domain import Side
@@ -159,15 +159,6 @@ def test_upbit_my_order_and_my_asset() -> None:
 
 
 # ---- against the fakes
-def with_fakes(body: Callable[[FakeVenues, dict[str, Any]], Awaitable[None]]) -> None:
-    async def main() -> None:
-        fv = FakeVenues(speed=0)
-        info = await fv.start()
-        try:
-            await body(fv, info)
-        finally:
-            await fv.stop()
-    asyncio.run(main())
 
 
 async def _binance(info: dict[str, Any], secret: str | None = None) -> BinanceClient:

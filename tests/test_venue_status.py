@@ -3,14 +3,13 @@ fakes (a coin suspended through POST /fake/wallet), and ccxt 4.5.90 reading the 
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
+from fake_session import with_fakes
 
 from arbitrage_lite.core.domain import Side
 from arbitrage_lite.core.venue import MarketState, OrderState, OrderType, PlaceOrder, Rejected, RejectReason
@@ -80,17 +79,6 @@ def test_market_status_is_the_base_coin_and_the_system() -> None:
     assert market_status("binance", "BTCUSDT", "BTC", assets, symbol_state=HALT).state == DEP | HALT
 
 
-def _run(body: Callable[[FakeVenues, dict[str, Any]], Awaitable[None]]) -> None:
-    async def main() -> None:
-        fv = FakeVenues(speed=0)
-        info = await fv.start()
-        try:
-            await body(fv, info)
-        finally:
-            await fv.stop()
-    asyncio.run(main())
-
-
 async def _post(url: str, body: dict[str, Any]) -> int:
     async with aiohttp.ClientSession() as s, s.post(url + "/fake/wallet", json=body) as r:
         return r.status
@@ -115,7 +103,7 @@ def test_binance_client_reads_the_fakes_flags() -> None:
             await bad.sync_time()
             with pytest.raises(Exception, match="auth"):  # the signed endpoint checks the signature
                 await bad.wallet_status()
-    _run(body)
+    with_fakes(body)
 
 
 @needs_books
@@ -136,7 +124,7 @@ def test_upbit_client_reads_wallet_flags_and_instruments() -> None:
             assert "instruments tick_size" in off.detail
         finally:
             await c.close()
-    _run(body)
+    with_fakes(body)
 
 
 @needs_books
@@ -179,4 +167,4 @@ def test_ccxt_reads_the_fakes_status_as_our_adapters_do() -> None:
         finally:
             await bx.close()
             await ux.close()
-    _run(body)
+    with_fakes(body)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from ....core.domain import Side
 from ....core.venue import (
@@ -31,6 +31,8 @@ from ....core.venue import (
     Trade,
 )
 from . import VENUE
+
+T = TypeVar("T")
 
 MS = 1_000_000  # ms -> ns
 _MAX_ADJ = 20
@@ -319,16 +321,28 @@ def parse_order(raw: str | bytes | Mapping[str, Any], ts_local: int) -> OrderEve
         return _rejected(x, ts_local)
 
 
-def parse_orders(raw: str | bytes | list[Any], ts_local: int) -> list[OrderEvent | Rejected]:
-    """openOrders / allOrders: a list of order bodies, each parsed on its own."""
+def parse_each(raw: str | bytes | list[Any], ts_local: int, what: str,
+               item: Callable[[Any], T]) -> list[T | Rejected]:
+    """A list body whose entries are read one by one: an entry that cannot be read is a Rejected, the others
+    stand; a body that is not a list is one Rejected."""
     try:
         body = _load(raw)
         if type(body) is not list:
-            raise Bad("bad_field", "orders: not a list")
+            raise Bad("bad_field", f"{what}: not a list")
     except CATCH as x:
         return [_rejected(x, ts_local)]
-    return [parse_order(o, ts_local) if type(o) is dict else _rejected(Bad("bad_field", "order"), ts_local)
-            for o in body]
+    out: list[T | Rejected] = []
+    for entry in body:
+        try:
+            out.append(item(entry))
+        except CATCH as x:
+            out.append(_rejected(x, ts_local))
+    return out
+
+
+def parse_orders(raw: str | bytes | list[Any], ts_local: int) -> list[OrderEvent | Rejected]:
+    """openOrders / allOrders: a list of order bodies, each parsed on its own."""
+    return parse_each(raw, ts_local, "orders", lambda o: _order(_mapping(o, "order"), ts_local))
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,24 +356,16 @@ class MyTrade:
     is_maker: bool
 
 
+def _my_trade(t: Any) -> MyTrade:
+    f = Fill(str(integer(t["id"], "id")), pos(t["price"], "price"), pos(t["qty"], "qty"),
+             nonneg(t["commission"], "commission"), text(t["commissionAsset"], "commissionAsset"),
+             integer(t["time"], "time") * MS)
+    return MyTrade(text(t["symbol"], "symbol"), str(integer(t["orderId"], "orderId")), f,
+                   boolean(t["isBuyer"], "isBuyer"), boolean(t["isMaker"], "isMaker"))
+
+
 def parse_my_trades(raw: str | bytes | list[Any], ts_local: int) -> list[MyTrade | Rejected]:
-    try:
-        body = _load(raw)
-        if type(body) is not list:
-            raise Bad("bad_field", "myTrades: not a list")
-    except CATCH as x:
-        return [_rejected(x, ts_local)]
-    out: list[MyTrade | Rejected] = []
-    for t in body:
-        try:
-            f = Fill(str(integer(t["id"], "id")), pos(t["price"], "price"), pos(t["qty"], "qty"),
-                     nonneg(t["commission"], "commission"), text(t["commissionAsset"], "commissionAsset"),
-                     integer(t["time"], "time") * MS)
-            out.append(MyTrade(text(t["symbol"], "symbol"), str(integer(t["orderId"], "orderId")), f,
-                               boolean(t["isBuyer"], "isBuyer"), boolean(t["isMaker"], "isMaker")))
-        except CATCH as x:
-            out.append(_rejected(x, ts_local))
-    return out
+    return parse_each(raw, ts_local, "myTrades", _my_trade)
 
 
 def _balances(raw: Any, asset: str, free: str, locked: str) -> tuple[Balance, ...]:

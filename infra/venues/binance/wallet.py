@@ -15,7 +15,7 @@ from ....core.venue import MarketState, Rejected
 from ..wallet_status import AssetStatus, asset_state
 from . import VENUE
 from .orders import Request
-from .parse import CATCH, Bad, _load, _mapping, _rejected, boolean, integer, text
+from .parse import CATCH, Bad, _load, _mapping, _rejected, boolean, integer, parse_each, text
 
 COIN_CONFIG = Request("GET", "/sapi/v1/capital/config/getall", (), 10)
 SYSTEM_STATUS = Request("GET", "/sapi/v1/system/status", (), 1)
@@ -45,19 +45,7 @@ def _coin(c: dict[str, Any]) -> AssetStatus:
 
 def parse_coin_config(raw: str | bytes | list[Any], ts_local: int) -> list[AssetStatus | Rejected]:
     """One AssetStatus per coin; a coin entry that cannot be read is a Rejected, the others stand."""
-    try:
-        body = _load(raw)
-        if type(body) is not list:
-            raise Bad("bad_field", "capital/config/getall: not a list")
-    except CATCH as x:
-        return [_rejected(x, ts_local)]
-    out: list[AssetStatus | Rejected] = []
-    for c in body:
-        try:
-            out.append(_coin(_mapping(c, "coin")))
-        except CATCH as x:
-            out.append(_rejected(x, ts_local))
-    return out
+    return parse_each(raw, ts_local, "capital/config/getall", lambda c: _coin(_mapping(c, "coin")))
 
 
 def parse_system_status(raw: str | bytes | dict[str, Any], ts_local: int) -> str | Rejected:
