@@ -60,6 +60,7 @@ class LiveSpec:
     slippage_bps: Decimal = Decimal(30)
     journal_dir: str | None = None
     journal_dsn: str | None = None
+    record_dir: str | None = None  # record what the routes ran and decided (infra.live.run_record)
 
 
 class LiveHostActor(RiskFacade):
@@ -75,6 +76,8 @@ class LiveHostActor(RiskFacade):
         self.tasks: list[asyncio.Task[None]] = []
         self._pumping: dict[str, int] = {}  # route -> perf_counter_ns of the oldest message not yet run
         self._pumps: set[asyncio.Task[None]] = set()
+        self.recorder: Any = None
+        self.record_stats: dict[str, int] | None = None
         self.started_ns = 0
         self.errors: list[str] = []
 
@@ -110,6 +113,7 @@ class LiveHostActor(RiskFacade):
                                in_host=True, restore=False, journal=self.journal)
             route.portfolio_waits = False
             self.routes[base] = route
+        self._record()
         if self.risk is not None:
             self.risk.configure(list(s.routes), s.capital_krw, ordered=False, portfolio=self.portfolio)
         self.started_ns = time.time_ns()
@@ -118,6 +122,17 @@ class LiveHostActor(RiskFacade):
         self.tasks = [asyncio.create_task(self._read("upbit", self.market.run_upbit(u.stream(codes, ("orderbook",))))),
                       asyncio.create_task(self._read("binance", self.market.run_binance(b.market_data(streams))))]
         return {"routes": list(s.routes), "binance_symbols": len(info.symbols)}
+
+    def _record(self) -> None:
+        """With ``record_dir``: every route's chunks and decisions to disk, for ``replay-check``."""
+        if self.spec.record_dir is None:
+            return
+        from ..infra.live.run_record import RunRecorder
+
+        self.recorder = RunRecorder(Path(self.spec.record_dir), self.spec.routes, self.spec.run_id)
+        for base, route in self.routes.items():
+            route.tap = self.recorder.tap(base, route.state)
+        self.recorder.start()
 
     async def _start_journal(self) -> None:
         if self.spec.journal_dir is None:
@@ -206,6 +221,8 @@ class LiveHostActor(RiskFacade):
                 await t
         if self._pumps:
             await asyncio.wait(list(self._pumps), timeout=timeout_s)
+        if self.recorder is not None:  # the routes are done: nothing more to record
+            self.record_stats = await self.recorder.close()
         for r in self.routes.values():
             r.finished.set()
         if self.journal is not None:

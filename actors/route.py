@@ -159,6 +159,7 @@ class RouteActor:
         self.journal = JournalClient(journal) if journal is not None else None  # intents durable before a send
         self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
         self.trade_book = TradeBook(run_id, route, units_to_dec(binance.step_units), self._journal_step)
+        self.tap: Any = None  # live: records the chunks run and the decisions (infra.live.run_record)
         _load_compiled()
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
             self._restore()
@@ -244,6 +245,8 @@ class RouteActor:
                 rest = batch.slice_time(watermark, None)
                 self.buffers[s] = [rest] if len(rest) else []
         chunk = parts[0] if len(parts) == 1 else _merge(parts) if parts else empty_batch()
+        if self.tap is not None:
+            self.tap.chunk(chunk, watermark, received_ns)
         final = watermark >= NO_MORE_EVENTS
         self.processed_until = watermark
         # feeds share window edges, so the watermark is the end of the window before the lowest inbox position:
@@ -369,6 +372,8 @@ class RouteActor:
     # ---- legs out
     def _send_new_legs(self, received_ns: int) -> None:
         legs, si = self.state.legs, self.state.si
+        if self.tap is not None:
+            self.tap.observe(self.state, self.risk_rejections)
         sent: list[tuple[str, str, Side, int]] = []
         fresh: dict[str, list[Order]] = {}  # action -> its new legs, for the trade book
         for slot in range(4):

@@ -1,0 +1,203 @@
+"""What a live run's routes saw and decided, recorded for ``arbitrage-lite replay-check``.
+
+The replay must feed the kernel the same rows in the same order, cut the same way: a live route runs the rows
+of every source it has taken in up to its watermark as one time-sorted *chunk* (actors.route ``_process``),
+and where a chunk ends changes when a decision can be taken (the kernel decides once all rows of an instant
+are in, within its slice). So each chunk is recorded as the kernel got it: its rows in kernel order and its
+number, watermark and arrival time (``perf_counter_ns`` of the message that started it, ``time_ns`` when it
+ran), with a row count and two checksums (ordered, order-free) that tell a lost row from a reordered one.
+
+Decisions (core.decisions: intents, risk verdicts, fills) go to ``decisions.jsonl``, one JSON line each.
+
+Layout under ``root`` (``<out>/store`` of a live run; the Store ignores ``_``-prefixed folders)::
+
+    run.json                                  run id, each route's EngineConfig and Binance rules
+    decisions.jsonl                           {"route", "kind", "chunk", "offset", ...} per line
+    _kernel/<BASE>/rows-<session>-<n>.parquet  chunk, ts, ts_venue, venue, kind, side, px, qty
+    _kernel/<BASE>/chunks-<session>-<n>.parquet chunk, watermark, received_ns, wall_ns, rows, crc, digest
+
+Memory is bounded: everything is buffered at most ``flush_s`` seconds or ``max_rows`` rows, then written as
+new segment files (temp file + rename) off the event loop; a crash loses at most one flush interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ...core.config import EngineConfig
+from ...core.decisions import DecisionObserver
+from ...core.domain import Venue
+from ...core.events import EventBatch
+from ...core.route_state import RouteState
+from ...core.rules import InstrumentRules
+
+KERNEL_DIR = "_kernel"
+RUN_FILE = "run.json"
+DECISIONS_FILE = "decisions.jsonl"
+COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
+ROW_SCHEMA = pa.schema([("chunk", pa.int64()), ("ts", pa.int64()), ("ts_venue", pa.int64()), ("venue", pa.int8()),
+                        ("kind", pa.int8()), ("side", pa.int8()), ("px", pa.float64()), ("qty", pa.float64())])
+CHUNK_SCHEMA = pa.schema([("chunk", pa.int64()), ("watermark", pa.int64()), ("received_ns", pa.int64()),
+                          ("wall_ns", pa.int64()), ("rows", pa.int64()), ("crc", pa.int64()),
+                          ("digest", pa.int64())])
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
+                 0x94D049BB133111EB, 0xBF58476D1CE4E5B9, 0xFF51AFD7ED558CCD], np.uint64)
+
+
+def chunk_digests(batch: EventBatch) -> tuple[int, int]:
+    """(crc32 of the rows in order, an order-free sum of per-row hashes): equal sums with different crcs mean
+    the same rows in another order."""
+    cols = [np.ascontiguousarray(getattr(batch, c)) for c in COLUMNS]
+    crc = 0
+    for c in cols:
+        crc = zlib.crc32(c.tobytes(), crc)
+    words = np.stack([c.astype(np.int64).view(np.uint64) if c.dtype != np.float64 else c.view(np.uint64)
+                      for c in cols], axis=1) if len(batch) else np.zeros((0, 7), np.uint64)
+    with np.errstate(over="ignore"):
+        row = (words * _MIX).sum(axis=1, dtype=np.uint64)
+        row ^= row >> np.uint64(29)
+        total = int(row.sum(dtype=np.uint64))
+    return crc, total - (1 << 64) if total >= 1 << 63 else total
+
+
+def rules_json(rules: InstrumentRules) -> dict[str, Any]:
+    return {"tick_units": rules.tick_units, "step_units": rules.step_units, "min_notional": str(rules.min_notional),
+            "max_notional": None if rules.max_notional is None else str(rules.max_notional)}
+
+
+def rules_from_json(d: dict[str, Any]) -> InstrumentRules:
+    mx = d.get("max_notional")
+    return InstrumentRules(Venue.BINANCE, int(d["tick_units"]), int(d["step_units"]), Decimal(d["min_notional"]),
+                           None if mx is None else Decimal(mx))
+
+
+@dataclass
+class _Buffers:
+    rows: dict[str, list[tuple[int, EventBatch]]] = field(default_factory=dict)
+    chunks: dict[str, list[tuple[int, ...]]] = field(default_factory=dict)
+    decisions: list[str] = field(default_factory=list)
+    n_rows: int = 0
+    number: int = 0  # the flush this is (names its files)
+
+
+class RouteTap:
+    """Set as ``RouteActor.tap``: the route calls ``chunk`` for every batch it runs and ``observe`` whenever
+    it may have sent legs (after each kernel step and verdict)."""
+
+    def __init__(self, rec: RunRecorder, route: str, state: RouteState) -> None:
+        self.rec, self.route, self.state = rec, route, state
+        self.observer = DecisionObserver()
+        self.chunks = 0
+
+    def chunk(self, batch: EventBatch, watermark: int, received_ns: int) -> None:
+        if not len(batch):
+            return  # the kernel runs nothing for an empty chunk
+        n = self.chunks
+        self.chunks += 1
+        self.observer.begin_chunk(n, self.state)
+        crc, digest = chunk_digests(batch)
+        b = self.rec.buf
+        b.rows.setdefault(self.route, []).append((n, batch))
+        b.chunks.setdefault(self.route, []).append((n, watermark, received_ns, time.time_ns(), len(batch), crc,
+                                                   digest))
+        b.n_rows += len(batch)
+        if b.n_rows >= self.rec.max_rows:
+            self.rec.write(self.rec.take())  # the bound holds even if the flusher falls behind
+
+    def observe(self, state: RouteState, rejections: list[str]) -> None:
+        for r in self.observer.observe(state, rejections):
+            self.rec.buf.decisions.append(json.dumps({"route": self.route} | r, separators=(",", ":")))
+
+
+class RunRecorder:
+    """One per live host: taps for its routes, a flusher task, the files above."""
+
+    def __init__(self, root: Path, routes: dict[str, tuple[EngineConfig, InstrumentRules]], run_id: str,
+                 flush_s: float = 2.0, max_rows: int = 200_000) -> None:
+        self.root = Path(root)
+        self.flush_s, self.max_rows = flush_s, max_rows
+        self.session = f"{time.time_ns():020d}"
+        self.buf = _Buffers()
+        self._n = 0
+        self.task: asyncio.Task[None] | None = None
+        self.stats = {"chunks": 0, "rows": 0, "decisions": 0, "flushes": 0}
+        (self.root / KERNEL_DIR).mkdir(parents=True, exist_ok=True)
+        run = {"run_id": run_id, "session": self.session, "started_ns": time.time_ns(),
+               "routes": {b: {"config": cfg.model_dump(mode="json"), "binance_rules": rules_json(rules)}
+                          for b, (cfg, rules) in routes.items()}}
+        _atomic(self.root / RUN_FILE, json.dumps(run, indent=1).encode())
+
+    def tap(self, route: str, state: RouteState) -> RouteTap:
+        return RouteTap(self, route, state)
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._flusher())
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_s)
+            taken = self.take()
+            await asyncio.to_thread(self.write, taken)
+
+    def take(self) -> _Buffers:
+        """Swap the buffers out (on the event loop, where the taps write)."""
+        self._n += 1
+        taken, self.buf = self.buf, _Buffers()
+        taken.number = self._n
+        return taken
+
+    def write(self, b: _Buffers) -> None:
+        """Write taken buffers as new segment files (safe off the event loop: touches only ``b``)."""
+        for route, parts in b.rows.items():
+            d = self.root / KERNEL_DIR / route
+            d.mkdir(parents=True, exist_ok=True)
+            cols: dict[str, Any] = {"chunk": np.concatenate([np.full(len(p), n, np.int64) for n, p in parts])}
+            for c in COLUMNS:
+                cols[c] = np.concatenate([getattr(p, c) for _, p in parts])
+            _write_table(d / f"rows-{self.session}-{b.number:06d}.parquet", pa.table(cols, schema=ROW_SCHEMA))
+            meta = list(zip(*b.chunks[route], strict=True))
+            _write_table(d / f"chunks-{self.session}-{b.number:06d}.parquet",
+                         pa.table({f.name: list(meta[i]) for i, f in enumerate(CHUNK_SCHEMA)}, schema=CHUNK_SCHEMA))
+            self.stats["chunks"] += len(parts)
+        if b.decisions:
+            with open(self.root / DECISIONS_FILE, "a", encoding="utf-8") as f:
+                f.write("\n".join(b.decisions) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        self.stats["rows"] += b.n_rows
+        self.stats["decisions"] += len(b.decisions)
+        self.stats["flushes"] += 1
+
+    async def close(self) -> dict[str, int]:
+        """Stop the flusher and write what is left (after the routes have finished)."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self.write(self.take())
+        return dict(self.stats)
+
+
+def _write_table(path: Path, table: pa.Table) -> None:
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
