@@ -84,7 +84,8 @@ class MetricsActor:
         for role in children:
             self._m.restarts.labels(role)
         for route in routes:
-            for g in (self._m.pnl, self._m.win_rate, self._m.trades_per_hour, self._m.open_positions):
+            for g in (self._m.pnl, self._m.win_rate, self._m.trades_per_hour, self._m.open_positions,
+                      self._m.premium):
                 g.labels(route)
             self._m.trades.labels(route)
             self._m.wins.labels(route)
@@ -134,6 +135,8 @@ class MetricsActor:
             self._pids[role] = pid
         for outcome, n in (ping.get("snapshot_outcomes") or {}).items():
             self._advance(self._m.snapshots.labels(outcome), (f"proc:{role}", outcome), n)
+        for route, bps in (ping.get("premium_bps") or {}).items():
+            self._m.premium.labels(route).set(float(bps))
         venue = FEED_ROLES.get(role)
         if venue is not None:
             self._advance(self._m.events.labels(venue), (f"proc:{role}", "events"), ping.get("events", 0))

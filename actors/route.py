@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,7 @@ from ..core.route_state import (
     S_CAND_TS,
     S_FLATTEN,
     S_FUNDED,
+    S_NS,
     S_PACT,
     S_PDEC,
     S_POS_DIR,
@@ -591,7 +593,13 @@ class RouteActor:
         from .recovery import incarnation
 
         return incarnation() | {"restored_at_ns": self.restored_at_ns, "finished": self.finished.is_set(),
-                                "next_window": self.applied_window}
+                                "next_window": self.applied_window, "premium_bps": self.premium_bps()}
+
+    def premium_bps(self) -> dict[str, float]:
+        """{route: its latest premium} ({} before the first one, or while it has no FX: NaN)."""
+        n = int(self.state.si[S_NS])
+        last = float(self.state.series_f[n - 1, 0]) if n > 0 else math.nan
+        return {self.route: last} if math.isfinite(last) else {}
 
 
 def _call_self(method: str) -> None:

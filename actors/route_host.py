@@ -138,7 +138,8 @@ class RouteHostActor(RiskFacade):
 
         return incarnation() | {"restored_at_ns": max(r.restored_at_ns for r in self.routes.values()),
                                 "next_window": min(r.applied_window for r in self.routes.values()),
-                                "finished": all(r.finished.is_set() for r in self.routes.values())}
+                                "finished": all(r.finished.is_set() for r in self.routes.values()),
+                                "premium_bps": {k: v for r in self.routes.values() for k, v in r.premium_bps().items()}}
 
     async def flatten(self, route: str) -> None:
         await self.routes[route].flatten()

@@ -22,9 +22,9 @@ SNAPSHOT_OUTCOMES = ("ok", "fallback", "failed")  # fallback: Redis refused it, 
 
 class EngineMetrics:
     """Every metric of a run. Fed by (see actors/metrics.py): the routes (PnL, trips, wins, open positions,
-    feed-to-intent latency), the feeds' health pings (events, stale stretches), the FX aggregator's (age of
-    the rate in use), the RiskCoordinator's decisions (rejections by first trigger), and every actor's ping
-    (its process's snapshot outcomes; a new process id is a restart)."""
+    feed-to-intent latency; the latest premium in their health ping), the feeds' health pings (events, stale
+    stretches), the FX aggregator's (age of the rate in use), the RiskCoordinator's decisions (rejections by
+    first trigger), and every actor's ping (its process's snapshot outcomes; a new process id is a restart)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -48,6 +48,8 @@ class EngineMetrics:
         self.feed_gaps = Counter("arb_feed_gaps", "Stale stretches (no market data for 5 min) in the replayed feed",
                                  ["venue", "kind"], registry=r)
         self.events = Counter("arb_feed_events", "Market events delivered", ["venue"], registry=r)
+        self.premium = Gauge("arb_premium_bps", "The route's latest premium: Upbit KRW price over Binance USDT "
+                             "price x USDT/KRW, minus 1, in bps", ["route"], registry=r)
 
     def names(self) -> list[str]:
         """The declared metric family names."""

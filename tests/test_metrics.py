@@ -69,7 +69,7 @@ def test_every_metric_is_fed_from_where_its_fact_is() -> None:
                 "feed:binance": _Actor(_ping(12, events=2000, stale_stretches=0)),
                 "fx": _Actor(_ping(13, ok=3, fx_age_s=12.5)),
                 "risk": _Actor(_ping(14), decisions),
-                "route:BTC": _Actor(_ping(15, ok=4, fallback=2, failed=1))}
+                "route:BTC": _Actor(_ping(15, ok=4, fallback=2, failed=1, premium_bps={"BTC": 231.5}))}
     m = MetricsActor()
 
     async def run() -> None:
@@ -96,6 +96,7 @@ def test_every_metric_is_fed_from_where_its_fact_is() -> None:
     assert got[("arb_round_trips_total", btc)] == 5.0 and got[("arb_wins_total", btc)] == 2.0
     assert got[("arb_win_rate", btc)] == 0.4 and got[("arb_trades_per_hour", btc)] == 2.0
     assert got[("arb_open_positions", btc)] == 1.0
+    assert got[("arb_premium_bps", btc)] == 231.5  # from the route's ping; its restarted process had none yet
     assert got[("arb_feed_to_intent_seconds_count", ())] == 3.0
     assert got[("arb_feed_to_intent_seconds_bucket", (("le", "0.0005"),))] == 2.0
     assert got[("arb_feed_events_total", (("venue", "upbit"),))] == 3000.0
@@ -189,3 +190,5 @@ def test_paper_run_serves_from_the_start_and_feeds_every_metric(sample_stores: d
     assert not empty, f"declared but never fed: {empty}"
     assert got[("arb_feed_events_total", (("venue", "upbit"),))] > 0
     assert 0 <= got[("arb_fx_staleness_seconds", (("pair", "USDT/KRW"),))] < 3 * 86_400  # daily rates: < 3 days
+    premium = got[("arb_premium_bps", (("route", "BTC"),))]
+    assert premium != 0.0 and -2_000 < premium < 2_000  # a real premium of the BTC sample, not the declared 0
