@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +36,8 @@ from ..infra.live.market import FX_CODE, LiveMarket, binance_symbol, upbit_code
 from .risk import RiskCoordinatorActor
 from .route import RouteActor
 from .route_host import RiskFacade, _Local
+
+FEED_RESTART_S, FEED_RESTART_MAX_S = 0.1, 5.0  # a stopped feed is started again after this, doubling to the max
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ class LiveHostActor(RiskFacade):
         self.gateways: dict[int, LiveGateway] = {}
         self.clients: dict[str, Any] = {}
         self.journal: Any = None
-        self.tasks: list[asyncio.Task[None]] = []
+        self.tasks: list[asyncio.Task[None]] = []  # the feeds' supervisors
+        self.feed_tasks: dict[str, asyncio.Task[None]] = {}  # venue -> its running feed (a drill may cancel it)
+        self.feed_restarts = {"upbit": 0, "binance": 0}
         self._pumping: dict[str, int] = {}  # route -> perf_counter_ns of the oldest message not yet run
         self._pumps: set[asyncio.Task[None]] = set()
         self.recorder: Any = None
@@ -119,8 +124,10 @@ class LiveHostActor(RiskFacade):
         self.started_ns = time.time_ns()
         codes = [upbit_code(base) for base in s.routes] + [FX_CODE]
         streams = [f"{binance_symbol(base).lower()}@depth@100ms" for base in s.routes]
-        self.tasks = [asyncio.create_task(self._read("upbit", self.market.run_upbit(u.stream(codes, ("orderbook",))))),
-                      asyncio.create_task(self._read("binance", self.market.run_binance(b.market_data(streams))))]
+        feeds: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "upbit": lambda: self.market.run_upbit(u.stream(codes, ("orderbook",))),
+            "binance": lambda: self.market.run_binance(b.market_data(streams))}
+        self.tasks = [asyncio.create_task(self._supervise(venue, make)) for venue, make in feeds.items()]
         return {"routes": list(s.routes), "binance_symbols": len(info.symbols)}
 
     def _record(self) -> None:
@@ -146,15 +153,30 @@ class LiveHostActor(RiskFacade):
         await actor.start()
         self.journal = _Local(actor)
 
-    async def _read(self, venue: str, feed: Any) -> None:
-        try:
-            await feed
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a feed that dies is a P0: say it, the status shows it
-            self.errors.append(f"{venue} feed: {type(exc).__name__}: {exc}")
-            logger.exception("{} feed stopped", venue)
-            self._alert("feed_down", self.errors[-1])
+    async def _supervise(self, venue: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a venue's feed and start it again whenever it ends: an error, a stream that gave up reconnecting
+        (Upbit's stops after 5) or a cancelled feed task would otherwise leave its routes blind for good. The
+        restart backs off (0.1 s doubling to 5 s, reset after a feed that ran a minute); the market clears the
+        routes' books of the venue until its fresh ones come (LiveMarket.mark_broken)."""
+        delay = FEED_RESTART_S
+        while True:
+            began = time.monotonic()
+            task = self.feed_tasks[venue] = asyncio.create_task(make())
+            await asyncio.wait([task])  # the task may end alone or be cancelled (a drill); this loop goes on
+            if task.cancelled():
+                why = "cancelled"
+            elif (exc := task.exception()) is not None:
+                why = f"{type(exc).__name__}: {exc}"
+                logger.opt(exception=exc).error("{} feed stopped", venue)
+            else:
+                why = "ended"
+            self.feed_restarts[venue] += 1
+            self.errors.append(f"{venue} feed {why}: restart {self.feed_restarts[venue]} in {delay:.1f} s")
+            self._alert("feed_down", self.errors[-1])  # a feed that stops is a P0 even when it comes back
+            self.market.mark_broken(venue, f"feed {why}")
+            delay = FEED_RESTART_S if time.monotonic() - began > 60 else delay
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, FEED_RESTART_MAX_S)
 
     def _usdt_krw(self) -> Decimal:
         rate = self.market.fx_rate
@@ -199,8 +221,8 @@ class LiveHostActor(RiskFacade):
             routes[base] = {"premium_bps": _last(st), "position": int(st.si[S_POS_DIR]),
                             "net_krw": str(r.net_krw), "trips": len(r.feed.reported_closes), "orders": len(r.issued)}
         return {"uptime_s": (time.time_ns() - self.started_ns) / 1e9, "fx": self.market.fx_rate,
-                "feeds": {v: {"books": c.books, "deltas": c.deltas, "rejected": dict(c.rejected)}
-                          for v, c in self.market.counts.items()},
+                "feeds": {v: {"books": c.books, "deltas": c.deltas, "rejected": dict(c.rejected),
+                              "restarts": self.feed_restarts[v]} for v, c in self.market.counts.items()},
                 "risk": self.risk.report() if self.risk is not None else None, "routes": routes,
                 "errors": list(self.errors)}
 
@@ -214,9 +236,9 @@ class LiveHostActor(RiskFacade):
 
     async def stop(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Stop reading, let every route finish what it started (legs in flight get their fills), close."""
-        for t in self.tasks:
+        for t in [*self.tasks, *self.feed_tasks.values()]:
             t.cancel()
-        for t in self.tasks:
+        for t in [*self.tasks, *self.feed_tasks.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         if self._pumps:
