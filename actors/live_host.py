@@ -33,6 +33,7 @@ from ..core.route_state import S_NS, S_POS_DIR
 from ..core.rules import InstrumentRules, upbit_krw_rules
 from ..infra.live.gateway import LiveGateway
 from ..infra.live.market import FX_CODE, LiveMarket, binance_symbol, upbit_code
+from ..infra.live.trace import LiveTracer
 from .risk import RiskCoordinatorActor
 from .route import RouteActor
 from .route_host import RiskFacade, _Local
@@ -63,6 +64,7 @@ class LiveSpec:
     slippage_bps: Decimal = Decimal(30)
     journal_dir: str | None = None
     journal_dsn: str | None = None
+    trace: bool = False  # wire-to-wire stamps per order (infra.live.trace; benchmarks/live_latency.py)
     record_dir: str | None = None  # record what the routes ran and decided (infra.live.run_record)
 
 
@@ -71,6 +73,7 @@ class LiveHostActor(RiskFacade):
         self.spec = spec
         self.portfolio, self.alerts = portfolio, alerts
         self.market = LiveMarket(list(spec.routes), self._deliver)
+        self.tracer = LiveTracer() if spec.trace else None
         self.risk = RiskCoordinatorActor(spec.risk) if spec.risk is not None else None
         self.routes: dict[str, RouteActor] = {}
         self.gateways: dict[int, LiveGateway] = {}
@@ -121,6 +124,8 @@ class LiveHostActor(RiskFacade):
         self._record()
         if self.risk is not None:
             self.risk.configure(list(s.routes), s.capital_krw, ordered=False, portfolio=self.portfolio)
+        if self.tracer is not None:
+            self.tracer.attach(self)
         self.started_ns = time.time_ns()
         codes = [upbit_code(base) for base in s.routes] + [FX_CODE]
         streams = [f"{binance_symbol(base).lower()}@depth@100ms" for base in s.routes]
@@ -205,6 +210,8 @@ class LiveHostActor(RiskFacade):
             while min(route.upto.values()) > route.processed_until:
                 received = self._pumping[base]
                 self._pumping[base] = time.perf_counter_ns()  # what arrives from now on waited for this turn
+                if self.tracer is not None:
+                    self.tracer.turn(base)
                 await route.process(received)
         except Exception as exc:  # a route that breaks stops alone, loudly
             self.errors.append(f"{base}: {type(exc).__name__}: {exc}")
@@ -259,6 +266,10 @@ class LiveHostActor(RiskFacade):
 
     async def stats(self, base: str) -> dict[str, Any]:
         return await self.routes[base].stats()
+
+    async def trace(self) -> list[dict[str, Any]]:
+        """Every order's wire-to-wire stamps (spec.trace), for infra.live.trace.join."""
+        return self.tracer.export() if self.tracer is not None else []
 
     async def send_ms(self) -> list[float]:
         return [x for g in self.gateways.values() for x in g.stats.send_ms]

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from ...core.domain import Side
 from ...core.live_orders import CapBook, dec, protective_price_units, units
@@ -72,11 +73,16 @@ class LiveGateway:
         self._reports: dict[str, ExecutionReport] = {}
         self._symbols: dict[str, str] = {}  # client id -> venue symbol, for lookups
         self._limits: dict[str, int] = {}  # client id -> its limit price (units)
+        self.tracer: Any = None  # infra.live.trace.LiveTracer (benchmarks only)
 
     async def submit(self, order: VenueOrder) -> ExecutionReport:
         symbol = self.symbol_of(order.symbol)
         self._symbols[order.client_id] = symbol
+        if self.tracer is not None:
+            self.tracer.stamp(order.client_id, "submit_ns")
         report = await self._submit(order, symbol)
+        if self.tracer is not None:
+            self.tracer.stamp(order.client_id, "answered_ns")
         self._reports[order.client_id] = report
         self.stats.filled += report.status is OrderStatus.FILLED
         self.stats.expired += report.status is OrderStatus.EXPIRED
@@ -114,6 +120,8 @@ class LiveGateway:
                          ts_local=now)
         t0 = time.perf_counter()
         self.stats.sent += 1
+        if self.tracer is not None:
+            self.tracer.stamp(order.client_id, "place_ns")
         ev = await self.client.place(cmd)
         if len(self.stats.send_ms) < 100_000:
             self.stats.send_ms.append((time.perf_counter() - t0) * 1e3)

@@ -78,6 +78,7 @@ class LiveMarket:
         self.fx_rate: float | None = None
         self.fx_ts_venue = -1
         self.counts = {"upbit": FeedCounts(), "binance": FeedCounts()}
+        self.tracer: Any = None  # infra.live.trace.LiveTracer: each delivered message's key (benchmarks only)
         self.broken: dict[tuple[str, str], int] = {}  # (venue, base) -> when its book broke (time_ns)
         self.breaks: list[BookBreak] = []
 
@@ -108,6 +109,8 @@ class LiveMarket:
                     continue
                 counts.books += 1
                 self._repaired("upbit", base, item.ts_local, received)
+                if self.tracer is not None:
+                    self.tracer.message(base, ("upbit", item.symbol, item.ts_venue // 1_000_000), item.ts_local)
                 self.deliver(base, "upbit", book_events(VENUE_UPBIT, item, KERNEL_DEPTH), received)
             else:
                 self._other(counts, item)
@@ -132,6 +135,9 @@ class LiveMarket:
                 else:
                     counts.deltas += 1
                     events = delta_events(VENUE_BINANCE, item)
+                if self.tracer is not None:
+                    seq = item.seq if isinstance(item, BookSnapshot) else item.last_seq
+                    self.tracer.message(base, ("binance", item.symbol, seq or 0), item.ts_local)
                 self.deliver(base, "binance", events, received)
             else:
                 self._other(counts, item)
@@ -146,6 +152,8 @@ class LiveMarket:
         self.fx_rate, self.fx_ts_venue = mid, snap.ts_venue
         self.counts["upbit"].fx += 1
         for base in self.by_upbit.values():
+            if self.tracer is not None:
+                self.tracer.message(base, ("upbit", FX_CODE, snap.ts_venue // 1_000_000), snap.ts_local)
             self.deliver(base, "fx", fx_event(mid, snap.ts_local, snap.ts_venue), received)
 
     def _other(self, counts: FeedCounts, item: Any) -> None:

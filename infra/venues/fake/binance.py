@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -100,6 +102,7 @@ class BinanceFake:
         self.engine = Engine(specs, balances)
         self.wallet = WalletFlags()
         self.weights = WindowLimiter(cfg.weight_limit, cfg.weight_window_ms, cfg.ban_after, cfg.ban_s * 1000)
+        self.order_seen: Callable[[str | None, int], None] | None = None  # (client id, wall ns): tracing
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[fault_middleware, self._middleware])
@@ -129,6 +132,10 @@ class BinanceFake:
     # -- middleware: weight, errors, headers ---------------------------------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.order_seen is not None and request.method == "POST" and request.path == "/api/v3/order":
+            t = time.time_ns()  # as the request reaches the venue, before limits and checks
+            body = dict(parse_qsl(await request.text())) if request.can_read_body else {}
+            self.order_seen(request.query.get("newClientOrderId") or body.get("newClientOrderId"), t)
         if request.path.startswith("/fake/"):
             return await handler(request)
         now = now_ms()

@@ -92,6 +92,7 @@ class UpbitFake:
                           ("default", cfg.default_per_s), ("order", cfg.order_per_s))}
         self.nonces: set[str] = set()
         self.identifiers: set[str] = set()  # every identifier ever sent, accepted or not: never reusable
+        self.order_seen: Callable[[str | None, int], None] | None = None  # (client id, wall ns): tracing
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[fault_middleware, self._middleware])
@@ -118,6 +119,13 @@ class UpbitFake:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.order_seen is not None and request.method == "POST" and request.path == "/v1/orders":
+            t = time.time_ns()  # as the request reaches the venue, before limits and checks
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            self.order_seen(body.get("identifier") if isinstance(body, dict) else None, t)
         if request.path.startswith("/fake/"):
             return await handler(request)
         group = GROUPS.get(request.path) or ("order" if (request.method, request.path) == ("POST", "/v1/orders")

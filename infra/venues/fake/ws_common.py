@@ -52,6 +52,7 @@ class Hub:
         self.subs: list[Sub] = []
         self._held: dict[str, list[tuple[str, Callable[[Sub], str | None]]]] = {}
         self.stats = {"frames": 0, "gaps": 0, "duplicates": 0, "reordered": 0, "drops": 0}
+        self.on_sent: Callable[[str, int], None] | None = None  # (frame, wall ns) as each send starts (tracing)
 
     def publish(self, topic: str, render: Callable[[Sub], str | None], book: bool = False) -> None:
         """Send a frame (rendered per subscriber: format/combined differ) to every subscriber of ``topic``.
@@ -128,6 +129,8 @@ class Hub:
                 return
             if self.faults.ws_delay_ms > 0:
                 await asyncio.sleep(self.faults.ws_delay_ms / 1000)
+            if self.on_sent is not None:
+                self.on_sent(frame, time.time_ns())
             try:
                 if sub.binary:
                     await sub.ws.send_bytes(frame.encode())
