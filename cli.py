@@ -522,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_live import add_live
 
     add_live(sub, _common)
+    from .cli_replay import add_replay_check
+
+    add_replay_check(sub, _common)
     _add_drill(sub)
     _add_sweep(sub)
     demo = sub.add_parser("demo", help="build the real sample from the shared data set, import and backtest it")

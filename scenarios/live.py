@@ -55,6 +55,7 @@ class LiveRequest:
     journal_dsn: str | None = None
     status_every_s: float = 1.0
     echo: Callable[[str], None] | None = None  # the status line's printer (None: stderr)
+    record: bool = True  # what the routes ran and decided, into out/store (arbitrage-lite replay-check)
 
 
 def _endpoints_from_fakes(info: dict[str, Any]) -> tuple[VenueEndpoint, VenueEndpoint]:
@@ -146,7 +147,8 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
         cfg = req.config
         capital = capital_krw(cfg) * len(bases)
         spec = LiveSpec({b: (cfg, rules[b]) for b in bases}, binance, upbit, req.run_id, cfg.risk, capital,
-                        req.shadow, req.caps, req.slippage_bps, req.journal_dir, req.journal_dsn)
+                        req.shadow, req.caps, req.slippage_bps, req.journal_dir, req.journal_dsn,
+                        record_dir=str(req.out / "store") if req.record else None)
         warm_up()
         ray = ensure_ray()
         alerts = ray.remote(AlertActor).remote(req.run_id, None, None)
