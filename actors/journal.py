@@ -92,11 +92,13 @@ class JournalActor:
         except Exception as exc:
             raise JournalUnavailable(f"{where(self._backend)}: {describe_error(exc)}") from None
 
-    async def records(self, run_id: str, kind: Kind | str | None = None) -> list[JournalRecord]:
-        """The run's rows (optionally one kind) in (ts_local, insertion) order; for tests and drills."""
+    async def records(self, run_id: str, kind: Kind | str | None = None,
+                      since_ns: int | None = None) -> list[JournalRecord]:
+        """The run's rows (optionally one kind, from ``since_ns`` on) in (ts_local, insertion) order; for
+        tests, drills and reconciliation (which reads only what is new since its last pass)."""
         kind = None if kind is None else Kind(kind)  # a bad kind is the caller's error, not an outage
         try:
-            return await self._backend.records(run_id, kind)
+            return await self._backend.records(run_id, kind, since_ns=since_ns)
         except Exception as exc:
             raise JournalUnavailable(f"{where(self._backend)}: {describe_error(exc)}") from None
 

@@ -33,6 +33,7 @@ from ..core.route_state import S_NS, S_POS_DIR
 from ..core.rules import InstrumentRules, upbit_krw_rules
 from ..infra.live.gateway import LiveGateway
 from ..infra.live.market import FX_CODE, LiveMarket, binance_symbol, upbit_code
+from ..infra.live.reconcile_loop import GatedVenue, ReconcileLoop, ReconcileSettings, SendGate, start_reconciliation
 from ..infra.live.trace import LiveTracer
 from .risk import RiskCoordinatorActor
 from .route import RouteActor
@@ -65,6 +66,7 @@ class LiveSpec:
     journal_dir: str | None = None
     journal_dsn: str | None = None
     trace: bool = False  # wire-to-wire stamps per order (infra.live.trace; benchmarks/live_latency.py)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)  # needs a journal (else off)
     record_dir: str | None = None  # record what the routes ran and decided (infra.live.run_record)
 
 
@@ -88,6 +90,8 @@ class LiveHostActor(RiskFacade):
         self.record_stats: dict[str, int] | None = None
         self.started_ns = 0
         self.errors: list[str] = []
+        self.gate = SendGate()  # orders wait here while a reconciliation pass reads the venues
+        self.reconciler: ReconcileLoop | None = None
 
     async def start(self) -> dict[str, Any]:
         """Connect, load the venues' rules, build the routes and start reading the streams."""
@@ -115,7 +119,7 @@ class LiveHostActor(RiskFacade):
             raise ValueError(f"Binance does not list {', '.join(missing)}USDT")
         await self._start_journal()
         risk = _Local(self.risk) if self.risk is not None else None
-        venues = {v: _Local(g) for v, g in self.gateways.items()}
+        venues = {v: _Local(GatedVenue(g, self.gate)) for v, g in self.gateways.items()}
         for base, (cfg, rules) in s.routes.items():
             route = RouteActor(base, cfg, rules, s.run_id, venues, risk, self.portfolio, self.alerts, None, None,
                                in_host=True, restore=False, journal=self.journal)
@@ -126,6 +130,7 @@ class LiveHostActor(RiskFacade):
             self.risk.configure(list(s.routes), s.capital_krw, ordered=False, portfolio=self.portfolio)
         if self.tracer is not None:
             self.tracer.attach(self)
+        self.reconciler = await start_reconciliation(self, s.reconcile)  # its first pass: before any route trades
         self.started_ns = time.time_ns()
         codes = [upbit_code(base) for base in s.routes] + [FX_CODE]
         streams = [f"{binance_symbol(base).lower()}@depth@100ms" for base in s.routes]
@@ -231,7 +236,8 @@ class LiveHostActor(RiskFacade):
                 "feeds": {v: {"books": c.books, "deltas": c.deltas, "rejected": dict(c.rejected),
                               "restarts": self.feed_restarts[v]} for v, c in self.market.counts.items()},
                 "risk": self.risk.report() if self.risk is not None else None, "routes": routes,
-                "errors": list(self.errors)}
+                "errors": list(self.errors),
+                "reconciliation": self.reconciler.status() if self.reconciler is not None else None}
 
     async def flatten(self, route: str) -> None:
         """Kill switch (the portfolio's word): the route closes its position at its next decision."""
@@ -256,9 +262,12 @@ class LiveHostActor(RiskFacade):
             r.finished.set()
         if self.journal is not None:
             await self.journal.flush.remote(10.0)
+        if self.reconciler is not None:  # the last pass: the run ends reconciled, or its summary says what is not
+            await self.reconciler.stop()
         for c in self.clients.values():
             await c.close()
-        return {"gateways": {v: vars(g.stats) | {"send_ms": None} for v, g in self.gateways.items()},
+        return {"reconciliation": self.reconciler.summary() if self.reconciler is not None else None,
+                "gateways": {v: vars(g.stats) | {"send_ms": None} for v, g in self.gateways.items()},
                 "caps_refused": dict(self.gateways[0].caps.refused) if self.gateways else {}}
 
     async def result(self, base: str) -> RouteResult:

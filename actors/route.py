@@ -137,6 +137,10 @@ class RouteActor:
         self.risk_rejections: list[str] = []
         self.funded = False
         self.flatten_requests = 0
+        # holds: key (who holds: "reconcile", an operator...) -> why. While any is set, new opens are refused
+        # before risk is asked (closes and unwinds go on): each holder lifts its own
+        self.holds: dict[str, str] = {}
+        self.hold_rejections = 0
         self.events_in: dict[str, int] = {}
         self.inbox: SequencedInbox[tuple[int, EventBatch]] = SequencedInbox()
         self.log = logger.bind(run_id=run_id, route=route)
@@ -419,7 +423,12 @@ class RouteActor:
     async def _risk_verdict(self, facts: list[RiskFact]) -> None:
         s = self.state
         allowed = True
-        if self.risk is not None:
+        if self.holds:  # held: no new open; risk still hears what the route did
+            self.hold_rejections += 1
+            if self.risk is not None and facts:
+                self._track(self.risk.progress.remote(self.route, int(s.si[S_CAND_TS]) - 1, facts))
+            allowed = False
+        elif self.risk is not None:
             notionals = candidate_notionals(s)
             t = int(s.si[S_CAND_TS])  # the candidate's decision time, whatever the window cut
             self.risk_asks += 1
@@ -580,6 +589,7 @@ class RouteActor:
                 "client_ids_unique": len(set(self.issued)) == len(self.issued),
                 "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
                 "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests,
+                "holds": dict(self.holds), "hold_rejections": self.hold_rejections,
                 "trade_fsm": self.trade_book.stats(),
                 "recovery": {"restores": self.restores, "recovered_orders": self.recovered_orders,
                              "resent_orders": self.resent_orders, "duplicate_messages": self.inbox.duplicates,

@@ -206,11 +206,12 @@ class ReconcileReport:
                 continue
             rule = RECONCILE_MISMATCH if m.severity is Severity.P0 else RECONCILE_UNVERIFIED
             key = getattr(m, "route", None) or m.venue
-            out.append((rule, key, _describe(m)))
+            out.append((rule, key, describe(m)))
         return out
 
 
-def _describe(m: Mismatch) -> str:
+def describe(m: Mismatch) -> str:
+    """One line naming what is wrong (alerts, status and summaries)."""
     if isinstance(m, OrderCheck):
         return f"{m.venue} {m.client_id}: {m.resolution.value}: {m.detail}"
     if isinstance(m, BalanceCheck):
@@ -416,8 +417,10 @@ def ledger_balances(ledgers: Mapping[str, Ledger]) -> dict[tuple[str, str], Deci
 
 
 # ---- the whole venue
-def reconcile_venue(engine: EngineView, view: VenueView, cfg: ReconcileConfig) -> ReconcileReport:
-    """The engine's orders on ``view.venue`` and its balances there, against what the venue said."""
+def reconcile_venue(engine: EngineView, view: VenueView, cfg: ReconcileConfig, *,
+                    with_balances: bool = True) -> ReconcileReport:
+    """The engine's orders on ``view.venue`` and its balances there, against what the venue said.
+    ``with_balances=False``: the orders only (a live run's first pass, whose balances become the baseline)."""
     listed = {ev.client_id: ev for ev in view.open_orders or ()}
     mine = {cid: o for cid, o in engine.orders.items() if o.venue == view.venue}
     checks = [c for cid, o in mine.items()
@@ -429,9 +432,9 @@ def reconcile_venue(engine: EngineView, view: VenueView, cfg: ReconcileConfig) -
                          + (f" ({'; '.join(view.errors)})" if view.errors else ""))
               for what, got in (("open orders", view.open_orders), ("balances", view.balances)) if got is None]
     pending, inexact = unbooked(checks, mine)
-    balances = [] if view.balances is None else check_balances(
+    balances = [] if view.balances is None or not with_balances else check_balances(
         view.venue, engine.balances, pending, view.balances, routes, cfg, inexact)
-    return _report(view.ts_local, checks, balances, issues, routes)
+    return build_report(view.ts_local, checks, balances, issues, routes)
 
 
 def merge(reports: Sequence[ReconcileReport]) -> ReconcileReport:
@@ -443,8 +446,10 @@ def merge(reports: Sequence[ReconcileReport]) -> ReconcileReport:
                            frozenset().union(*(r.halt_venues for r in reports)))
 
 
-def _report(ts_local: int, checks: Sequence[OrderCheck], balances: Sequence[BalanceCheck],
-            issues: Sequence[VenueIssue], routes: frozenset[str]) -> ReconcileReport:
+def build_report(ts_local: int, checks: Sequence[OrderCheck], balances: Sequence[BalanceCheck],
+                 issues: Sequence[VenueIssue], routes: frozenset[str]) -> ReconcileReport:
+    """The report of these checks: what halts (a route named by a halting mismatch; every route of a venue
+    with one that names no route)."""
     halt_routes: set[str] = set()
     halt_venues: set[str] = set()
     every: tuple[Mismatch, ...] = (*checks, *balances, *issues)

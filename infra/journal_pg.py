@@ -131,10 +131,13 @@ class PostgresJournal:
             [r.ts_local for r in records], [r.payload_json for r in records], timeout=self.timeout)
         return int(status.rsplit(" ", 1)[1])  # "INSERT 0 <rows>"
 
-    async def records(self, run_id: str, kind: Kind | str | None = None,
-                      route: str | None = None) -> list[JournalRecord]:
-        """A run's records (optionally one kind / one route) by (ts_local, insertion)."""
-        where, args = ["run_id = $1"], [run_id]
+    async def records(self, run_id: str, kind: Kind | str | None = None, route: str | None = None,
+                      since_ns: int | None = None) -> list[JournalRecord]:
+        """A run's records (optionally one kind / one route / from ``since_ns`` on) by (ts_local, insertion)."""
+        where, args = ["run_id = $1"], list[Any]([run_id])
+        if since_ns is not None:
+            args.append(since_ns)
+            where.append(f"ts_local >= ${len(args)}")
         for column, value in (("kind", None if kind is None else Kind(kind).value), ("route", route)):
             if value is not None:
                 args.append(value)

@@ -152,9 +152,11 @@ class SqliteJournal:
     def _fetch(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return self._db().execute(sql, args).fetchall()
 
-    async def records(self, run_id: str, kind: Kind | str | None = None,
-                      route: str | None = None) -> list[JournalRecord]:
-        sql, args = f"SELECT {_COLS} FROM journal WHERE run_id = ?", [run_id]
+    async def records(self, run_id: str, kind: Kind | str | None = None, route: str | None = None,
+                      since_ns: int | None = None) -> list[JournalRecord]:
+        sql, args = f"SELECT {_COLS} FROM journal WHERE run_id = ?", list[Any]([run_id])
+        if since_ns is not None:
+            sql, args = sql + " AND ts_local >= ?", [*args, since_ns]
         if kind is not None:
             sql, args = sql + " AND kind = ?", [*args, Kind(kind).value]
         if route is not None:

@@ -35,7 +35,8 @@ ESTIMATE_SUFFIX = ":est"  # infra.live.gateway books a fill the venue did not de
 
 
 class JournalReader(Protocol):
-    async def records(self, run_id: str, kind: Kind | str | None = None) -> list[JournalRecord]: ...
+    async def records(self, run_id: str, kind: Kind | str | None = None,
+                      since_ns: int | None = None) -> list[JournalRecord]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,30 +46,56 @@ class VenueAccess:
 
 
 # ---- the journal (pure: records in, orders out)
+class OrderFold:
+    """Orders by client id from intents, order events and fills, folded a batch at a time (a live run reads
+    only the records since its last pass; a record read twice changes nothing). An order is its intent
+    (venue, symbol, side, qty), the status of its last event (none: INITIALIZED), and the fills booked for it:
+    the trade ids of its FILL events and FILL records, their quantities summed. Events of an id with no
+    intent are kept until it comes, and skipped by ``orders`` (the intent is written before the order is
+    sent, so there is none only for an order never sent)."""
+
+    def __init__(self) -> None:
+        self.intents: dict[str, JournalRecord] = {}
+        self.last: dict[str, JournalRecord] = {}
+        self.fills: dict[str, dict[str, JournalRecord]] = {}
+        self.last_ns: dict[str, int] = {}
+
+    def add(self, records: Iterable[JournalRecord]) -> OrderFold:
+        for r in records:
+            cid = r.client_id
+            if cid is None:
+                continue
+            self.last_ns[cid] = max(self.last_ns.get(cid, 0), r.ts_local)
+            if r.kind is Kind.INTENT:
+                self.intents[cid] = r
+            elif r.kind is Kind.ORDER_EVENT:
+                last = self.last.get(cid)
+                if last is None or r.payload["seq"] > last.payload["seq"]:
+                    self.last[cid] = r
+                if r.payload.get("event") == "fill" and r.payload.get("trade_id"):
+                    self.fills.setdefault(cid, {}).setdefault(r.payload["trade_id"], r)
+            elif r.kind is Kind.FILL and r.payload.get("trade_id"):
+                self.fills.setdefault(cid, {})[r.payload["trade_id"]] = r
+        return self
+
+    def order(self, cid: str) -> JournalOrder:
+        return _order(self.intents[cid], self.last.get(cid), self.fills.get(cid, {}), self.last_ns[cid])
+
+    def orders(self) -> dict[str, JournalOrder]:
+        return {cid: self.order(cid) for cid in self.intents}
+
+    def last_seq(self, cid: str) -> int:
+        last = self.last.get(cid)
+        return int(last.payload["seq"]) if last is not None else 0
+
+    def forget(self, cid: str) -> None:
+        for table in (self.intents, self.last, self.fills, self.last_ns):
+            table.pop(cid, None)
+
+
 def journal_orders(records: Iterable[JournalRecord]) -> dict[str, JournalOrder]:
-    """Orders by client id from intents, order events and fills. An order is its intent (venue, symbol, side,
-    qty), the status of its last event (none: INITIALIZED), and the fills booked for it: the trade ids of its
-    FILL events and FILL records, their quantities summed. Events of an id with no intent are skipped (the
-    intent is written before the order is sent, so there is none only for an order never sent)."""
-    intents: dict[str, JournalRecord] = {}
-    last: dict[str, JournalRecord] = {}
-    fills: dict[str, dict[str, JournalRecord]] = {}
-    last_ns: dict[str, int] = {}
-    for r in records:
-        cid = r.client_id
-        if cid is None:
-            continue
-        last_ns[cid] = max(last_ns.get(cid, 0), r.ts_local)
-        if r.kind is Kind.INTENT:
-            intents[cid] = r
-        elif r.kind is Kind.ORDER_EVENT:
-            if cid not in last or r.payload["seq"] > last[cid].payload["seq"]:
-                last[cid] = r
-            if r.payload.get("event") == "fill" and r.payload.get("trade_id"):
-                fills.setdefault(cid, {}).setdefault(r.payload["trade_id"], r)
-        elif r.kind is Kind.FILL and r.payload.get("trade_id"):
-            fills.setdefault(cid, {})[r.payload["trade_id"]] = r
-    return {cid: _order(intent, last.get(cid), fills.get(cid, {}), last_ns[cid]) for cid, intent in intents.items()}
+    """Orders by client id from a run's records (``OrderFold`` over all of them at once)."""
+    return OrderFold().add(records).orders()
 
 
 def _order(intent: JournalRecord, last: JournalRecord | None, fills: Mapping[str, JournalRecord],

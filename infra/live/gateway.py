@@ -92,6 +92,10 @@ class LiveGateway:
             self.stats.reject_reasons[why] = self.stats.reject_reasons.get(why, 0) + 1
         return report
 
+    def settled(self, client_id: str) -> ExecutionReport | None:
+        """The final answer this gateway got for an order (reconciliation: a leg its route has not booked yet)."""
+        return self._reports.get(client_id)
+
     async def lookup(self, client_id: str) -> ExecutionReport | None:
         """The venue's record of an order this process may have sent (a restarted route asks before resending)."""
         if client_id in self._reports:

@@ -1,0 +1,190 @@
+"""Reconciliation on the live path against the local fake venues: clean passes while trading; an external
+order (orphan) or money moved behind the journal's back halts the routes it concerns until a pass is clean;
+an order whose outcome an earlier run never learned is settled by query by client id, never sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from arbitrage_lite.actors.live_host import LiveHostActor, LiveSpec
+from arbitrage_lite.actors.route_host import _Local
+from arbitrage_lite.core.alerts import RECONCILE_MISMATCH
+from arbitrage_lite.core.config import EngineConfig
+from arbitrage_lite.core.domain import Side
+from arbitrage_lite.core.venue import CancelOrder, OrderState, OrderType, PlaceOrder
+from arbitrage_lite.infra.config_tree import apply_sets
+from arbitrage_lite.infra.live.reconcile_loop import ReconcileSettings
+from arbitrage_lite.infra.venues.fake.server import FakeVenues
+from arbitrage_lite.infra.venues.fake.synthetic import SyntheticSpec
+from arbitrage_lite.scenarios.live import _binance_rules, _endpoints_from_fakes
+
+EAGER = ["strategy.entry_bps=0.5", "strategy.exit_bps=0.1", "strategy.warmup_s=1", "strategy.min_edge_bps=-1000",
+         "strategy.cooldown_s=0.5", "strategy.order_notional_krw=1000000", "strategy.position_limit_krw=1000000",
+         "risk.loss_cooldown_s=0", "risk.circuit_breaker_losses=1000000",
+         "risk.global_circuit_breaker_losses=1000000"]  # eager trips lose (fees): keep trading
+BASES = ("BTC", "ETH")
+
+
+@dataclass
+class Alerts:
+    """The Alert actor's shape: what was raised, in order."""
+
+    raised: list[tuple[str, str, str]]
+
+    def raise_alert(self, rule: str, key: str, message: str, now_ns: int) -> bool:
+        self.raised.append((rule, key, message))
+        return True
+
+    def of(self, prefix: str) -> list[tuple[str, str, str]]:
+        return [a for a in self.raised if a[0].startswith(prefix)]
+
+
+async def wait_for(cond: Callable[[], Any], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(cond())
+
+
+@asynccontextmanager
+async def live(tmp: Path, *, run_id: str = "rectest", prior: tuple[str, ...] = (),
+               fakes: FakeVenues | None = None) -> AsyncIterator[tuple[LiveHostActor, FakeVenues, Alerts]]:
+    """A host on the fakes (eager strategy, a SQLite journal in ``tmp``, a pass every 0.5 s)."""
+    own = fakes is None
+    fakes = fakes or FakeVenues(synthetic=SyntheticSpec(coins=BASES, seed=1))
+    info = await fakes.start() if own else fakes.info
+    try:
+        binance, upbit = _endpoints_from_fakes(info)
+        rules = await _binance_rules(binance, list(BASES))
+        cfg = apply_sets(EngineConfig(), EAGER)
+        spec = LiveSpec({b: (cfg, rules[b]) for b in BASES}, binance, upbit, run_id, cfg.risk, Decimal(100_000_000),
+                        journal_dir=str(tmp / "journal"),
+                        reconcile=ReconcileSettings(every_s=0.5, grace_s=2.0, prior_runs=prior))
+        alerts = Alerts([])
+        host = LiveHostActor(spec, alerts=_Local(alerts))
+        await host.start()
+        try:
+            yield host, fakes, alerts
+        finally:
+            host.stopped = await host.stop()  # type: ignore[attr-defined]
+    finally:
+        if own:
+            await fakes.stop()
+
+
+def as_dec(table: dict[str, dict[str, str]]) -> dict[tuple[str, str], Decimal]:
+    return {(v, a): Decimal(x) for v, assets in table.items() for a, x in assets.items()}
+
+
+def opens(host: LiveHostActor) -> int:
+    """Open legs the routes have issued (an id's leg is action + venue: o = open)."""
+    return sum(cid.rsplit("-", 1)[1].startswith("o") for r in host.routes.values() for cid in r.issued)
+
+
+def test_clean_run_trades_and_every_pass_is_clean(tmp_path: Path) -> None:
+    async def run() -> LiveHostActor:
+        async with live(tmp_path) as (host, _fakes, alerts):
+            loop = host.reconciler
+            assert loop is not None and loop.passes == 1  # the first pass ran before any route traded
+            assert not loop.baseline or all(v >= 0 for v in loop.baseline.values())
+            trips = lambda: sum(len(r.feed.reported_closes) for r in host.routes.values())  # noqa: E731
+            assert await wait_for(lambda: trips() >= 2 and loop.passes >= 4, 25.0)
+            assert alerts.of("reconcile") == [], alerts.of("reconcile")
+        return host
+
+    host = asyncio.run(run())
+    loop = host.reconciler
+    assert loop is not None
+    s = loop.summary()
+    assert s["passes"] == s["clean_passes"] >= 5, s  # the last one at stop included
+    assert s["halts"] == [] and s["mismatches"] == {}
+    assert s["gate"]["holds"] == s["passes"]
+    assert all(h == {} for r in host.routes.values() for h in [r.holds])
+    # the venues hold what the baseline plus this run's fills say, to the unit
+    assert as_dec(s["balances"]) == as_dec(s["expected"]), (s["balances"], s["expected"])
+    assert as_dec(s["balances"]) != as_dec(s["baseline"])  # the run traded: balances moved
+    print({k: s[k] for k in ("passes", "pass_ms", "gate", "orders_kept", "journal_rows_read", "baseline", "balances")})
+
+
+async def set_faults(fakes: FakeVenues, venue: str, **faults: int) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.post(f"{fakes.info[venue]['rest']}/fake/faults", json=faults) as r:
+        assert r.status == 200, await r.text()
+
+
+def upbit_client(fakes: FakeVenues) -> Any:
+    from arbitrage_lite.infra.venues.upbit.client import UpbitClient
+
+    u = fakes.info["upbit"]
+    return UpbitClient(u["rest"] + "/v1", u["access_key"], u["secret"])
+
+
+def test_external_order_halts_every_route_until_it_is_gone(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with live(tmp_path) as (host, fakes, alerts):
+            loop = host.reconciler
+            assert loop is not None
+            assert await wait_for(lambda: opens(host) >= 2, 20.0), "the eager strategy opens within 20 s"
+            assert loop.held == {}
+            book = host.market.book("upbit", "KRW-BTC")
+            assert book is not None and book.bids
+            price = (book.bids[0].price / 2 // 1000) * 1000  # far below the market: it rests, open
+            client = upbit_client(fakes)
+            try:
+                ev = await client.place(PlaceOrder("external-1", "KRW-BTC", Side.BUY, OrderType.LIMIT,
+                                                   Decimal("0.001"), price))
+                assert ev.state is OrderState.ACCEPTED, ev
+                assert await wait_for(lambda: set(loop.held) == set(BASES), 10.0), loop.summary()["last"]
+                assert all("reconcile" in r.holds for r in host.routes.values())
+                assert any(rule == RECONCILE_MISMATCH and key == "upbit" and "external-1" in msg
+                           for rule, key, msg in alerts.raised), alerts.raised
+                held_at = opens(host)
+                passes = loop.passes
+                assert await wait_for(lambda: loop.passes >= passes + 4, 10.0)
+                assert opens(host) == held_at  # no new open while held (closes may go on)
+                assert sum(r.hold_rejections for r in host.routes.values()) > 0  # opens were wanted, refused
+                await client.cancel(CancelOrder("external-1", "KRW-BTC"))  # Upbit answers "wait": it is on its way
+            finally:
+                await client.close()
+            assert await wait_for(lambda: not loop.held, 10.0), loop.summary()["last"]
+            assert loop.last is not None and loop.last.clean
+            assert await wait_for(lambda: opens(host) > held_at, 20.0), "trading resumes after a clean pass"
+            halts = loop.summary()["halts"]
+            assert {h["route"] for h in halts} == set(BASES) and all(h["until_ns"] for h in halts)
+
+    asyncio.run(run())
+
+
+def test_money_moved_behind_the_journal_halts_only_its_route(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with live(tmp_path) as (host, fakes, alerts):
+            loop = host.reconciler
+            assert loop is not None and fakes.binance is not None
+            assert await wait_for(lambda: opens(host) >= 2, 20.0)
+            engine = fakes.binance.engine
+            engine.free["ETH"] += Decimal("0.01")  # ETH arrived on Binance that no order of this run explains
+            assert await wait_for(lambda: "ETH" in loop.held, 10.0), loop.summary()["last"]
+            assert "BTC" not in loop.held and not host.routes["BTC"].holds
+            assert any(rule == RECONCILE_MISMATCH and key == "ETH" for rule, key, _ in alerts.raised)
+            eth_at, btc_at = count_opens(host, "ETH"), count_opens(host, "BTC")
+            passes = loop.passes
+            assert await wait_for(lambda: loop.passes >= passes + 4 and count_opens(host, "BTC") > btc_at, 20.0)
+            assert count_opens(host, "ETH") == eth_at  # ETH held, BTC trades on
+            engine.free["ETH"] -= Decimal("0.01")
+            assert await wait_for(lambda: not loop.held, 10.0), loop.summary()["last"]
+
+    asyncio.run(run())
+
+
+def count_opens(host: LiveHostActor, route: str) -> int:
+    return sum(cid.rsplit("-", 1)[1].startswith("o") for cid in host.routes[route].issued)
