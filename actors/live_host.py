@@ -149,6 +149,7 @@ class LiveHostActor(RiskFacade):
         self.recorder = RunRecorder(Path(self.spec.record_dir), self.spec.routes, self.spec.run_id)
         for base, route in self.routes.items():
             route.tap = self.recorder.tap(base, route.state)
+        self.market.recorder = self.recorder.venues
         self.recorder.start()
 
     async def _start_journal(self) -> None:

@@ -92,7 +92,40 @@ def book_mid(snap: BookSnapshot) -> float | None:
     """The mid of a book's best levels, or None for an empty, one-sided or crossed book."""
     if not snap.bids or not snap.asks:
         return None
-    bid, ask = snap.bids[0].price, snap.asks[0].price
+    return fx_mid(float(snap.bids[0].price), float(snap.asks[0].price))
+
+
+def fx_mid(bid: float, ask: float) -> float | None:
+    """USDT/KRW from the best levels of Upbit's KRW-USDT book (live and a recorded book alike: the same float
+    arithmetic on the same float prices); None for a crossed or empty side."""
     if not (0 < bid < ask):
         return None
-    return float((bid + ask) / 2)
+    return (bid + ask) / 2
+
+
+def fx_keep(rate: float, ts_venue: int, last_rate: float | None, last_ts_venue: int, refresh_ns: int) -> bool:
+    """Whether a book's rate is handed to the routes: a new rate, or the same one ``refresh_ns`` after the last
+    handed over (by the venue's time; else it would age out while the market is quiet)."""
+    return rate != last_rate or ts_venue - last_ts_venue >= refresh_ns
+
+
+def fx_from_books(ts_local: np.ndarray, ts_venue: np.ndarray, bid: np.ndarray, ask: np.ndarray,
+                  refresh_ns: int, valid_ns: int = FX_VALID_NS) -> EventBatch:
+    """The FX rows a live feed hands its routes from a sequence of KRW-USDT books (best bid/ask per book, NaN
+    for an empty side), in order: what a replay of a recorded KRW-USDT book must see."""
+    keep: list[int] = []
+    rates: list[float] = []
+    last: float | None = None
+    last_tv = -1
+    for k in range(ts_local.shape[0]):
+        mid = fx_mid(float(bid[k]), float(ask[k]))
+        if mid is None or not fx_keep(mid, int(ts_venue[k]), last, last_tv, refresh_ns):
+            continue
+        last, last_tv = mid, int(ts_venue[k])
+        keep.append(k)
+        rates.append(mid)
+    idx = np.array(keep, np.int64)
+    n = idx.shape[0]
+    return EventBatch(ts_local[idx].astype(np.int64), ts_venue[idx].astype(np.int64), np.full(n, VENUE_FX, np.int8),
+                      np.full(n, K_FX, np.int8), np.zeros(n, np.int8), np.array(rates, np.float64),
+                      np.full(n, float(valid_ns)))

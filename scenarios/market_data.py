@@ -104,6 +104,12 @@ def _fx_events(store: Store, start: int | None, end: int | None,
             ts = np.where(ts >= 0, ts, tv)
             return (fx_to_events(ts, _np(t, "price"), np.minimum(tv, ts), max_quote_age_ns),
                     FxSource.UPBIT_USDT_KRW.value)
+    if store.has("book", "upbit", "USDT-KRW"):  # a live run's recording: the book the live feed took FX from
+        from ..infra.live.venue_record import fx_from_book_table
+
+        fx = fx_from_book_table(_window(store.read("book", "upbit", "USDT-KRW"), start, end, lead_ns=7 * DAY_NS))
+        if len(fx):
+            return fx, FxSource.UPBIT_USDT_KRW.value
     if store.has("fx", "ref", "USD-KRW"):
         t = _window(store.read("fx", "ref", "USD-KRW"), start, end, lead_ns=7 * DAY_NS)
         if t.num_rows:

@@ -55,7 +55,14 @@ from ..core.route_state import (
     RouteState,
 )
 from ..core.rules import InstrumentRules
-from ..infra.live.run_record import COLUMNS, DECISIONS_FILE, KERNEL_DIR, RUN_FILE, chunk_digests, rules_from_json
+from ..infra.live.run_record import (
+    COLUMNS,
+    KERNEL_DIR,
+    RUN_FILE,
+    chunk_digests,
+    read_decisions,
+    rules_from_json,
+)
 
 FILLS = ("model", "live")
 RECORDING = ("data_gap", "event_order", "data_changed")  # causes in the recording itself
@@ -95,11 +102,8 @@ def find_store(run: Path) -> Path:
 def load_run(store: Path) -> tuple[dict[str, Any], dict[str, RouteRecording]]:
     run = json.loads((store / RUN_FILE).read_text())
     live: dict[str, list[Record]] = defaultdict(list)
-    if (store / DECISIONS_FILE).exists():
-        for line in (store / DECISIONS_FILE).read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                live[rec.pop("route")].append(rec)
+    for rec in read_decisions(store):
+        live[rec.pop("route")].append(rec)
     out = {}
     for route, spec in run["routes"].items():
         d = store / KERNEL_DIR / route

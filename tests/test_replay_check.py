@@ -22,7 +22,7 @@ from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.events import EventBatch
 from arbitrage_lite.core.rules import binance_rules
 from arbitrage_lite.infra.config_tree import apply_sets
-from arbitrage_lite.infra.live.run_record import DECISIONS_FILE, KERNEL_DIR, RunRecorder
+from arbitrage_lite.infra.live.run_record import KERNEL_DIR, RunRecorder, read_decisions
 from arbitrage_lite.infra.venues.fake.server import FakeVenues
 from arbitrage_lite.infra.venues.fake.synthetic import SyntheticSpec
 from arbitrage_lite.scenarios.live import _binance_rules, _endpoints_from_fakes
@@ -62,8 +62,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LiveHostActor]:
 
 
 def _intents(out: Path) -> list[dict[str, Any]]:
-    lines = (out / "store" / DECISIONS_FILE).read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["kind"] == "intent"]
+    return [r for r in read_decisions(out / "store") if r["kind"] == "intent"]
 
 
 def test_live_records_every_leg_it_sent_and_every_row_it_ran(run: tuple[Path, LiveHostActor]) -> None:
@@ -89,8 +88,7 @@ def test_replay_with_live_fills_takes_the_same_decisions(run: tuple[Path, LiveHo
 def test_replay_with_the_fill_model_explains_every_difference(run: tuple[Path, LiveHostActor]) -> None:
     out, _ = run
     res = check_run(out, fills="model", risk="allow")
-    live_fills = [json.loads(x) for x in (out / "store" / DECISIONS_FILE).read_text().splitlines()]
-    assert any(r["kind"] == "fill" for r in live_fills)
+    assert any(r["kind"] == "fill" for r in read_decisions(out / "store"))
     for r in res["routes"].values():
         for d in r["differences"]:
             assert d["reason"] in REASONS, d  # nothing unexplained: fills or verdicts differed first
@@ -199,3 +197,23 @@ def test_each_difference_gets_its_most_direct_cause() -> None:
     assert [(d["what"], d["reason"]) for d in res["differences"]] == [("only in live", "data_gap")]
     res = compare([*live[:1], _rec("intent", (4, 0), trip=1, ts=40)], live[:1], [])
     assert [d["reason"] for d in res["differences"]] == ["unexplained"]
+
+
+def test_the_venue_recording_rebuilds_the_fx_live_handed_its_routes(run: tuple[Path, LiveHostActor]) -> None:
+    from arbitrage_lite.core.events import VENUE_FX
+    from arbitrage_lite.infra.data.store import Store
+    from arbitrage_lite.scenarios.market_data import _fx_events
+
+    out, host = run
+    store = Store(out / "store")
+    have = {(s.kind, s.venue, s.symbol) for s in store.series() if s.rows}
+    for base in host.routes:
+        assert {("book", "upbit", f"{base}-KRW"), ("book", "binance", f"{base}-USDT"),
+                ("depth_diff", "binance", f"{base}-USDT")} <= have
+    _, routes = load_run(find_store(out))
+    chunks, _ = recorded_chunks(routes["BTC"])
+    live_fx = [(int(b.ts[i]), int(b.ts_venue[i]), float(b.px[i]), float(b.qty[i]))
+               for _, b in chunks for i in np.flatnonzero(b.venue == VENUE_FX)]
+    fx, _source = _fx_events(store, None, None)
+    rebuilt = list(zip(fx.ts.tolist(), fx.ts_venue.tolist(), fx.px.tolist(), fx.qty.tolist(), strict=True))
+    assert live_fx and rebuilt[:len(live_fx)] == live_fx  # the same rows (live may stop before the last book)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.events import VENUE_BINANCE, VENUE_UPBIT, EventBatch
-from ...core.market_events import book_events, book_mid, delta_events, fx_event
+from ...core.market_events import book_events, book_mid, delta_events, fx_event, fx_keep
 from ...core.venue import BookDelta, BookSnapshot, Rejected
 from ..venues.stream_loop import Marker
 
@@ -79,6 +79,7 @@ class LiveMarket:
         self.fx_ts_venue = -1
         self.counts = {"upbit": FeedCounts(), "binance": FeedCounts()}
         self.tracer: Any = None  # infra.live.trace.LiveTracer: each delivered message's key (benchmarks only)
+        self.recorder: Any = None  # infra.live.venue_record.VenueRecorder: every venue item (recorded runs)
         self.broken: dict[tuple[str, str], int] = {}  # (venue, base) -> when its book broke (time_ns)
         self.breaks: list[BookBreak] = []
 
@@ -97,6 +98,8 @@ class LiveMarket:
         counts = self.counts["upbit"]
         async for item in stream:
             received = time.perf_counter_ns()
+            if self.recorder is not None:
+                self.recorder.items.append(("upbit", item))
             if isinstance(item, BookSnapshot):
                 self.books[("upbit", item.symbol)] = item
                 counts.last_local_ns = item.ts_local
@@ -119,6 +122,8 @@ class LiveMarket:
         counts = self.counts["binance"]
         async for item in stream:
             received = time.perf_counter_ns()
+            if self.recorder is not None:
+                self.recorder.items.append(("binance", item))
             if isinstance(item, BookDelta | BookSnapshot):
                 base = self.by_binance.get(item.symbol)
                 counts.last_local_ns = item.ts_local
@@ -147,7 +152,7 @@ class LiveMarket:
         if mid is None:
             self.counts["upbit"].rejected["fx_book"] += 1
             return
-        if mid == self.fx_rate and snap.ts_venue - self.fx_ts_venue < FX_REFRESH_NS:
+        if not fx_keep(mid, snap.ts_venue, self.fx_rate, self.fx_ts_venue, FX_REFRESH_NS):
             return  # unchanged and recent: the routes have it (its age is judged from the venue time it came with)
         self.fx_rate, self.fx_ts_venue = mid, snap.ts_venue
         self.counts["upbit"].fx += 1

@@ -7,14 +7,15 @@ are in, within its slice). So each chunk is recorded as the kernel got it: its r
 number, watermark and arrival time (``perf_counter_ns`` of the message that started it, ``time_ns`` when it
 ran), with a row count and two checksums (ordered, order-free) that tell a lost row from a reordered one.
 
-Decisions (core.decisions: intents, risk verdicts, fills) go to ``decisions.jsonl``, one JSON line each.
+Decisions (core.decisions: intents, risk verdicts, fills) go to ``decisions-*.jsonl``, one JSON line each.
 
 Layout under ``root`` (``<out>/store`` of a live run; the Store ignores ``_``-prefixed folders)::
 
     run.json                                  run id, each route's EngineConfig and Binance rules
-    decisions.jsonl                           {"route", "kind", "chunk", "offset", ...} per line
+    decisions-<session>-<n>.jsonl             {"route", "kind", "chunk", "offset", ...} per line
     _kernel/<BASE>/rows-<session>-<n>.parquet  chunk, ts, ts_venue, venue, kind, side, px, qty
     _kernel/<BASE>/chunks-<session>-<n>.parquet chunk, watermark, received_ns, wall_ns, rows, crc, digest
+    book/, depth_diff/, markers/ ...           the venue messages as the recorder stores them (venue_record)
 
 Memory is bounded: everything is buffered at most ``flush_s`` seconds or ``max_rows`` rows, then written as
 new segment files (temp file + rename) off the event loop; a crash loses at most one flush interval.
@@ -46,7 +47,7 @@ from ...core.rules import InstrumentRules
 
 KERNEL_DIR = "_kernel"
 RUN_FILE = "run.json"
-DECISIONS_FILE = "decisions.jsonl"
+DECISIONS = "decisions-*.jsonl"  # one file per flush, read in name order (read_decisions)
 COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
 ROW_SCHEMA = pa.schema([("chunk", pa.int64()), ("ts", pa.int64()), ("ts_venue", pa.int64()), ("venue", pa.int8()),
                         ("kind", pa.int8()), ("side", pa.int8()), ("px", pa.float64()), ("qty", pa.float64())])
@@ -71,6 +72,14 @@ def chunk_digests(batch: EventBatch) -> tuple[int, int]:
         row ^= row >> np.uint64(29)
         total = int(row.sum(dtype=np.uint64))
     return crc, total - (1 << 64) if total >= 1 << 63 else total
+
+
+def read_decisions(root: Path) -> list[dict[str, Any]]:
+    """Every decision record of a recorded run, in the order live took them (``route`` in each)."""
+    out = []
+    for path in sorted(Path(root).glob(DECISIONS)):
+        out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
 
 
 def rules_json(rules: InstrumentRules) -> dict[str, Any]:
@@ -124,8 +133,12 @@ class RunRecorder:
     """One per live host: taps for its routes, a flusher task, the files above."""
 
     def __init__(self, root: Path, routes: dict[str, tuple[EngineConfig, InstrumentRules]], run_id: str,
-                 flush_s: float = 2.0, max_rows: int = 200_000) -> None:
+                 flush_s: float = 2.0, max_rows: int = 200_000, venues: bool = True) -> None:
+        """``venues``: also the venue messages, in the recorder's format (infra.live.venue_record)."""
+        from .venue_record import VenueRecorder
+
         self.root = Path(root)
+        self.venues = VenueRecorder(self.root, list(routes)) if venues else None
         self.flush_s, self.max_rows = flush_s, max_rows
         self.session = f"{time.time_ns():020d}"
         self.buf = _Buffers()
@@ -142,13 +155,20 @@ class RunRecorder:
         return RouteTap(self, route, state)
 
     def start(self) -> None:
+        self._stop = asyncio.Event()
         self.task = asyncio.ensure_future(self._flusher())
 
     async def _flusher(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_s)
-            taken = self.take()
-            await asyncio.to_thread(self.write, taken)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.flush_s)
+            taken, items = self.take(), self.venues.take() if self.venues is not None else []
+            await asyncio.to_thread(self._write_all, taken, items)
+
+    def _write_all(self, taken: _Buffers, items: list[tuple[str, Any]]) -> None:
+        self.write(taken)
+        if self.venues is not None:
+            self.venues.drain(items)
 
     def take(self) -> _Buffers:
         """Swap the buffers out (on the event loop, where the taps write)."""
@@ -172,7 +192,7 @@ class RunRecorder:
                          pa.table({f.name: list(meta[i]) for i, f in enumerate(CHUNK_SCHEMA)}, schema=CHUNK_SCHEMA))
             self.stats["chunks"] += len(parts)
         if b.decisions:
-            with open(self.root / DECISIONS_FILE, "a", encoding="utf-8") as f:
+            with open(self.root / f"decisions-{self.session}-{b.number:06d}.jsonl", "w", encoding="utf-8") as f:
                 f.write("\n".join(b.decisions) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
@@ -181,12 +201,15 @@ class RunRecorder:
         self.stats["flushes"] += 1
 
     async def close(self) -> dict[str, int]:
-        """Stop the flusher and write what is left (after the routes have finished)."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        self.write(self.take())
+        """Stop the flusher, write what is left (after the routes have finished), compact the venue data."""
+        if self.task is not None:  # its last round writes what is left (after a write in flight: in order)
+            self._stop.set()
+            await self.task
+        else:
+            self.write(self.take())
+        if self.venues is not None:
+            self.stats["venue_items"] = self.venues.handled
+            self.stats["venue_segments"] = await asyncio.to_thread(self.venues.close)
         return dict(self.stats)
 
 
