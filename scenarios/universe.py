@@ -26,6 +26,7 @@ import numpy as np
 from ..core.config import EngineConfig, GuardConfig
 from ..core.events import (
     DECISION_KINDS,
+    K_BOOK_END,
     K_STATUS,
     STATUS_EXCHANGE,
     STATUS_HISTORY,
@@ -97,11 +98,12 @@ def iso(ts_ns: int | None) -> str | None:
 
 def _series(store: Store, venue: str, symbol: str, kind: str, start: int | None,
             end: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(replay ts, price) of a coin's decision prices (last trades or 1m closes)."""
+    """(replay ts, price) of a coin's decision prices (last trades or 1m closes); for L2 books the decision times
+    (a BOOK_END carries no price: 0), which is all ``_span`` needs (books never enter the pair guard's premiums)."""
     from .market_data import _venue_events
 
     ev = _venue_events(store, kind, venue, symbol, VENUE_UPBIT if venue == "upbit" else VENUE_BINANCE, start, end)
-    m = np.isin(ev.kind, DECISION_KINDS) & (ev.px > 0)
+    m = np.isin(ev.kind, DECISION_KINDS) & ((ev.px > 0) | (ev.kind == K_BOOK_END))
     return ev.ts[m], ev.px[m]
 
 

@@ -217,3 +217,13 @@ def test_the_venue_recording_rebuilds_the_fx_live_handed_its_routes(run: tuple[P
     fx, _source = _fx_events(store, None, None)
     rebuilt = list(zip(fx.ts.tolist(), fx.ts_venue.tolist(), fx.px.tolist(), fx.qty.tolist(), strict=True))
     assert live_fx and rebuilt[:len(live_fx)] == live_fx  # the same rows (live may stop before the last book)
+
+
+def test_a_recorded_live_run_backtests_from_its_store(run: tuple[Path, LiveHostActor], tmp_path: Path) -> None:
+    out, _ = run
+    bt = tmp_path / "bt"
+    assert main(["backtest", "--store", str(out / "store"), "--routes", "BTC,ETH", "--out", str(bt), "--no-ray",
+                 "--no-progress"]) == 0
+    summary = json.loads((bt / "summary.json").read_text())
+    assert (summary["data"]["resolution"], summary["data"]["fx_source"]) == ("book", "upbit_krw_usdt")
+    assert summary["funnel"]["decisions"] > 0
