@@ -1,4 +1,4 @@
-"""A route's decisions read off its kernel state: the intents (legs sent), the risk verdicts and the fills.
+"""A route's decisions read off its kernel state: intents (legs sent), risk verdicts, fills, kill-switch flattens.
 
 Live and the replay check both call :meth:`DecisionObserver.observe` at the same points of the same driver
 loop (after every ``route_step`` return and after every verdict), so two runs that took the same decisions
@@ -34,6 +34,7 @@ from .route_state import (
     S_CAND_DIR,
     S_CAND_QTY,
     S_CAND_TS,
+    S_FLATTEN,
     S_NF,
     S_PACT,
     S_PDEC,
@@ -61,16 +62,27 @@ class DecisionObserver:
     passed: int = 0
     rejected: int = 0
     intents: int = 0
+    step_at: tuple[int, int] = (-1, 0)  # where the kernel's next step starts (the last look's position)
+    flatten_on: bool = False
 
     def begin_chunk(self, number: int, state: RouteState) -> None:
         self.chunk, self.chunk_start = number, int(state.counters[C_EVENTS])
+        self.step_at = (number, 0)
+
+    def position(self, state: RouteState) -> tuple[int, int]:
+        return self.chunk, int(state.counters[C_EVENTS]) - self.chunk_start
 
     def observe(self, state: RouteState, rejections: list[str]) -> list[Record]:
         """New verdicts, fills and intents since the last call, in that order (a verdict precedes its legs;
         fills come in before the decisions they allow). ``rejections``: the risk triggers so far, in order."""
         si, sf, legs = state.si, state.sf, state.legs
-        at = {"chunk": self.chunk, "offset": int(state.counters[C_EVENTS]) - self.chunk_start}
+        pos = self.position(state)
+        at = {"chunk": pos[0], "offset": pos[1]}
         out: list[Record] = []
+        if si[S_FLATTEN] and not self.flatten_on:  # the kill switch (set between looks): the step from here saw it
+            out.append({"chunk": self.step_at[0], "offset": self.step_at[1], "kind": "flatten"})
+        self.flatten_on = bool(si[S_FLATTEN])
+        self.step_at = pos
         passed, rejected = int(state.counters[C_PASSED_RISK]), int(state.counters[C_REJ_RISK])
         # observed right after every verdict, so at most one is new here
         for allowed in [True] * (passed - self.passed) + [False] * (rejected - self.rejected):

@@ -8,9 +8,12 @@ position (chunk, events of it applied). What the replay cannot see, it takes fro
 
 * fills: ``model`` -- the backtest's fill model (``book.execute_leg`` on the kernel's own book, what a backtest
   fills); ``live`` -- the venue fills live booked for the same leg;
-* risk verdicts: ``live`` -- the live RiskCoordinator's answer to the same question (n-th ask; its inputs, the
-  other routes and the portfolio, are not in one route's recording); ``allow`` -- no coordinator, as a backtest
-  of one route without risk limits.
+* risk verdicts: ``live`` -- the live RiskCoordinator's answer to the open asked at the same event (its inputs,
+  the other routes and the portfolio, are not in one route's recording); ``allow`` -- no coordinator, as a
+  backtest of one route without risk limits.
+
+The kill switch (a flatten request, set between two kernel steps) is recorded where live's kernel first saw it
+and set there again.
 
 With ``--fills live --risk live`` nothing differs but the inputs, so any difference there is a recording that
 lost, changed or reordered rows, or a replay that is not deterministic. Each difference gets a reason: the
@@ -47,9 +50,9 @@ from ..core.route_state import (
     L_READY,
     L_SIDE,
     L_VENUE,
+    S_FLATTEN,
     S_PACT,
     S_PDEC,
-    S_PTRIP,
     ST_NEED_FILLS,
     ST_NEED_RISK,
     RouteState,
@@ -167,11 +170,13 @@ def replay_route(rec: RouteRecording, fills: str = "model", risk: str = "live") 
     params = kernel_params(rec.cfg, rec.rules)
     state = RouteState.new(N_COUNTERS)
     obs = DecisionObserver()
-    live_fills: dict[tuple[int, str, int, int], list[Record]] = defaultdict(list)
+    live_fills: dict[tuple[str, int, int], list[Record]] = defaultdict(list)
     for r in rec.live:
         if r["kind"] == "fill":
-            live_fills[leg_key(r)].append(r)
-    verdicts = {int(r["n"]): r for r in rec.live if r["kind"] == "verdict"}
+            live_fills[leg_key(r)[1:]].append(r)
+    # by position, not by count: a candidate only one side had must not shift the answers of later ones
+    verdicts = {_pos(r): r for r in rec.live if r["kind"] == "verdict"}
+    flattens = {_pos(r) for r in rec.live if r["kind"] == "flatten"}
     rejections: list[str] = []
     out: list[Record] = []
     chunks, causes = recorded_chunks(rec)
@@ -179,10 +184,13 @@ def replay_route(rec: RouteRecording, fills: str = "model", risk: str = "live") 
         obs.begin_chunk(number, state)
         i = 0
         while True:
+            if flattens and obs.position(state) in flattens:  # the kill switch, where live's kernel first saw it
+                flattens.discard(obs.position(state))
+                state.si[S_FLATTEN] = 1
             status, i = step(state, batch, i, len(batch), False, False, params)
             out += obs.observe(state, rejections)
             if status == ST_NEED_RISK:
-                v = verdicts.get(obs.passed + obs.rejected) if risk == "live" else None
+                v = verdicts.get(obs.position(state)) if risk == "live" else None
                 allowed = True if v is None else bool(v["allowed"])
                 if not allowed:
                     rejections.append(str(v["trigger"]) if v is not None else "")
@@ -219,11 +227,12 @@ def _model_fills(state: RouteState, params: np.ndarray, slot: int) -> list[tuple
     return [("model", int(px[j]), int(qty[j]), Decimal(0)) for j in range(k)]
 
 
-def _live_fills(state: RouteState, slot: int, live: dict[tuple[int, str, int, int], list[Record]]
+def _live_fills(state: RouteState, slot: int, live: dict[tuple[str, int, int], list[Record]]
                 ) -> list[tuple[str, int, int, Decimal]]:
+    """Live's fills of the same leg: action, venue and decision time (trip numbers shift after a divergence)."""
     si, lg = state.si, state.legs[slot]
     action = ACTIONS[2] if slot >= 2 else ACTIONS[int(si[S_PACT])]
-    key = (int(si[S_PTRIP]), action, int(lg[L_VENUE]), int(si[S_PDEC]))
+    key = (action, int(lg[L_VENUE]), int(si[S_PDEC]))
     return [("live", int(r["px"]), int(r["qty"]), Decimal(0)) for r in live.get(key, [])]
 
 

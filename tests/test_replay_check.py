@@ -20,6 +20,7 @@ from arbitrage_lite.actors.live_host import LiveHostActor, LiveSpec
 from arbitrage_lite.cli import main
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.events import EventBatch
+from arbitrage_lite.core.route_state import S_POS_DIR
 from arbitrage_lite.core.rules import binance_rules
 from arbitrage_lite.infra.config_tree import apply_sets
 from arbitrage_lite.infra.live.run_record import KERNEL_DIR, RunRecorder, read_decisions
@@ -45,8 +46,14 @@ async def _live(out: Path) -> LiveHostActor:
     await host.start()
     try:
         end = time.monotonic() + 25.0
-        while time.monotonic() < end and sum(len(r.feed.reported_closes) for r in host.routes.values()) < 2:
-            await asyncio.sleep(0.1)
+        flattened = False
+        while time.monotonic() < end and (sum(len(r.feed.reported_closes) for r in host.routes.values()) < 2
+                                          or not flattened):
+            held = [r for r in host.routes.values() if r.state.si[S_POS_DIR] != 0]
+            if held and not flattened:  # the kill switch on a held position: an outside input replay must get
+                await held[0].flatten()
+                flattened = True
+            await asyncio.sleep(0.02)
         await host.stop()
     finally:
         await fakes.stop()
@@ -227,3 +234,21 @@ def test_a_recorded_live_run_backtests_from_its_store(run: tuple[Path, LiveHostA
     summary = json.loads((bt / "summary.json").read_text())
     assert (summary["data"]["resolution"], summary["data"]["fx_source"]) == ("book", "upbit_krw_usdt")
     assert summary["funnel"]["decisions"] > 0
+
+
+def test_the_kill_switch_is_recorded_and_replayed(run: tuple[Path, LiveHostActor], tmp_path: Path) -> None:
+    out, host = run
+    flattens = [r for r in read_decisions(out / "store") if r["kind"] == "flatten"]
+    assert len(flattens) == 1  # the fixture flattened one held position once
+    route = flattens[0]["route"]
+    assert check_run(out, fills="live", risk="live")["routes"][route]["differences"] == []
+    bad = tmp_path / "bad"
+    shutil.copytree(out / "store", bad / "store")
+    for path in (bad / "store").glob("decisions-*.jsonl"):
+        kept = [x for x in path.read_text().splitlines() if '"kind":"flatten"' not in x]
+        path.write_text("".join(x + "\n" for x in kept))
+    without = check_run(bad, fills="live", risk="live")["routes"][route]["differences"]
+    exits = [t.exit_reason for t in asyncio.run(host.result(route)).trips]
+    # without the record the replay can only differ where live closed because of it
+    assert bool(without) == ("flatten" in exits)
+    assert all(d["reason"] == "unexplained" for d in without[:1])
