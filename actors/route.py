@@ -485,6 +485,11 @@ class RouteActor:
                                                     now, fee=fee))
             self.orders[cid] = order
             return
+        if report.status is OrderStatus.REJECTED and not report.fills:  # refused (locally or by the venue): it
+            # was never accepted, and an ACK first would leave the journal saying ACCEPTED (REJECT after ACK is
+            # not a transition), an order the venue never had
+            self.orders[cid] = order.apply(OrderEvent(EventKind.REJECT, report.ts_venue, now, reason=report.reason))
+            return
         order = order.apply(OrderEvent(EventKind.ACK, report.ts_venue, now))
         for trade_id, px, qty, fee in report.fills:
             order = order.apply(OrderEvent.fill(trade_id, units_to_dec(qty), units_to_dec(px), report.ts_venue, now,

@@ -138,9 +138,10 @@ async def _timed(call: Awaitable[T], timeout_s: float) -> T | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-async def venue_view(access: VenueAccess, orders: Iterable[JournalOrder], now_ns: int, *, timeout_s: float = 5.0,
-                     concurrency: int = 4) -> VenueView:
-    """Query ``orders`` (those of this venue) by client id, then open orders and balances."""
+async def ask_orders(access: VenueAccess, orders: Iterable[JournalOrder], now_ns: int, *, timeout_s: float = 5.0,
+                     concurrency: int = 4) -> dict[str, OrderEvent]:
+    """Query ``orders`` (those of this venue) by client id, ``concurrency`` at a time: the answer per client id
+    (UNKNOWN with the reason when the call timed out or failed)."""
     client = access.client
     gate = asyncio.Semaphore(concurrency)
     mine = [o for o in orders if o.venue == client.venue]
@@ -154,12 +155,19 @@ async def venue_view(access: VenueAccess, orders: Iterable[JournalOrder], now_ns
         return got
 
     answers = await asyncio.gather(*(ask(o) for o in mine))
+    return {o.client_id: a for o, a in zip(mine, answers, strict=True)}
+
+
+async def venue_view(access: VenueAccess, orders: Iterable[JournalOrder], now_ns: int, *, timeout_s: float = 5.0,
+                     concurrency: int = 4) -> VenueView:
+    """Query ``orders`` (those of this venue) by client id, then open orders and balances."""
+    client = access.client
+    answers = await ask_orders(access, orders, now_ns, timeout_s=timeout_s, concurrency=concurrency)
     listed = await _timed(client.open_orders(), timeout_s)
     held = await _timed(client.balances(), timeout_s)
     errors = tuple(f"{what}: {got}" for what, got in (("open orders", listed), ("balances", held))
                    if isinstance(got, str))
-    return VenueView(client.venue, now_ns, {o.client_id: a for o, a in zip(mine, answers, strict=True)},
-                     None if isinstance(listed, str) else list(listed),
+    return VenueView(client.venue, now_ns, answers, None if isinstance(listed, str) else list(listed),
                      None if isinstance(held, str) else list(held), errors=errors)
 
 

@@ -113,7 +113,14 @@ def _status_line(st: dict[str, Any]) -> str:
     med = sorted(prem)[len(prem) // 2] if prem else float("nan")
     return (f"[{st['uptime_s']:7.1f}s] routes {len(routes)}  premium med {med:+7.1f} bps  open {open_}  trips {trips}"
             f"  net {net:+,.0f} KRW  risk {halted}  msgs {feeds}  fx {st['fx'] or 0:.2f}"
-            + (f"  ERRORS {len(st['errors'])}" if st["errors"] else ""))
+            + _recon_part(st.get("reconciliation")) + (f"  ERRORS {len(st['errors'])}" if st["errors"] else ""))
+
+
+def _recon_part(rec: dict[str, Any] | None) -> str:
+    """Reconciliation: passes so far, and the routes it holds (no new opens until a pass is clean)."""
+    if not rec:
+        return ""
+    return f"  recon {rec['passes']} " + (f"HELD {','.join(rec['held'])}" if rec["held"] else "ok")
 
 
 async def _run(req: LiveRequest) -> dict[str, Any]:
@@ -147,7 +154,8 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
         cfg = req.config
         capital = capital_krw(cfg) * len(bases)
         spec = LiveSpec({b: (cfg, rules[b]) for b in bases}, binance, upbit, req.run_id, cfg.risk, capital,
-                        req.shadow, req.caps, req.slippage_bps, req.journal_dir, req.journal_dsn,
+                        req.shadow, req.caps, req.slippage_bps,
+                        req.journal_dir or str(req.out / "journal"), req.journal_dsn,
                         record_dir=str(req.out / "store") if req.record else None)
         warm_up()
         ray = ensure_ray()
@@ -165,7 +173,8 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
         stats = [await host.stats.remote(b) for b in bases]
         status = await host.status.remote()
         risk_report = status.pop("risk")
-        extras = {"started": started, "wall_s": wall, "host": stopped, "status": status,
+        extras = {"started": started, "wall_s": wall, "reconciliation": stopped.pop("reconciliation", None),
+                  "host": stopped, "status": status,
                   "alerts": await alerts.alerts.remote(), "portfolio": await portfolio.report.remote(),
                   "routes": [{k: v for k, v in s.items() if k != "latencies_s"} for s in stats],
                   "decision_latency_ms": _percentiles([x * 1e3 for s in stats for x in s["latencies_s"]]),

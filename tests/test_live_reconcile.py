@@ -18,9 +18,12 @@ from arbitrage_lite.actors.route_host import _Local
 from arbitrage_lite.core.alerts import RECONCILE_MISMATCH
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.domain import Side
+from arbitrage_lite.core.reconcile import Resolution
 from arbitrage_lite.core.venue import CancelOrder, OrderState, OrderType, PlaceOrder
 from arbitrage_lite.infra.config_tree import apply_sets
+from arbitrage_lite.infra.journal import Kind
 from arbitrage_lite.infra.live.reconcile_loop import ReconcileSettings
+from arbitrage_lite.infra.reconcile_io import journal_orders
 from arbitrage_lite.infra.venues.fake.server import FakeVenues
 from arbitrage_lite.infra.venues.fake.synthetic import SyntheticSpec
 from arbitrage_lite.scenarios.live import _binance_rules, _endpoints_from_fakes
@@ -112,7 +115,6 @@ def test_clean_run_trades_and_every_pass_is_clean(tmp_path: Path) -> None:
     # the venues hold what the baseline plus this run's fills say, to the unit
     assert as_dec(s["balances"]) == as_dec(s["expected"]), (s["balances"], s["expected"])
     assert as_dec(s["balances"]) != as_dec(s["baseline"])  # the run traded: balances moved
-    print({k: s[k] for k in ("passes", "pass_ms", "gate", "orders_kept", "journal_rows_read", "baseline", "balances")})
 
 
 async def set_faults(fakes: FakeVenues, venue: str, **faults: int) -> None:
@@ -188,3 +190,86 @@ def test_money_moved_behind_the_journal_halts_only_its_route(tmp_path: Path) -> 
 
 def count_opens(host: LiveHostActor, route: str) -> int:
     return sum(cid.rsplit("-", 1)[1].startswith("o") for cid in host.routes[route].issued)
+
+
+async def journal_unknown_order(tmp: Path, fakes: FakeVenues) -> str:
+    """An earlier run ("prev") that sent an Upbit buy and never learned its outcome: the venue accepted it and
+    answered 5xx (fault error_after_accept), the run died. Its journal holds the intent, SUBMIT and TIMEOUT."""
+    from arbitrage_lite.actors.journal import JournalActor
+    from arbitrage_lite.core.client_ids import ClientIdFactory
+    from arbitrage_lite.core.domain import Venue
+    from arbitrage_lite.core.order_fsm import EventKind, Order, OrderEvent
+    from arbitrage_lite.infra.journal import intent_record, order_event_record
+
+    jdir = tmp / "journal"
+    jdir.mkdir(parents=True)
+    journal = JournalActor(jdir / "prev.overflow.jsonl", sqlite_path=jdir / "journal.sqlite3")
+    await journal.start()
+    cid = ClientIdFactory("prev").next("BTC", "ou")
+    order = Order(cid, Venue.UPBIT, "BTC-KRW", Side.BUY, Decimal("0.001"))
+    await journal.write_intent(intent_record("prev", "BTC", order, time.time_ns(), role="open"))
+    order = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
+    await journal.submit([order_event_record("prev", "BTC", order)])
+    client = upbit_client(fakes)
+    try:
+        assert fakes.upbit is not None
+        ask = fakes.upbit.engine.books["KRW-BTC"].asks[0][0]
+        price = (ask * Decimal("1.01") // 1000 + 1) * 1000  # marketable (BTC's tick is 1,000 KRW): it fills
+        await set_faults(fakes, "upbit", error_after_accept=1)
+        ev = await client.place(PlaceOrder(cid, "KRW-BTC", Side.BUY, OrderType.IOC, Decimal("0.001"), price))
+    finally:
+        await client.close()
+    assert ev.state is OrderState.UNKNOWN, ev  # accepted, but the answer was a 5xx
+    order = order.apply(OrderEvent(EventKind.TIMEOUT, -1, time.time_ns()))
+    await journal.submit([order_event_record("prev", "BTC", order)])
+    await journal.close()
+    return cid
+
+
+def engine_orders(fakes: FakeVenues, cid: str) -> list[Any]:
+    return [o for f in (fakes.upbit, fakes.binance) if f is not None for o in f.engine.orders.values()
+            if o.client_id == cid]
+
+
+def test_unknown_outcomes_are_settled_by_client_id_and_never_resent(tmp_path: Path) -> None:
+    async def run() -> None:
+        fakes = FakeVenues(synthetic=SyntheticSpec(coins=BASES, seed=1))
+        await fakes.start()
+        try:
+            cid = await journal_unknown_order(tmp_path, fakes)
+            [venue_order] = engine_orders(fakes, cid)
+            async with live(tmp_path, prior=("prev",), fakes=fakes) as (host, _f, alerts):
+                loop = host.reconciler
+                assert loop is not None and loop.last is not None
+                [check] = [c for c in loop.last.orders if c.client_id == cid]  # settled by the first pass
+                assert check.resolution is Resolution.RESOLVED and check.venue_filled_qty == venue_order.filled
+                assert loop.booked == 1 and not loop.held
+                # booked under its own run: a later pass finds the journal and the venue agreeing (then no more
+                # asks about it)
+                assert await wait_for(lambda: cid in loop.state.verified, 10.0)
+                rows = [r for k in (Kind.INTENT, Kind.ORDER_EVENT, Kind.FILL)
+                        for r in await host.journal.records.remote("prev", k)]
+                booked = journal_orders(rows)[cid]
+                assert booked.status is check.venue_status and booked.status.is_terminal
+                assert booked.filled_qty == venue_order.filled > 0 and len(booked.trade_ids) == len(venue_order.fills)
+                # this run's own unknown outcome: Binance accepts the next order and answers 5xx; the gateway
+                # asks by client id until it knows, the route books it, reconciliation agrees
+                sent = host.gateways[1].stats.sent
+                await set_faults(fakes, "binance", error_after_accept=1)
+                assert await wait_for(lambda: host.gateways[1].stats.sent > sent + 1, 20.0)
+                passes = loop.passes
+                assert await wait_for(lambda: loop.passes >= passes + 3, 10.0)
+                assert alerts.of("reconcile") == [], alerts.of("reconcile")
+            issued = [c for r in host.routes.values() for c in r.issued]
+            assert cid not in issued and len(engine_orders(fakes, cid)) == 1  # never sent again
+            for c in issued:
+                assert len(engine_orders(fakes, c)) <= 1, c  # no id reached a venue twice
+            s = loop.summary()
+            assert s["passes"] == s["clean_passes"], s["last"]
+            gw = host.gateways[1].stats
+            assert gw.queries >= 1 and gw.estimated_fills >= 1  # the 5xx: asked by id; Binance lists no fills
+            assert s["adjustments"], "the estimated fill's price is taken from the venue's balance, within its band"
+        finally:
+            await fakes.stop()
+
+    asyncio.run(run())

@@ -51,7 +51,7 @@ from ...core.reconcile import (
 )
 from ...core.venue import Balance, Fill
 from ..journal import JournalRecord, Kind
-from ..reconcile_io import ESTIMATE_SUFFIX, OrderFold, VenueAccess, to_ask, venue_view
+from ..reconcile_io import ESTIMATE_SUFFIX, OrderFold, VenueAccess, ask_orders, to_ask, venue_view
 
 ZERO = Decimal(0)
 NS = 1_000_000_000
@@ -153,6 +153,7 @@ class JournalState:
         self._counted: dict[str, set[str]] = {}  # client id -> trade ids already in ``deltas``
         # client id -> trade id -> its FILL order event: the venue's fee (a FILL record's is the model's)
         self._venue_fills: dict[str, dict[str, JournalRecord]] = {}
+        self.verified: set[str] = set()  # terminal orders a pass found as the journal has them: not asked again
         self.rows_read = 0
 
     async def read(self, journal: Any, now_ns: int, margin_ns: int) -> None:
@@ -211,6 +212,7 @@ class JournalState:
                 self.fold.forget(cid)
                 self._counted.pop(cid, None)
                 self._venue_fills.pop(cid, None)
+                self.verified.discard(cid)
 
 
 # ---- the loop
@@ -253,6 +255,7 @@ class ReconcileLoop:
         self.pass_ms: list[float] = []
         self.errors: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self.final = False
         self._one = asyncio.Lock()  # one pass at a time (the schedule, a drill's call, the stop)
 
     # ---- running
@@ -275,6 +278,7 @@ class ReconcileLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.final = True  # the routes are done: what they did not book, this pass books
         return await self.run_pass()
 
     async def run_pass(self) -> ReconcileReport:
@@ -298,14 +302,20 @@ class ReconcileLoop:
 
     async def _pass(self) -> ReconcileReport:
         s = self.settings
-        async with self.gate.hold(s.drain_s) as drained:
+        async with self.gate.hold(s.drain_s) as drained:  # what can still move: asked with no order in flight
             flushed = await self.flush()
             now = self.clock()
             await self.state.read(self.journal, now, int(s.margin_s * NS))
             orders = self.state.fold.orders()
-            ask = to_ask(orders.values(), now, int(s.recent_s * NS))
-            views = await asyncio.gather(*(venue_view(v, ask, now, timeout_s=s.timeout_s) for v in self.venues))
-        views = [replace(v, fills=self._settled_fills(ask, v.venue)) for v in views]
+            ask = [o for o in to_ask(orders.values(), now, int(s.recent_s * NS))
+                   if o.client_id not in self.state.verified]
+            unsure = [o for o in ask if not o.status.is_terminal]
+            views = await asyncio.gather(*(venue_view(v, unsure, now, timeout_s=s.timeout_s) for v in self.venues))
+        # orders the journal has settled cannot move at the venue any more: asked after the gate reopens
+        settled = [o for o in ask if o.status.is_terminal]
+        later = await asyncio.gather(*(ask_orders(v, settled, now, timeout_s=s.timeout_s) for v in self.venues))
+        views = [replace(v, answers={**v.answers, **more}, fills=self._settled_fills(ask, v.venue))
+                 for v, more in zip(views, later, strict=True)]
         engine = EngineView(orders, self._expected(), frozenset(self.routes))
         based = set(self.based)  # venues whose baseline is taken: the others' balances become it now
         report = merge([reconcile_venue(engine, v, self.cfg, with_balances=v.venue in based) for v in views])
@@ -317,7 +327,9 @@ class ReconcileLoop:
         if issues:
             report = build_report(report.ts_local, report.orders, report.balances, (*report.issues, *issues),
                                   frozenset(self.routes))
-        await self._book(report, orders)
+        await self._book(report, orders, now)
+        self.state.verified |= {c.client_id for c in report.orders
+                                if c.resolution is Resolution.MATCH and orders[c.client_id].status.is_terminal}
         self.state.forget_old(now, int(s.recent_s * NS))
         return report
 
@@ -369,11 +381,14 @@ class ReconcileLoop:
             checks.append(b)
         return build_report(report.ts_local, report.orders, tuple(checks), report.issues, frozenset(self.routes))
 
-    async def _book(self, report: ReconcileReport, orders: Mapping[str, JournalOrder]) -> None:
-        """Journal the venue's answer for unsettled orders no live route owns (earlier runs')."""
+    async def _book(self, report: ReconcileReport, orders: Mapping[str, JournalOrder], now: int) -> None:
+        """Journal the venue's answer for unsettled orders no live route will book: earlier runs', and at the
+        last pass (the routes stopped) this run's too -- a leg sent as the feeds stopped is never booked by its
+        route. Then fold them in, so the balances expected include them."""
         records: list[JournalRecord] = []
         for c in report.orders:
-            if c.resolution not in (Resolution.RESOLVED, Resolution.NOT_FOUND) or self.owned(c.client_id):
+            if c.resolution not in (Resolution.RESOLVED, Resolution.NOT_FOUND) or (
+                    not self.final and self.owned(c.client_id)):
                 continue
             intent = self.state.fold.intents.get(c.client_id)
             if intent is None:
@@ -384,6 +399,7 @@ class ReconcileLoop:
         if records:
             await self.journal.submit.remote(records)
             await self.flush()
+            await self.state.read(self.journal, now, int(self.settings.margin_s * NS))
 
     # ---- effects
     def _effects(self, report: ReconcileReport) -> None:
