@@ -273,3 +273,82 @@ def test_unknown_outcomes_are_settled_by_client_id_and_never_resent(tmp_path: Pa
             await fakes.stop()
 
     asyncio.run(run())
+
+
+class Rows:
+    """A journal's ``records(run_id, kind, since_ns)`` over a list, counting the rows it hands out."""
+
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+
+    async def records(self, run_id: str, kind: Any = None, since_ns: int | None = None) -> list[Any]:
+        return [r for r in self.rows if r.run_id == run_id and (kind is None or r.kind is kind)
+                and (since_ns is None or r.ts_local >= since_ns)]
+
+
+def filled_order_rows(n: int, ts: int) -> list[Any]:
+    """Order ``n`` of run "r1": a Binance buy of 0.01 BTC at 100 USDT, fee 0.00001 BTC, filled at ``ts``."""
+    from arbitrage_lite.core.client_ids import ClientIdFactory
+    from arbitrage_lite.core.domain import Venue
+    from arbitrage_lite.core.order_fsm import EventKind, Order, OrderEvent
+    from arbitrage_lite.infra.journal import intent_record, order_event_record
+
+    cid = ClientIdFactory("r1").next("BTC", "ob") if n == 0 else f"al-r1-{n + 1}-BTC-ob"
+    o = Order(cid, Venue.BINANCE, "BTC-USDT", Side.BUY, Decimal("0.01"))
+    rows = [intent_record("r1", "BTC", o, ts)]
+    for ev in (OrderEvent(EventKind.SUBMIT, -1, ts), OrderEvent(EventKind.ACK, ts, ts),
+               OrderEvent.fill(f"t{n}", Decimal("0.01"), Decimal(100), ts, ts, fee=Decimal("0.00001"))):
+        o = o.apply(ev)
+        rows.append(order_event_record("r1", "BTC", o))
+    return rows
+
+
+def test_the_journal_is_read_incrementally_and_forgotten_orders_keep_their_fills() -> None:
+    from arbitrage_lite.infra.live.reconcile_loop import JournalState
+
+    async def run() -> None:
+        rows = Rows()
+        journal = _Local(rows)
+        state = JournalState("r1", ("r1",), {"binance": "received"})
+        s = 1_000_000_000
+        for n in range(50):  # one order a second for 50 s; a pass every 10 s, recent window 20 s, margin 5 s
+            rows.rows += filled_order_rows(n, n * s)
+            if n % 10 == 9:
+                now = n * s + s // 2
+                await state.read(journal, now, 5 * s)
+                state.forget_old(now, 20 * s)
+                assert len(state.fold.intents) <= 21  # the recent window, not the whole run
+        assert state.deltas == {("binance", "BTC"): Decimal("0.01") * 50 - Decimal("0.00001") * 50,
+                                ("binance", "USDT"): Decimal(-50)}  # each fill once, though rows were re-read
+        assert state.rows_read < 2 * len(rows.rows)  # each read took the new rows and a margin, not everything
+
+    asyncio.run(run())
+
+
+def test_the_gate_holds_new_sends_and_waits_for_those_in_flight() -> None:
+    from arbitrage_lite.infra.live.reconcile_loop import SendGate
+
+    async def run() -> None:
+        gate = SendGate()
+        order: list[str] = []
+
+        async def send(name: str, hold_s: float) -> None:
+            await gate.enter()
+            order.append(f"{name} out")
+            await asyncio.sleep(hold_s)
+            order.append(f"{name} done")
+            gate.leave()
+
+        first = asyncio.create_task(send("a", 0.2))
+        await asyncio.sleep(0.05)
+        async with gate.hold(5.0) as drained:
+            order.append("pass reads")
+            assert drained
+            second = asyncio.create_task(send("b", 0.0))
+            await asyncio.sleep(0.1)
+            assert "b out" not in order  # held at the gate while the pass reads
+        await asyncio.gather(first, second)
+        assert order == ["a out", "a done", "pass reads", "b out", "b done"], order
+        assert gate.stats()["orders_delayed"] == 1 and gate.in_flight == 0
+
+    asyncio.run(run())
