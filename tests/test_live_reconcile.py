@@ -15,7 +15,7 @@ from typing import Any
 
 from arbitrage_lite.actors.live_host import LiveHostActor, LiveSpec
 from arbitrage_lite.actors.route_host import _Local
-from arbitrage_lite.core.alerts import RECONCILE_MISMATCH
+from arbitrage_lite.core.alerts import RECONCILE_MISMATCH, RECONCILE_UNVERIFIED
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.domain import Side
 from arbitrage_lite.core.reconcile import Resolution
@@ -59,8 +59,8 @@ async def wait_for(cond: Callable[[], Any], timeout_s: float) -> bool:
 
 
 @asynccontextmanager
-async def live(tmp: Path, *, run_id: str = "rectest", prior: tuple[str, ...] = (),
-               fakes: FakeVenues | None = None) -> AsyncIterator[tuple[LiveHostActor, FakeVenues, Alerts]]:
+async def live(tmp: Path, *, run_id: str = "rectest", prior: tuple[str, ...] = (), fakes: FakeVenues | None = None,
+               timeout_s: float = 5.0) -> AsyncIterator[tuple[LiveHostActor, FakeVenues, Alerts]]:
     """A host on the fakes (eager strategy, a SQLite journal in ``tmp``, a pass every 0.5 s)."""
     own = fakes is None
     fakes = fakes or FakeVenues(synthetic=SyntheticSpec(coins=BASES, seed=1))
@@ -71,7 +71,7 @@ async def live(tmp: Path, *, run_id: str = "rectest", prior: tuple[str, ...] = (
         cfg = apply_sets(EngineConfig(), EAGER)
         spec = LiveSpec({b: (cfg, rules[b]) for b in BASES}, binance, upbit, run_id, cfg.risk, Decimal(100_000_000),
                         journal_dir=str(tmp / "journal"),
-                        reconcile=ReconcileSettings(every_s=0.5, grace_s=2.0, prior_runs=prior))
+                        reconcile=ReconcileSettings(every_s=0.5, grace_s=2.0, prior_runs=prior, timeout_s=timeout_s))
         alerts = Alerts([])
         host = LiveHostActor(spec, alerts=_Local(alerts))
         await host.start()
@@ -350,5 +350,21 @@ def test_the_gate_holds_new_sends_and_waits_for_those_in_flight() -> None:
         await asyncio.gather(first, second)
         assert order == ["a out", "a done", "pass reads", "b out", "b done"], order
         assert gate.stats()["orders_delayed"] == 1 and gate.in_flight == 0
+
+    asyncio.run(run())
+
+
+def test_a_venue_that_does_not_answer_holds_every_route_until_it_does(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with live(tmp_path, timeout_s=0.3) as (host, fakes, alerts):
+            loop = host.reconciler
+            assert loop is not None and not loop.held
+            await set_faults(fakes, "binance", delay_ms=600)  # every answer later than the pass waits for it
+            assert await wait_for(lambda: set(loop.held) == set(BASES), 10.0), loop.summary()["last"]
+            assert any(rule == RECONCILE_UNVERIFIED and key == "binance" for rule, key, _ in alerts.raised)
+            assert loop.mismatches.get("venue_issue", 0) > 0
+            await set_faults(fakes, "binance", delay_ms=0)
+            assert await wait_for(lambda: not loop.held, 10.0), loop.summary()["last"]
+            assert not alerts.of(RECONCILE_MISMATCH)  # nothing was wrong, only unverified
 
     asyncio.run(run())
