@@ -296,7 +296,8 @@ class ReconcileLoop:
             issue = VenueIssue("journal", f"pass failed: {self.errors[-1]}")
             report = build_report(self.clock(), (), (), (issue,), frozenset(self.routes))
         self.pass_ms.append((time.perf_counter() - t0) * 1e3)
-        del self.pass_ms[:-1000]
+        for kept in (self.pass_ms, self.adjustments, self.errors):  # a long run keeps the latest, not all
+            del kept[:-1000]
         self._effects(report)
         return report
 
