@@ -19,6 +19,7 @@ from .cli_checks import PROG, Parser, UsageError, one_line
 from .errors import UserError
 
 DRILL_KINDS = ("kill", "redis-down", "corrupt-snapshot", "postgres-down", "node-loss", "stores-down")  # drills.KINDS
+LIVE_DRILL_KINDS = ("live-feed-kill", "live-route-kill", "live-5xx", "live-ws-gap")  # live_drills.KINDS
 CONFIG_HELP = "TOML or JSON engine config, only the fields it changes (every field: docs/config.md)"
 SNAPSHOT_CONFIG = Path(__file__).resolve().parent / "docs" / "configs" / "snapshots.toml"  # ships in the wheel
 
@@ -194,6 +195,10 @@ def _warn_snapshot_fallbacks(extra: dict[str, Any], args: argparse.Namespace) ->
 
 
 def _cmd_drill(args: argparse.Namespace) -> int:
+    if args.kind in LIVE_DRILL_KINDS:
+        return _cmd_live_drill(args)
+    if not args.replay or not args.routes:
+        raise UsageError(f"drill {args.kind} replays a store: --replay STORE and --routes are required")
     store, out = chk.existing_store(args.replay, "--replay"), chk.output_dir(args.out)
     cfg = chk.engine_config(args)
     _ray(args)
@@ -206,6 +211,27 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return drill_main(req)
+
+
+def _cmd_live_drill(args: argparse.Namespace) -> int:
+    """A drill on the live path: the live host on the local fake venues (no store; --set tunes the strategy)."""
+    out = chk.output_dir(args.out)
+    if args.replay or args.config or args.route_hosts or args.redis or args.target != "route:BTC":
+        raise UsageError(f"drill {args.kind} runs on the fake venues: no --replay/--config/--route-hosts/--redis/"
+                         "--target (--routes, --times, --seed, --set)")
+    routes = tuple(r.strip().upper() for r in (args.routes or "BTC,ETH").split(",") if r.strip())
+    if any(r.startswith("TOP:") for r in routes):
+        raise UsageError("live drills name their routes (BTC,ETH)")
+    from .scenarios.live_drills import EAGER, LiveDrillRequest, live_drill_main
+
+    if args.kind == "live-route-kill":
+        _ray(args)
+    try:
+        req = LiveDrillRequest(args.kind, out, routes, times=args.times, seed=args.seed,
+                               sets=EAGER + tuple(args.set or ()))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return live_drill_main(req)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -472,15 +498,16 @@ def _add_paper(sub: Any) -> None:
 
 
 def _add_drill(sub: Any) -> None:
-    dr = sub.add_parser("drill", help="chaos drill: a paper replay disturbed vs undisturbed -> drill.json")
-    dr.add_argument("kind", choices=DRILL_KINDS)
+    dr = sub.add_parser("drill", help="chaos drill: a paper replay disturbed vs undisturbed, or the live host on the "
+                        "fake venues (live-*) -> drill.json")
+    dr.add_argument("kind", choices=DRILL_KINDS + LIVE_DRILL_KINDS)
     dr.add_argument("--target", default="route:BTC", help="route:SYM | feed:VENUE | portfolio | risk | fx | alert")
     dr.add_argument("--times", type=chk.count(1), default=3, help="kills at random moments (kill drills; >= 1)")
     dr.add_argument("--seed", type=chk.count(0), default=0)
     dr.add_argument("--mode", default="mixed", choices=("ray_kill", "sigkill", "mixed", "hang"),
                     help="how to kill: ray.kill, SIGKILL, alternating, or hang (SIGSTOP: the supervisor must notice)")
-    dr.add_argument("--replay", required=True, help="the store to replay")
-    dr.add_argument("--routes", required=True, type=chk.routes)
+    dr.add_argument("--replay", help="the store to replay (paper drills)")
+    dr.add_argument("--routes", type=chk.routes, help="paper drills: required; live drills: default BTC,ETH")
     dr.add_argument("--window-events", type=chk.count(1), default=200,
                     help="feed window size (more windows: more moments)")
     dr.add_argument("--route-hosts", type=chk.count(0), default=0)
