@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Key = tuple[str, str, int]  # (venue, venue symbol, update id | venue ms)
-STAGES = ("wire", "parse", "queue", "decide", "risk", "journal", "send")
+STAGES = ("wire", "parse", "queue", "fills", "decide", "risk", "journal", "send")
 
 
 def binance_key(symbol: str, last_update_id: int) -> Key:
@@ -52,7 +52,8 @@ class OrderTrace:
     submit_ns: int = 0  # the gateway took the order
     place_ns: int = 0  # the gateway called the venue client (protective price and caps done)
     answered_ns: int = 0  # the venue's final answer was in
-    fills_waited: bool = False  # an answer to this route's earlier orders came in during its turn before this one
+    fills_ns: int = 0  # the latest answer to this route's earlier orders, if one came in during this turn (the
+    # route may have waited for it: a leg's fills are taken in before the kernel goes on)
 
 
 class LiveTracer:
@@ -90,8 +91,8 @@ class LiveTracer:
         now = self.clock()
         trigger, turn = self.turns.get(route, (None, now))
         key, frame, deliver = trigger if trigger is not None else (None, 0, 0)
-        t = OrderTrace(cid, route, key, frame, deliver, turn, now,
-                       fills_waited=self.answered.get(route, 0) > turn)
+        answer = self.answered.get(route, 0)
+        t = OrderTrace(cid, route, key, frame, deliver, turn, now, fills_ns=answer if answer > turn else 0)
         ask, done = self.risk.get(route, (0, 0))
         if ask >= turn:
             t.risk_ask_ns, t.risk_done_ns = ask, done
@@ -225,11 +226,14 @@ class Joined:
 
 
 def split(t: dict[str, Any], sent: int, recv: int) -> dict[str, int]:
-    """Consecutive segments from the frame's send to the request's arrival; they add up to the total."""
+    """Consecutive segments from the frame's send to the request's arrival; they add up to the total. ``fills``:
+    the turn's start to the last answer to the route's earlier orders that came in before its verdict or order."""
     risk = t["risk_done_ns"] - t["risk_ask_ns"] if t["risk_ask_ns"] else 0
+    fills = max(0, min(t["fills_ns"], t["risk_ask_ns"] or t["emit_ns"]) - t["turn_ns"]) if t["fills_ns"] else 0
     out_of_engine = t["journaled_ns"] or t["emit_ns"]
     return {"wire": t["frame_ns"] - sent, "parse": t["deliver_ns"] - t["frame_ns"],
-            "queue": t["turn_ns"] - t["deliver_ns"], "decide": t["emit_ns"] - t["turn_ns"] - risk, "risk": risk,
+            "queue": t["turn_ns"] - t["deliver_ns"], "fills": fills,
+            "decide": t["emit_ns"] - t["turn_ns"] - fills - risk, "risk": risk,
             "journal": t["journaled_ns"] - t["emit_ns"] if t["journaled_ns"] else 0, "send": recv - out_of_engine}
 
 
