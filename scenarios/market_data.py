@@ -30,6 +30,7 @@ from ..infra.data.store import Store
 from ..infra.exchange_rules import binance_usdt_rules
 
 if TYPE_CHECKING:
+    from .stream_replay import RouteStream
     from .universe import StatusPeriod, Universe
 
 DAY_NS = 86_400_000_000_000
@@ -53,6 +54,14 @@ class RouteData:
     usd_krw: tuple[np.ndarray, np.ndarray] | None = None  # (ts, rate) when FX is USDT/KRW: splits the premium
     status_periods: tuple[StatusPeriod, ...] = ()  # when the route could not open, and why (K_STATUS events)
     universe: Universe | None = None
+    # streamed (scenarios.stream_replay): ``events`` holds the FX and status events only, the market events are
+    # read from the store in chunks at replay time; ``n_events`` is the whole stream's size once replayed
+    stream: RouteStream | None = None
+    n_events: int = -1
+
+    @property
+    def event_count(self) -> int:
+        return self.n_events if self.n_events >= 0 else len(self.events)
 
 
 def _np(table: pa.Table, col: str) -> np.ndarray:
@@ -185,12 +194,42 @@ def _history_end(ev_u: EventBatch, ev_b: EventBatch, first: int, min_history_ns:
     return end
 
 
+def fx_from(fx: EventBatch, first_market: int) -> EventBatch:
+    """The FX events from the last rate at or before the market data's first event on."""
+    keep_from = int(fx.ts[max(int(np.searchsorted(fx.ts, first_market, side="right")) - 1, 0)])
+    return fx.slice_time(keep_from, None)
+
+
+def route_status(universe: Universe, base: str, first_market: int,
+                 hist_end: int) -> tuple[EventBatch, tuple[StatusPeriod, ...]]:
+    """The route's K_STATUS events and its status periods (the history period ends at ``hist_end``)."""
+    from .universe import history_period
+
+    hist = history_period(universe.guard, first_market)
+    periods = tuple(universe.periods.get(base, ()))
+    if hist is not None:
+        periods = (dataclasses.replace(hist, end_ns=hist_end), *periods)
+    return dataclasses.replace(universe, periods={base: periods}).status_events(base, first_market), periods
+
+
+def usd_krw_series(store: Store, fx_source: str, start: int | None,
+                   end: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """USD/KRW (receive time, rate) when the FX is Upbit's USDT/KRW: it splits the premium."""
+    if fx_source != FxSource.UPBIT_USDT_KRW.value or not store.has("fx", "ref", "USD-KRW"):
+        return None
+    t = _window(store.read("fx", "ref", "USD-KRW"), start, end, lead_ns=7 * DAY_NS)
+    tl = _np(t, "ts_local")
+    usd = (np.maximum(np.where(tl >= 0, tl, _np(t, "ts")), _np(t, "ts")), _np(t, "rate").astype(np.float64))
+    order = np.argsort(usd[0], kind="stable")
+    return usd[0][order], usd[1][order]
+
+
 def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None = None,
                end: int | None = None, universe: Universe | None = None) -> RouteData:
     """One route's events, from the past only: FX at its receive time with its own age, status events (pair
     guard, universe, exchange, history) from ``universe`` (default: the route alone, default guard), and
     spread floors estimated on the route's first ``guard.min_history_s`` of data, before which it may not open."""
-    from .universe import history_period, plan_universe
+    from .universe import plan_universe
 
     store = Store(store_root)
     resolution = route_resolution(store, base)
@@ -206,14 +245,9 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
         raise DataError(f"route {base}: no data in the requested window")
     last_market = max(int(ev_u.ts[-1]), int(ev_b.ts[-1]))
     first_market = min(int(ev_u.ts[0]), int(ev_b.ts[0]))
-    keep_from = int(fx.ts[max(int(np.searchsorted(fx.ts, first_market, side="right")) - 1, 0)])
-    fx = fx.slice_time(keep_from, last_market + 1)  # the last rate before the data, and none after it
+    fx = fx_from(fx, first_market).slice_time(None, last_market + 1)  # none after the data
     hist_end = _history_end(ev_u, ev_b, first_market, int(universe.guard.min_history_s * 1e9))
-    hist = history_period(universe.guard, first_market)
-    periods = tuple(universe.periods.get(base, ()))
-    if hist is not None:
-        periods = (dataclasses.replace(hist, end_ns=hist_end), *periods)
-    status = dataclasses.replace(universe, periods={base: periods}).status_events(base, first_market)
+    status, periods = route_status(universe, base, first_market, hist_end)
     # status first: a change stamped at an instant is known to the decision of that instant (paper: upbit feed)
     events = EventBatch.concat_sorted([fx, status, ev_u, ev_b])
     rules, rules_source = binance_usdt_rules(base)
@@ -222,13 +256,7 @@ def load_route(store_root: Path, base: str, costs: CostConfig, start: int | None
     if resolution != "book":
         route_costs = costs.model_copy(update={"upbit": _with_floor(costs.upbit, floor_u),
                                                "binance": _with_floor(costs.binance, floor_b)})
-    usd = None
-    if fx_source == FxSource.UPBIT_USDT_KRW.value and store.has("fx", "ref", "USD-KRW"):
-        t = _window(store.read("fx", "ref", "USD-KRW"), start, end, lead_ns=7 * DAY_NS)
-        tl = _np(t, "ts_local")
-        usd = (np.maximum(np.where(tl >= 0, tl, _np(t, "ts")), _np(t, "ts")), _np(t, "rate").astype(np.float64))
-        order = np.argsort(usd[0], kind="stable")
-        usd = (usd[0][order], usd[1][order])
+    usd = usd_krw_series(store, fx_source, start, end)
     return RouteData(base, events, resolution, fx_source, rules, rules_source, route_costs,
                      traded_value_krw(store, base, resolution), usd, periods, universe)
 
