@@ -54,8 +54,67 @@ def add_live(sub: Any, common: Any) -> None:
     lv.add_argument("--journal", help="journal directory (SQLite there, or --journal-dsn)")
     lv.add_argument("--journal-dsn", help="PostgreSQL DSN for the journal")
     lv.add_argument("--run-id", type=chk.run_id, default="live1")
+    lv.add_argument("--on-stop", choices=("flatten", "report"), default="flatten",
+                    help="at the end (Ctrl-C, --seconds, live-ctl stop): close open positions with real orders "
+                         "(default: a later run does not take them over) or only report them in summary.json")
+    lv.add_argument("--control-port", type=chk.port, default=0,
+                    help="port of the control surface on 127.0.0.1 (default 0: any free one; see live-ctl)")
     common(lv)
     lv.set_defaults(func=cmd_live)
+    _add_live_ctl(sub)
+
+
+def _add_live_ctl(sub: Any) -> None:
+    ctl = sub.add_parser("live-ctl", help="talk to a running 'live' (status, pause, resume, flatten, stop)")
+    ctl.add_argument("--out", required=True, help="the run's --out directory (its control.json)")
+    ctl.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    words = ctl.add_subparsers(dest="word", required=True, parser_class=chk.Parser)
+    words.add_parser("status", help="routes, positions, risk mode, feeds")
+    pause = words.add_parser("pause", help="no new opens (closes go on) until resume")
+    pause.add_argument("--reason", default="operator pause")
+    words.add_parser("resume", help="opens allowed again (also after a kill switch)")
+    fl = words.add_parser("flatten", help="kill switch: no new opens, close positions with real orders")
+    fl.add_argument("--route", type=str.upper, help="one route (default: all)")
+    fl.add_argument("--reason", default="operator kill switch")
+    words.add_parser("stop", help="end the run as Ctrl-C does (per its --on-stop)")
+    ctl.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    ctl.set_defaults(func=cmd_live_ctl)
+
+
+def cmd_live_ctl(args: argparse.Namespace) -> int:
+    import json
+
+    from .infra.live.control import send
+    from .infra.live.killswitch import ControlError
+
+    body = {k: v for k, v in (("reason", getattr(args, "reason", None)), ("route", getattr(args, "route", None)))
+            if v is not None}
+    try:
+        answer = send(args.out, args.word, body)
+    except ControlError as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(answer, indent=2, sort_keys=True) if args.json else _ctl_line(args.word, answer))
+    return 0
+
+
+def _ctl_line(word: str, answer: dict[str, Any]) -> str:
+    """The answer in a few lines: the mode, what is open, the flatten orders."""
+    if word == "stop":
+        return "stopping: the run ends as on Ctrl-C (its summary.json says what was flattened or left)"
+    ctl = answer.get("control", answer)
+    lines = [f"{word}: mode {ctl.get('mode')}"]
+    if word == "status":
+        routes = answer.get("routes", {})
+        lines[0] += (f", {len(routes)} routes, uptime {answer.get('uptime_s', 0):.0f} s, "
+                     f"trips {sum(r['trips'] for r in routes.values())}, errors {len(answer.get('errors', []))}")
+    positions = ctl.get("positions", [])
+    lines.append(f"positions open: {len(positions)}")
+    lines += [f"  {p['route']}: upbit {p['upbit']} binance {p['binance']} qty {p['qty']} (~{p['notional_krw']} KRW)"
+              + (" [flattening]" if p.get("flatten_pending") else "") for p in positions]
+    fo = ctl.get("flatten_orders") or {}
+    if fo.get("sent"):
+        lines.append(f"flatten orders: {fo['sent']} sent, {fo['filled']} with fills")
+    return "\n".join(lines)
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -79,12 +138,20 @@ def cmd_live(args: argparse.Namespace) -> int:
     try:
         summary = run_live(LiveRequest(args.routes, out, cfg, args.seconds, args.shadow, args.real, caps,
                                        args.slippage_bps, run_id=args.run_id, journal_dir=args.journal,
-                                       journal_dsn=args.journal_dsn, fakes=_fakes(args)))
+                                       journal_dsn=args.journal_dsn, fakes=_fakes(args), on_stop=args.on_stop,
+                                       control_port=args.control_port))
     except LiveError as exc:
         raise UsageError(str(exc)) from None
     live: Any = summary["live"]
     print(f"live: {summary['trades']} round trips, net {float(summary['net_pnl_krw']):,.0f} KRW; "
           f"decision latency {live['decision_latency_ms']}; order round trip {live['order_send_ms']}")
+    down = live.get("shutdown") or {}
+    if down:
+        left, fo = down.get("positions_left", []), down.get("flatten_orders", {})
+        print(f"stop ({down.get('on_stop')}): {len(left)} position(s) left open"
+              + (f" ({', '.join(p['route'] for p in left)})" if left else "")
+              + f", flatten orders {fo.get('sent', 0)} sent / {fo.get('filled', 0)} filled, "
+                f"{len(down.get('orders_cancelled', []))} open order(s) cancelled")
     print(f"outputs: {out}/summary.json, trades.csv, report.html")
     return 0
 

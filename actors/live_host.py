@@ -32,6 +32,7 @@ from ..core.risk import RiskLimits
 from ..core.route_state import S_NS, S_POS_DIR
 from ..core.rules import InstrumentRules, upbit_krw_rules
 from ..infra.live.gateway import LiveGateway
+from ..infra.live.killswitch import KillSwitch, RiskTap
 from ..infra.live.market import FX_CODE, LiveMarket, binance_symbol, upbit_code
 from ..infra.live.reconcile_loop import GatedVenue, ReconcileLoop, ReconcileSettings, SendGate, start_reconciliation
 from ..infra.live.trace import LiveTracer
@@ -90,6 +91,7 @@ class LiveHostActor(RiskFacade):
         self.record_stats: dict[str, int] | None = None
         self.started_ns = 0
         self.errors: list[str] = []
+        self.kill = KillSwitch(self)  # pause/resume opens, flatten (kill switch), shutdown policy
         self.gate = SendGate()  # orders wait here while a reconciliation pass reads the venues
         self.reconciler: ReconcileLoop | None = None
 
@@ -127,7 +129,8 @@ class LiveHostActor(RiskFacade):
             self.routes[base] = route
         self._record()
         if self.risk is not None:
-            self.risk.configure(list(s.routes), s.capital_krw, ordered=False, portfolio=self.portfolio)
+            tap = RiskTap(self.kill, self.portfolio)  # its kill switch flattens here at once, and tells the portfolio
+            self.risk.configure(list(s.routes), s.capital_krw, ordered=False, portfolio=tap)
         if self.tracer is not None:
             self.tracer.attach(self)
         self.reconciler = await start_reconciliation(self, s.reconcile)  # its first pass: before any route trades
@@ -242,14 +245,22 @@ class LiveHostActor(RiskFacade):
 
     async def flatten(self, route: str) -> None:
         """Kill switch (the portfolio's word): the route closes its position at its next decision."""
-        await self.routes[route].flatten()
+        await self.kill.flatten([route], "portfolio kill switch", "portfolio", pause=False)
 
     async def flatten_all(self) -> None:
-        for r in self.routes.values():
-            await r.flatten()
+        await self.kill.flatten(None, "flatten all", "portfolio", pause=False)
 
-    async def stop(self, timeout_s: float = 30.0) -> dict[str, Any]:
-        """Stop reading, let every route finish what it started (legs in flight get their fills), close."""
+    async def control(self, what: str, reason: str = "", route: str | None = None) -> dict[str, Any]:
+        """The operator's words (infra.live.control): pause | resume | flatten (route None: all) | state."""
+        k = self.kill
+        if what == "flatten":
+            return await k.flatten(None if route is None else [route], reason or "operator kill switch")
+        return k.pause(reason) if what == "pause" else k.resume() if what == "resume" else k.state()
+
+    async def stop(self, timeout_s: float = 30.0, on_stop: str = "report", flatten_s: float = 20.0) -> dict[str, Any]:
+        """No new opens, flatten per ``on_stop`` (infra.live.killswitch), stop reading, let every route finish what
+        it started (legs in flight get their fills), cancel this run's open orders, close."""
+        wound = await self.kill.wind_down(on_stop, flatten_s)
         for t in [*self.tasks, *self.feed_tasks.values()]:
             t.cancel()
         for t in [*self.tasks, *self.feed_tasks.values()]:
@@ -263,13 +274,14 @@ class LiveHostActor(RiskFacade):
             r.finished.set()
         if self.journal is not None:
             await self.journal.flush.remote(10.0)
+        shutdown = await self.kill.finish(wound)  # leftover orders cancelled before the last reconciliation
         if self.reconciler is not None:  # the last pass: the run ends reconciled, or its summary says what is not
             await self.reconciler.stop()
         for c in self.clients.values():
             await c.close()
         return {"reconciliation": self.reconciler.summary() if self.reconciler is not None else None,
                 "gateways": {v: vars(g.stats) | {"send_ms": None} for v, g in self.gateways.items()},
-                "caps_refused": dict(self.gateways[0].caps.refused) if self.gateways else {}}
+                "caps_refused": dict(self.gateways[0].caps.refused) if self.gateways else {}, "shutdown": shutdown}
 
     async def result(self, base: str) -> RouteResult:
         return await self.routes[base].result()

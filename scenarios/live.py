@@ -56,6 +56,9 @@ class LiveRequest:
     status_every_s: float = 1.0
     echo: Callable[[str], None] | None = None  # the status line's printer (None: stderr)
     record: bool = True  # what the routes ran and decided, into out/store (arbitrage-lite replay-check)
+    on_stop: str = "flatten"  # at the end: flatten open positions with real orders, or report them (killswitch)
+    flatten_s: float = 20.0  # how long the end waits for the flatten orders
+    control_port: int | None = 0  # the loopback control surface (infra.live.control); 0: any free port, None: off
 
 
 def _endpoints_from_fakes(info: dict[str, Any]) -> tuple[VenueEndpoint, VenueEndpoint]:
@@ -167,8 +170,13 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
         where = "real venues" if req.real else "the local fake venues"
         echo(f"live: {len(bases)} routes ({', '.join(bases[:8])}{'...' if len(bases) > 8 else ''}) on {where}"
              + (" (shadow: no order sent)" if req.shadow else ""))
-        wall = await _until_done(host, req, echo)
-        stopped = await host.stop.remote()
+        stop = asyncio.Event()
+        control = await _start_control(host, req, stop.set, echo)
+        try:
+            wall = await _until_done(host, req, echo, stop)
+            stopped = await host.stop.remote(on_stop=req.on_stop, flatten_s=req.flatten_s)
+        finally:
+            control_counts = await control.close() if control is not None else None
         results = {b: await host.result.remote(b) for b in bases}
         stats = [await host.stats.remote(b) for b in bases]
         status = await host.status.remote()
@@ -178,7 +186,8 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
                   "alerts": await alerts.alerts.remote(), "portfolio": await portfolio.report.remote(),
                   "routes": [{k: v for k, v in s.items() if k != "latencies_s"} for s in stats],
                   "decision_latency_ms": _percentiles([x * 1e3 for s in stats for x in s["latencies_s"]]),
-                  "order_send_ms": _percentiles(await host.send_ms.remote())}
+                  "order_send_ms": _percentiles(await host.send_ms.remote()),
+                  "shutdown": stopped.pop("shutdown", None), "control": control_counts}
         for h in (host, portfolio, alerts):
             ray.kill(h)
     finally:
@@ -194,9 +203,25 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
     return summary
 
 
-async def _until_done(host: Any, req: LiveRequest, echo: Callable[[str], None]) -> float:
-    """Status lines until ``seconds`` have passed or Ctrl-C / SIGTERM; returns the wall time traded."""
-    stop = asyncio.Event()
+async def _start_control(host: Any, req: LiveRequest, on_stop: Callable[[], None],
+                         echo: Callable[[str], None]) -> Any:
+    """The loopback control surface (live-ctl), or None when ``control_port`` is None."""
+    if req.control_port is None:
+        return None
+    from ..infra.live.control import ControlServer
+
+    control = ControlServer(host, req.out, req.run_id, on_stop, port=req.control_port)
+    path = await control.start()
+    echo(f"control: {control.url} (token in {path}; arbitrage-lite live-ctl --out {req.out} status|pause|resume|"
+         "flatten|stop)")
+    return control
+
+
+async def _until_done(host: Any, req: LiveRequest, echo: Callable[[str], None],
+                      stop: asyncio.Event | None = None) -> float:
+    """Status lines until ``seconds`` have passed, Ctrl-C / SIGTERM or ``stop`` is set (the control surface's
+    stop); returns the wall time traded."""
+    stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
