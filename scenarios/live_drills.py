@@ -427,7 +427,9 @@ async def drill(req: LiveDrillRequest) -> dict[str, Any]:
 
 def run_live_drill(req: LiveDrillRequest) -> dict[str, Any]:
     if req.kind == "live-route-kill":
-        raise UserError("live-route-kill: not in this build yet")
+        from .live_drill_route import route_kill
+
+        return route_kill(req)
     return asyncio.run(drill(req))
 
 

@@ -167,3 +167,17 @@ def test_the_host_restarts_a_feed_that_ends_with_backoff() -> None:
     assert len(starts) >= 4 and host.feed_restarts["upbit"] >= 3
     waits = [b - a for a, b in itertools.pairwise(starts)]
     assert waits[0] >= 0.09 and waits[1] > 1.5 * waits[0] and waits[2] > 1.5 * waits[1]  # 0.1, 0.2, 0.4 s
+
+
+@pytest.mark.ray
+def test_route_kill_with_an_order_in_flight_is_reconciled_by_client_id(ray_session: Any, tmp_path: Path) -> None:
+    """The host's process is killed while the fakes hold its orders; a new host (new run id, same journal)
+    finds each one that reached a venue by client id, with the venue's filled quantity, and resends none."""
+    result = _drill("live-route-kill", tmp_path)
+    assert result["passed"], result["checks"]
+    rows = result["in_flight_at_kill"]
+    assert rows and all(r["resolution"] == "resolved" and r["orders_at_venue"] == 1 for r in rows)
+    for r in rows:  # executed quantity known exactly: as fills to book, or flagged as unlisted (Binance)
+        assert Decimal(r["reconciled_filled"]) == Decimal(r["venue_filled"]) > 0
+    assert result["duplicated_orders"] == 0 and result["orders"]["unique_client_ids"] == result["orders"]["at_fakes"]
+    assert all(o["resolution"] in ("not_found", "match") for o in result["other_orders_of_the_killed_run"].values())
