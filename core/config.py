@@ -11,6 +11,7 @@ from decimal import Decimal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .alerts_config import AlertsConfig
 from .risk import RiskLimits
 
 
@@ -154,6 +155,7 @@ class EngineConfig(BaseModel):
     inventory: InventoryConfig = InventoryConfig()
     risk: RiskLimits = RiskLimits()
     guard: GuardConfig = GuardConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _risk_fits_orders(self) -> EngineConfig:
