@@ -25,6 +25,9 @@ def add_replay_check(sub: Any, common: Any) -> None:
                     help="model: the backtest's fill model (default); live: the venue fills live booked")
     rc.add_argument("--risk", choices=("live", "allow"), default="live",
                     help="live: live's risk verdicts (default); allow: no coordinator (live rejections differ)")
+    rc.add_argument("--source", choices=("kernel", "store"), default="kernel",
+                    help="kernel: the rows each route's kernel ran, cut as live cut them (default, exact); store: "
+                         "the venue recording built into events as a backtest does, decisions matched by time")
     rc.add_argument("--out", help="where to write replay_check.json / .md (default: RUN)")
     common(rc, config=False, ray=False)
     rc.set_defaults(func=cmd_replay_check)
@@ -34,7 +37,7 @@ def cmd_replay_check(args: argparse.Namespace) -> int:
     from .scenarios.replay_check import ReplayCheckError, check_run
 
     try:
-        result = check_run(Path(args.run), args.fills, args.risk)
+        result = check_run(Path(args.run), args.fills, args.risk, args.source)
     except ReplayCheckError as exc:
         raise UsageError(str(exc)) from None
     out = chk.output_dir(args.out) if args.out else Path(args.run)
@@ -48,7 +51,8 @@ def cmd_replay_check(args: argparse.Namespace) -> int:
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    lines = [f"replay-check {result['run_id']} (fills: {result['fills']}, risk: {result['risk']}): "
+    lines = [f"replay-check {result['run_id']} (source: {result['source']}, fills: {result['fills']}, "
+             f"risk: {result['risk']}): "
              + ("IDENTICAL" if result["identical"] else "DIFFERENT")]
     for route, r in result["routes"].items():
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
@@ -67,7 +71,7 @@ def markdown(result: dict[str, Any]) -> str:
     for route, r in result["routes"].items():
         out += [f"## {route}", ""]
         if r["differences"]:
-            out += ["| chunk:offset | slot | action | what | live | replay | reason | detail |",
+            out += [f"| {result['position']} | slot | action | what | live | replay | reason | detail |",
                     "|---|---|---|---|---|---|---|---|"]
             for d in r["differences"]:
                 reason = d["reason"] + (" (after an earlier difference)" if d["after"] else "")

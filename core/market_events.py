@@ -56,7 +56,14 @@ def book_events(venue: int, snap: BookSnapshot, depth: int = 20) -> EventBatch:
     sides.append(0)
     px.append(0.0)
     qty.append(0.0)
-    return _batch(snap.ts_local, snap.ts_venue, venue, kinds, sides, px, qty)
+    return _batch(snap.ts_local, venue_time(snap.ts_venue), venue, kinds, sides, px, qty)
+
+
+def venue_time(ts_venue: int) -> int:
+    """A venue stamp, -1 when the venue gave none: a Binance REST depth snapshot comes with 0, which the kernel
+    would take for a quote from 1970 (stale until the next diff) while the recorded store says -1 (unknown: the
+    receive time counts) -- the backtest of a recorded run would decide where live could not."""
+    return ts_venue if ts_venue > 0 else -1
 
 
 def delta_events(venue: int, delta: BookDelta) -> EventBatch:
@@ -70,7 +77,7 @@ def delta_events(venue: int, delta: BookDelta) -> EventBatch:
     sides.append(0)
     px.append(0.0)
     qty.append(0.0)
-    return _batch(delta.ts_local, delta.ts_venue, venue, kinds, sides, px, qty)
+    return _batch(delta.ts_local, venue_time(delta.ts_venue), venue, kinds, sides, px, qty)
 
 
 def trade_event(venue: int, trade: Trade) -> EventBatch:

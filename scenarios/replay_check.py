@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -164,9 +165,38 @@ def recorded_chunks(rec: RouteRecording) -> tuple[list[tuple[int, EventBatch]], 
 
 
 def replay_route(rec: RouteRecording, fills: str = "model", risk: str = "live") -> tuple[list[Record], list[Cause]]:
-    """The route's decisions replayed from its recording; plus what in the recording differs from live's run."""
-    if fills not in FILLS or risk not in RISK:
-        raise ValueError(f"fills must be one of {FILLS}, risk one of {RISK}")
+    """The route's decisions replayed from its recorded chunks; plus what in the recording differs from live's."""
+    # by position, not by count: a candidate only one side had must not shift the answers of later ones
+    verdicts = {_pos(r): r for r in rec.live if r["kind"] == "verdict"}
+    flattens = {_pos(r) for r in rec.live if r["kind"] == "flatten"}
+
+    def flatten_now(obs: DecisionObserver, state: RouteState, _batch: EventBatch) -> bool:
+        at = obs.position(state)
+        if at in flattens:  # the kill switch, where live's kernel first saw it
+            flattens.discard(at)
+            return True
+        return False
+
+    chunks, causes = recorded_chunks(rec)
+    out = drive(rec, chunks, fills, lambda obs, state: verdicts.get(obs.position(state)) if risk == "live" else None,
+                flatten_now)
+    live_last = max((_pos(r) for r in rec.live), default=(-1, 0))
+    if chunks and live_last[0] > chunks[-1][0]:
+        causes.append(Cause((chunks[-1][0] + 1, 0), "data_gap",
+                            f"the recording ends at chunk {chunks[-1][0]}; live decided up to chunk {live_last[0]}"))
+    return out, causes
+
+
+Verdict = Callable[[DecisionObserver, RouteState], "Record | None"]
+Flatten = Callable[[DecisionObserver, RouteState, EventBatch], bool]
+
+
+def drive(rec: RouteRecording, chunks: list[tuple[int, EventBatch]], fills: str, verdict: Verdict,
+          flatten_now: Flatten) -> list[Record]:
+    """Live's driver loop (actors.route ``_process``) over ``chunks``: a step, a look, then the verdict (live's
+    answer from ``verdict``, or allowed) or the fills (``fills``: model or live) it stopped for."""
+    if fills not in FILLS:
+        raise ValueError(f"fills must be one of {FILLS}")
     params = kernel_params(rec.cfg, rec.rules)
     state = RouteState.new(N_COUNTERS)
     obs = DecisionObserver()
@@ -174,23 +204,18 @@ def replay_route(rec: RouteRecording, fills: str = "model", risk: str = "live") 
     for r in rec.live:
         if r["kind"] == "fill":
             live_fills[leg_key(r)[1:]].append(r)
-    # by position, not by count: a candidate only one side had must not shift the answers of later ones
-    verdicts = {_pos(r): r for r in rec.live if r["kind"] == "verdict"}
-    flattens = {_pos(r) for r in rec.live if r["kind"] == "flatten"}
     rejections: list[str] = []
     out: list[Record] = []
-    chunks, causes = recorded_chunks(rec)
     for number, batch in chunks:
         obs.begin_chunk(number, state)
         i = 0
         while True:
-            if flattens and obs.position(state) in flattens:  # the kill switch, where live's kernel first saw it
-                flattens.discard(obs.position(state))
+            if flatten_now(obs, state, batch):
                 state.si[S_FLATTEN] = 1
             status, i = step(state, batch, i, len(batch), False, False, params)
             out += obs.observe(state, rejections)
             if status == ST_NEED_RISK:
-                v = verdicts.get(obs.position(state)) if risk == "live" else None
+                v = verdict(obs, state)
                 allowed = True if v is None else bool(v["allowed"])
                 if not allowed:
                     rejections.append(str(v["trigger"]) if v is not None else "")
@@ -206,11 +231,7 @@ def replay_route(rec: RouteRecording, fills: str = "model", risk: str = "live") 
                         inject_report(state, params, slot, got)
             else:
                 break
-    live_last = max((_pos(r) for r in rec.live), default=(-1, 0))
-    if chunks and live_last[0] > chunks[-1][0]:
-        causes.append(Cause((chunks[-1][0] + 1, 0), "data_gap",
-                            f"the recording ends at chunk {chunks[-1][0]}; live decided up to chunk {live_last[0]}"))
-    return out, causes
+    return out
 
 
 def _model_fills(state: RouteState, params: np.ndarray, slot: int) -> list[tuple[str, int, int, Decimal]]:
@@ -342,17 +363,30 @@ def _verdict(r: Record) -> str:
     return "allowed" if r["allowed"] else "rejected" + (f" ({r['trigger']})" if r["trigger"] else "")
 
 
-def check_run(run_dir: Path, fills: str = "model", risk: str = "live") -> dict[str, Any]:
-    """Every route of a recorded live run replayed and compared; ``identical`` when nothing differs."""
+SOURCES = ("kernel", "store")
+
+
+def check_run(run_dir: Path, fills: str = "model", risk: str = "live", source: str = "kernel") -> dict[str, Any]:
+    """Every route of a recorded live run replayed and compared; ``identical`` when no decision differs (and,
+    replaying the kernel recording, the recording is whole: else the check cannot vouch for anything)."""
+    if fills not in FILLS or risk not in RISK or source not in SOURCES:
+        raise ValueError(f"fills must be one of {FILLS}, risk one of {RISK}, source one of {SOURCES}")
     store = find_store(Path(run_dir))
     run, routes = load_run(store)
     out: dict[str, Any] = {}
     for name, rec in routes.items():
-        replayed, causes = replay_route(rec, fills, risk)
-        res = compare(rec.live, replayed, causes)
+        if source == "store":
+            from .replay_check_store import replay_from_store
+
+            live, replayed, causes = replay_from_store(rec, store, fills, risk)
+        else:
+            replayed, causes = replay_route(rec, fills, risk)
+            live = rec.live
+        res = compare(live, replayed, causes)
         res |= {"chunks": rec.chunks.num_rows, "rows": rec.rows.num_rows,
-                "recording_problems": sum(c.reason in RECORDING for c in causes)}
+                "recording_problems": 0 if source == "store" else sum(c.reason in RECORDING for c in causes)}
         out[name] = res
     identical = all(not r["differences"] and not r["recording_problems"] for r in out.values())
-    return {"run_id": run.get("run_id"), "store": str(store), "fills": fills, "risk": risk, "identical": identical,
+    return {"run_id": run.get("run_id"), "store": str(store), "fills": fills, "risk": risk, "source": source,
+            "position": "chunk:offset" if source == "kernel" else "event time (ns):0", "identical": identical,
             "routes": out}

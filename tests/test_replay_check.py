@@ -252,3 +252,13 @@ def test_the_kill_switch_is_recorded_and_replayed(run: tuple[Path, LiveHostActor
     # without the record the replay can only differ where live closed because of it
     assert bool(without) == ("flatten" in exits)
     assert all(d["reason"] == "unexplained" for d in without[:1])
+
+
+def test_the_venue_recording_built_as_a_backtest_replays_like_live(run: tuple[Path, LiveHostActor]) -> None:
+    out, _ = run
+    res = check_run(out, fills="live", risk="live", source="store")
+    for r in res["routes"].values():
+        assert r["causes"] == []  # the backtest's events are the rows live's kernels ran, in their order
+    assert res["identical"], res
+    assert sum(r["matched"] for r in res["routes"].values()) == len(_intents(out))
+    assert main(["replay-check", str(out), "--source", "store", "--fills", "live"]) == 0
