@@ -60,6 +60,10 @@ class LiveRequest:
     flatten_s: float = 20.0  # how long the end waits for the flatten orders
     control_port: int | None = 0  # the loopback control surface (infra.live.control); 0: any free port, None: off
 
+    def __post_init__(self) -> None:
+        if self.on_stop not in ("flatten", "report"):  # refused before anything starts, not at the stop
+            raise LiveError(f"on_stop must be flatten or report, not {self.on_stop!r}")
+
 
 def _endpoints_from_fakes(info: dict[str, Any]) -> tuple[VenueEndpoint, VenueEndpoint]:
     b, u = info["binance"], info["upbit"]
@@ -112,7 +116,7 @@ def _status_line(st: dict[str, Any]) -> str:
         "premium_bps"]]
     feeds = " ".join(f"{v}:{f['books'] + f['deltas']}" for v, f in st["feeds"].items())
     risk = st.get("risk") or {}
-    halted = "HALTED" if risk.get("halted") else "ok"
+    halted = {"halted": "HALTED", "paused": "PAUSED"}.get(str(risk.get("mode")), "ok")  # PAUSED: live-ctl pause
     med = sorted(prem)[len(prem) // 2] if prem else float("nan")
     return (f"[{st['uptime_s']:7.1f}s] routes {len(routes)}  premium med {med:+7.1f} bps  open {open_}  trips {trips}"
             f"  net {net:+,.0f} KRW  risk {halted}  msgs {feeds}  fx {st['fx'] or 0:.2f}"

@@ -34,7 +34,7 @@ from arbitrage_lite.infra.live.control import ControlServer, check_loopback, sen
 from arbitrage_lite.infra.live.killswitch import ControlError
 from arbitrage_lite.infra.venues.fake.server import FakeVenues
 from arbitrage_lite.infra.venues.fake.synthetic import SyntheticSpec
-from arbitrage_lite.scenarios.live import _binance_rules, _endpoints_from_fakes
+from arbitrage_lite.scenarios.live import LiveError, LiveRequest, _binance_rules, _endpoints_from_fakes
 
 RISK = ["risk.loss_cooldown_s=0", "risk.circuit_breaker_losses=1000", "risk.global_circuit_breaker_losses=1000"]
 EAGER = ["strategy.entry_bps=0.5", "strategy.exit_bps=0.1", "strategy.warmup_s=1", "strategy.min_edge_bps=-1000",
@@ -196,6 +196,12 @@ def test_only_loopback_binds() -> None:
         with pytest.raises(ControlError, match="loopback"):
             ControlServer(_FakeHost(), Path("."), RUN, lambda: None, host=bad)
     assert check_loopback("127.0.0.1") == "127.0.0.1" and check_loopback("::1") == "::1"
+
+
+def test_bad_stop_policy_is_refused_before_the_run(tmp_path: Path) -> None:
+    with pytest.raises(LiveError, match="on_stop"):
+        LiveRequest("BTC", tmp_path, on_stop="later")
+    assert main(["live", "--routes", "BTC", "--out", str(tmp_path), "--on-stop", "later"]) == 2
 
 
 def test_no_run_is_a_clear_error(tmp_path: Path) -> None:
