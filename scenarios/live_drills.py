@@ -33,7 +33,7 @@ from typing import Any
 
 from ..core.config import EngineConfig
 from ..core.events import K_CLEAR, EventBatch
-from ..core.route_state import S_PDEC
+from ..core.route_state import S_NS, S_PDEC
 from ..errors import UserError
 from ..infra.venues.fake.faults import Faults
 
@@ -300,15 +300,21 @@ async def feed_kill(run: LiveRun) -> Outcome:
     for i in range(req.times):
         kills.append(await _kill_feeds(run, "ws_drop" if i % 2 == 0 else "feed_task_cancel"))
         await asyncio.sleep(0.5)  # trading goes on between kills
-    resumed = await wait_for(lambda: sent_since(run, kills[-1]["at"]) > 0, req.budget_s * 0.4)
+    routes = run.host.routes
+    seen = {b: int(r.state.si[S_NS]) for b, r in routes.items()}  # decision points evaluated so far
+    resumed = await wait_for(lambda: all(int(r.state.si[S_NS]) > seen[b] for b, r in routes.items()),
+                             req.budget_s * 0.2)
+    await wait_for(lambda: sent_since(run, kills[-1]["at"]) > 0, req.budget_s * 0.2)  # orders: if the market offers
     restarts = run.host.feed_restarts
     checks = {"every_kill_recovered": all(k["recover_s"] is not None for k in kills),
-              "trading_resumed_after_the_kills": resumed, "no_route_error": not route_errors(run),
+              "every_route_deciding_again": resumed, "no_route_error": not route_errors(run),
               "feed_tasks_restarted": min(restarts.values()) >= req.times // 2}
+    after = sent_since(run, kills[0]["at"])
     for k in kills:
         k["at_s"] = run.probe.s(k.pop("at"))
     return ({"kills": len(kills), "kill_log": kills, **recover_figures([k["recover_s"] for k in kills]),
-             "restarts": sum(restarts.values())}, checks, None)
+             "restarts": sum(restarts.values()), "orders_sent_after_the_kills": after},
+            checks, None)
 
 
 async def _kill_feeds(run: LiveRun, how: str) -> dict[str, Any]:
