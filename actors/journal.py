@@ -16,7 +16,9 @@ per ``batch_size`` records (or per ``flush()``), never waiting on the journal.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ class JournalActor:
         self._writer = JournalWriter(self._backend, overflow_path, owns_backend=True, **writer_options)
         self._overflow = Path(overflow_path)
         self._started = False
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         """Recover the overflow file and open the backend (if it is down, the writer retries in the background
@@ -102,8 +105,34 @@ class JournalActor:
         except Exception as exc:
             raise JournalUnavailable(f"{where(self._backend)}: {describe_error(exc)}") from None
 
+    async def watch_backend(self, alerts: Any, down_after_s: float = 5.0, every_s: float = 1.0) -> None:
+        """Raise ``journal_down`` (P0) through ``alerts`` (an AlertActor handle) once the backend has failed
+        for ``down_after_s``: records then only reach the overflow file, and nobody would know. Once per
+        outage; a later outage raises again. Returns at once; the watch runs until ``close``."""
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watch_loop(alerts, down_after_s, every_s))
+
+    async def _watch_loop(self, alerts: Any, down_after_s: float, every_s: float) -> None:
+        down_since: float | None = None
+        raised = False
+        while True:
+            st = self._writer.stats()
+            now = time.monotonic()
+            if st.backend_ok:
+                down_since, raised = None, False
+            elif down_since is None:
+                down_since = now
+            elif not raised and now - down_since >= down_after_s:
+                raised = True
+                alerts.raise_alert.remote("journal_down", "journal", f"journal backend failing for "
+                                          f"{now - down_since:.0f} s, {st.pending} records waiting in the "
+                                          f"overflow file: {st.last_error}", time.time_ns())
+            await asyncio.sleep(every_s)
+
     async def close(self, timeout: float | None = 10.0) -> dict[str, Any]:
         """Flush up to ``timeout``, stop; what is still buffered goes to the overflow file. Final stats."""
+        if self._watch is not None:
+            self._watch.cancel()
         await self._writer.close(timeout)  # closes the backend too
         return dataclasses.asdict(self._writer.stats())
 

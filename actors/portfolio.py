@@ -103,6 +103,11 @@ class PortfolioActor:
         report = await self._risk.on_equity.remote(self._capital + self.net_pnl_krw(), now_ns)
         return self.on_risk_report(report, now_ns)
 
+    def on_risk_alert(self, rule: str, message: str, now_ns: int) -> None:
+        """A risk condition that pages without halting (the daily loss limit), told by the coordinator."""
+        if self._alerts is not None:
+            self._alerts.raise_alert.remote(rule, "portfolio", message, now_ns)
+
     def on_risk_report(self, report: dict[str, Any], now_ns: int) -> int:
         """The RiskCoordinator's mode and the routes to flatten: asked after each closed trip, and told by the
         coordinator when it books a kill switch in market-time order. Returns how many routes were told."""

@@ -41,6 +41,7 @@ class RiskCoordinatorActor:
         self._turn: asyncio.Condition | None = None
         self._portfolio: Any | None = None
         self._halt_told = False
+        self._daily_told: int | None = None  # the UTC day whose daily loss limit the portfolio was told of
         self._recovery = recovery
         self.snaps = Snapshots(recovery, "risk", "coordinator") if recovery is not None else None
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
@@ -105,10 +106,30 @@ class RiskCoordinatorActor:
                 self._turn.notify_all()
 
     def _tell_portfolio(self) -> None:
-        """A kill switch booked from the routes' reports: the portfolio raises the P0 alert and flattens."""
+        """A kill switch booked from the routes' reports: the portfolio raises the P0 alert and flattens. A
+        daily loss limit reached: the portfolio raises its P0 alert (once per UTC day)."""
         halted = self._risk.state.mode.value == "halted"
+        st = self._risk.state
+        daily = self._risk.daily_loss_hit() and self._daily_told != st.day
+        if not self._seq.flatten and (not halted or self._halt_told) and not daily:
+            return
+        portfolio = self._find_portfolio()
+        if portfolio is None:
+            return
+        if daily and hasattr(portfolio, "on_risk_alert"):  # a stand-in without it must not fail an answer
+            self._daily_told = st.day
+            limit = self._risk.limits.daily_loss_limit_krw
+            portfolio.on_risk_alert.remote("daily_loss_limit", f"day pnl {st.day_pnl_krw} KRW <= -{limit} KRW: "
+                                           "opens refused until the next UTC day", st.last_ns)
         if not self._seq.flatten and (not halted or self._halt_told):
             return
+        routes = sorted(self._seq.flatten)
+        self._seq.flatten.clear()
+        self._halt_told = halted
+        portfolio.on_risk_report.remote({"mode": st.mode.value, "flatten": routes, "halt_reason": st.halt_reason},
+                                        st.last_ns)
+
+    def _find_portfolio(self) -> Any | None:
         portfolio = self._portfolio
         if portfolio is None and self._recovery is not None:  # a restarted coordinator finds it by name
             import ray
@@ -117,14 +138,7 @@ class RiskCoordinatorActor:
                 portfolio = self._portfolio = ray.get_actor(self._recovery.actor_name("portfolio"))
             except ValueError:
                 portfolio = None
-        if portfolio is None:
-            return
-        st = self._risk.state
-        routes = sorted(self._seq.flatten)
-        self._seq.flatten.clear()
-        self._halt_told = halted
-        portfolio.on_risk_report.remote({"mode": st.mode.value, "flatten": routes, "halt_reason": st.halt_reason},
-                                        st.last_ns)
+        return portfolio
 
     def check_close(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal],
                     now_ns: int) -> RiskVerdict:

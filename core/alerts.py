@@ -48,6 +48,11 @@ RESTART, RISK_REJECT = "restart", "risk_reject"
 SNAPSHOT_CORRUPT = "snapshot_corrupt"  # a damaged snapshot passed over (not an outage: Redis answered)
 RECONCILE_MISMATCH = "reconcile_mismatch"  # money moved without the engine knowing (core.reconcile): route halted
 RECONCILE_UNVERIFIED = "reconcile_unverified"  # a venue did not answer, or a state was missed: route halted
+FEED_DOWN = "feed_down"  # a live venue feed stopped (actors/live_host.py), even if it came back
+JOURNAL_DOWN = "journal_down"  # the journal backend failing: records only reach the overflow file
+SUPERVISOR_HALT = "supervisor_halt"  # the supervisor gave up restarting: the run is halted
+RESEND_FAILED = "resend_failed"  # a leg could not be re-sent after a restart: exposure not known to be hedged
+ROUTE_ERROR = "route_error"  # a live route's task died
 UNKNOWN_RULE_SEVERITY = Severity.P0
 
 
@@ -64,6 +69,11 @@ def default_rules() -> tuple[AlertRule, ...]:
         AlertRule(RECONCILE_MISMATCH, Severity.P0, 300 * NS_PER_S),
         AlertRule(RECONCILE_UNVERIFIED, Severity.P1, 300 * NS_PER_S),
         AlertRule(RISK_REJECT, Severity.P3, 60 * NS_PER_S),
+        AlertRule(FEED_DOWN, Severity.P0, 300 * NS_PER_S),
+        AlertRule(JOURNAL_DOWN, Severity.P0, 900 * NS_PER_S),
+        AlertRule(SUPERVISOR_HALT, Severity.P0, 0),
+        AlertRule(RESEND_FAILED, Severity.P0, 60 * NS_PER_S),
+        AlertRule(ROUTE_ERROR, Severity.P1, 300 * NS_PER_S),
     )
 
 

@@ -482,6 +482,10 @@ class RiskCoordinator:
     def _daily_hit(self) -> bool:
         return self.state.day_pnl_krw <= -self.limits.daily_loss_limit_krw
 
+    def daily_loss_hit(self) -> bool:
+        """Today's realized net loss is at the limit: opens are refused until the next UTC day (a P0 alert)."""
+        return self._daily_hit()
+
     def _restrictions(self, route: str, now_ns: int) -> list[Hit]:
         """What blocks opens but not closes, in tier order (the global and route entries). Route-tier clocks
         (cooldown, breaker reset) read the asking route's own time ``now_ns``."""

@@ -35,6 +35,8 @@ def test_default_rule_severities() -> None:
         "fx_stale": Severity.P1, "feed_stale": Severity.P1, "circuit_breaker": Severity.P1,
         "snapshot_corrupt": Severity.P1, "restart": Severity.P2, "risk_reject": Severity.P3,
         "reconcile_mismatch": Severity.P0, "reconcile_unverified": Severity.P1,
+        "feed_down": Severity.P0, "journal_down": Severity.P0, "supervisor_halt": Severity.P0,
+        "resend_failed": Severity.P0, "route_error": Severity.P1,
     }
     assert Severity.P0 < Severity.P3  # lower = more urgent
     alert = AlertBook.default().raise_alert("kill_switch", "*", "drawdown 2.1M from peak", T0)
