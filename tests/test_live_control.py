@@ -251,6 +251,14 @@ def test_flatten_one_route_closes_it_with_real_orders(tmp_path: Path) -> None:
             state = (await run.ctl("status"))["control"]
             assert [p["route"] for p in state["positions"]] == ["ETH"]
             assert state["flatten_orders"]["sent"] == len(closes) and state["flatten_orders"]["filled"] >= 1
+            # flat now: flattening it again sends nothing; after resume it opens and holds (no stale flatten word)
+            await run.ctl("flatten", route="BTC")
+            assert (await run.ctl("resume"))["mode"] == "active"
+            await _until(lambda: run.holding("BTC"), 20, "BTC opens again after resume")
+            seen = sum(route.events_in.values())
+            await _until(lambda: sum(route.events_in.values()) > seen + 100, 20, "100 more events for BTC")
+            later = range(trip + 1, run.trip("BTC") + 1)
+            assert run.holding("BTC") and later and all(run.trip_reason("BTC", t) != EXIT_FLATTEN for t in later)
 
     asyncio.run(go())
 

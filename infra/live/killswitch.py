@@ -53,14 +53,19 @@ class KillSwitch:
         return self.state()
 
     def resume(self, source: str = "operator") -> dict[str, Any]:
+        """Opens allowed again. A flatten still waiting on a position goes on; a flat route forgets it."""
         self._coordinator().resume(time.time_ns())
+        for route in self.host.routes.values():
+            if _idle_flat(route):
+                route.state.si[S_FLATTEN] = 0
         self._log("resume", source, "")
         return self.state()
 
     async def flatten(self, routes: list[str] | None, reason: str, source: str = "operator",
                       pause: bool = True) -> dict[str, Any]:
         """The kill switch: no new opens (``pause``), and every route named (None: all) closes its position at
-        its next decision with real orders. A route without a position is told too: it is flat, and stays so."""
+        its next decision with real orders. A flat route with no leg out has nothing to close and is not told:
+        the kernel keeps the word until a close clears it, so it would close its next position at once."""
         names = list(self.host.routes) if routes is None else routes
         unknown = [r for r in names if r not in self.host.routes]
         if unknown:
@@ -70,7 +75,8 @@ class KillSwitch:
         for name in names:
             route = self.host.routes[name]
             self.marks.setdefault(name, len(route.issued))
-            await route.flatten()
+            if not _idle_flat(route):
+                await route.flatten()
         self._log("flatten", source, reason, names)
         return self.state()
 
@@ -210,6 +216,12 @@ class _TapMethod:
         self.tap.kill.on_risk_report(report)
         if self.tap.portfolio is not None:
             self.tap.portfolio.on_risk_report.remote(report, now_ns)
+
+
+def _idle_flat(route: Any) -> bool:
+    """No position and no action in flight (an open in flight becomes a position: it must be told)."""
+    si = route.state.si
+    return int(si[S_POS_DIR]) == 0 and not si[S_PEND]
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:
