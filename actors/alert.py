@@ -21,7 +21,13 @@ class AlertActor:
                  notify: AlertsConfig | None = None) -> None:
         self._book = AlertBook.default()
         # channels configured: raising appends to the outbox, a dispatcher thread delivers (never the caller)
-        self._notifier = build_notifier(notify, run_id) if notify is not None else None
+        self._notifier = None
+        if notify is not None:
+            try:
+                self._notifier = build_notifier(notify, run_id)
+            except Exception as exc:  # an outbox that cannot open must not stop the engine: log-only, loudly
+                logger.critical("alert channels off, alerts reach the log only: outbox {} failed to open: {}",
+                                notify.queue.backend, exc)
         if self._notifier is not None:
             self._notifier.start()
         self._journal = journal  # a JournalActor: every alert sent is journalled

@@ -229,3 +229,37 @@ def test_no_channel_configured_is_log_only(tmp_path: Path) -> None:
     actor = AlertActor("quiet", None, None, AlertsConfig(queue=QueueConfig(path=str(tmp_path / "o.jsonl"))))
     assert actor.raise_alert("kill_switch", "p", "x", 1) and actor.delivery() == {}
     assert not (tmp_path / "o.jsonl").exists()
+
+
+class _BrokenLog:
+    def append(self, rec: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    def replay(self) -> Any:
+        yield {"op": "done", "n": 7, "ch": "slack", "at": 1}  # refers to a notice the log does not hold
+
+    def rewrite(self, recs: list[dict[str, Any]]) -> None:
+        raise OSError(28, "No space left on device")
+
+    def too_big(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_broken_outbox_never_raises_into_the_raiser(tmp_path: Path) -> None:
+    n, _ = make(_BrokenLog(), Clock(), ("slack",))
+    assert n.outbox.skipped == 1
+    assert n.enqueue("kill_switch", 0, "p", "x", 1) is False
+
+
+def test_outbox_in_use_leaves_the_alert_actor_log_only(tmp_path: Path) -> None:
+    from arbitrage_lite.actors.alert import AlertActor
+
+    held = FileLog(tmp_path / "o.jsonl")
+    cfg = AlertsConfig.model_validate({"webhook": {"url": "http://127.0.0.1:9/h"},
+                                       "queue": {"path": str(tmp_path / "o.jsonl")}})
+    actor = AlertActor("second", None, None, cfg)
+    assert actor.raise_alert("kill_switch", "p", "x", 1) and actor.delivery() == {}
+    held.close()

@@ -83,8 +83,14 @@ class Notifier:
         """Queue an alert for its severity's channels; False when none is routed or it is a duplicate."""
         if not self.routed(severity):
             return False
-        with self._lock:
-            return self.outbox.add(rule, severity, key, message, now_ns, self._clock(), int(self.cfg.dedup_s * NS))
+        try:
+            with self._lock:
+                return self.outbox.add(rule, severity, key, message, now_ns, self._clock(),
+                                       int(self.cfg.dedup_s * NS))
+        except Exception as exc:  # disk full, Redis gone: say so, never raise into the raiser
+            logger.critical("alert outbox write failed ({}): {} {} reached the log only", type(exc).__name__,
+                            rule, key)
+            return False
 
     # ---- the dispatcher's side ----------------------------------------------------------------------------
     def _compose_due(self, now: int) -> None:

@@ -183,8 +183,13 @@ class Outbox:
         self.next_alert, self.next_notice = 1, 1
         self.stats = {"queued": 0, "deduplicated": 0, "folded": 0, "composed": 0, "delivered": 0,
                       "retried": 0, "dead": 0}
+        self.skipped = 0  # records that did not apply on replay (logged): a bad record must not stop the engine
         for rec in log.replay():
-            self._apply(rec)
+            try:
+                self._apply(rec)
+            except (KeyError, TypeError, ValueError) as exc:
+                self.skipped += 1
+                logger.error("alert outbox: record {} skipped on replay ({})", rec.get("op"), type(exc).__name__)
 
     # ---- replay -------------------------------------------------------------------------------------------
     def _apply(self, rec: dict[str, Any]) -> None:
