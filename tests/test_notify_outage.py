@@ -63,3 +63,23 @@ def test_all_channels_down_raise_stays_fast_and_everything_arrives(tmp_path: Pat
         for s in (tg, sl, wh, smtp):
             if s is not None and (getattr(s, "_thread", None) is not None or s is smtp):
                 s.stop()
+
+
+@pytest.mark.ray
+def test_alert_actor_under_ray_delivers_from_its_own_process(tmp_path: Path, ray_session: object) -> None:
+    import ray
+
+    wh = HttpServer(Reply(200, "ok")).start()
+    try:
+        cfg = AlertsConfig.model_validate({"webhook": {"url": wh.base + "/h"}, "aggregate_s": 0, "poll_s": 0.02,
+                                           "queue": {"path": str(tmp_path / "outbox.jsonl")}})
+        actor = ray.remote(AlertActor).remote("ray-run", None, None, cfg)
+        actor.raise_alert.remote("kill_switch", "portfolio", "drawdown past the limit", 1)  # not awaited
+        poll(lambda: len(wh.requests) == 1, "the webhook call from the actor's process", timeout=60)
+        body = wh.requests[0][2]
+        assert body["rule"] == "kill_switch" and body["text"] == "portfolio: drawdown past the limit"
+        assert wh.requests[0][1]["Idempotency-Key"].startswith("ray-run:")
+        ray.get(actor.close.remote())
+        ray.kill(actor)
+    finally:
+        wh.stop()
