@@ -1,7 +1,7 @@
 """Live hot path, wire to wire: from the fake venue starting to send a book frame to the fake venue receiving the
 order request that frame triggered (issue 13 §4).
 
-    python benchmarks/live_latency.py [--routes 50] [--seconds 60] [--warmup 8] [--no-journal]
+    python benchmarks/live_latency.py [--routes 50] [--seconds 60] [--trips-per-s 1] [--no-journal]
 
 Three kinds of process, as a live run has them: the fake venues (``FakeVenues`` with the SYNTHETIC market, the
 same as ``arbitrage-lite fake-venues --synthetic top:N``) in a subprocess of their own, so their CPU is not the
@@ -10,12 +10,13 @@ engine's and the wire is a real socket; this process, the Ray driver, doing what
 and the SQLite journal in it); and Ray's daemons. The host runs with ``LiveSpec.trace`` (infra.live.trace): per
 order, the key of the market message its route's turn ran on and wall stamps at the stage boundaries; the fakes
 log when each book frame starts to be sent and when each order arrives. Joined: wire-to-wire per order and its
-split (wire, parse, queue, decide, risk, journal, send), for orders whose trigger was sent in the measured window
-(after ``--warmup``). Unwind legs are left out (a fill's answer triggers them, not a market message).
+split (wire, parse, queue, fills, decide, risk, journal, send), for orders whose trigger was sent in the measured
+window (after ``--warmup``). Unwind legs are left out (a fill's answer triggers them, not a market message).
 
-The strategy is made eager (tiny thresholds, short cooldown) so that the routes trade often enough for a p99;
-the day's notional cap is lifted (fakes only). CPU and RSS: /proc of the host's process (the engine), the fakes'
-process and the rest of Ray, over the measured window. Ends with one JSON line.
+The strategy is made eager (tiny thresholds, a 2 s time stop) and paced by its cooldown to ``--trips-per-s`` round
+trips over all routes, so that the routes trade often enough for a p99 but within the venues' order limits; risk's
+loss limits and the day's notional cap are lifted (fakes only). CPU and RSS: /proc of the host's process (the
+engine), the fakes' process and the rest of Ray, over the measured window. Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -41,12 +42,23 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 HOLD_S = 2.0
 
 
+def cycle_s(routes: int, trips_per_s: float) -> float:
+    return max(0.5 + HOLD_S, routes / trips_per_s)
+
+
+def stagger(routes: int, trips_per_s: float, i: int) -> list[str]:
+    """Route ``i``'s warm-up: spread over one cycle."""
+    return [f"strategy.warmup_s={2 + i * cycle_s(routes, trips_per_s) / routes:g}"]
+
+
 def eager(routes: int, trips_per_s: float) -> list[str]:
     """A strategy that trades often, but within the venues' order limits (Upbit: 8 orders/s, which the client's
     limiter keeps to: above it orders wait in the client, and that wait is not the hot path's). A route opens on a
     0.5 bps deviation from a 10 s reference, closes within 2 s (1 bps either way, or the time stop), then cools
-    down so that all routes together make about ``trips_per_s`` round trips (2 Upbit orders each) a second."""
-    cooldown = max(0.5, routes / trips_per_s - HOLD_S)
+    down so that all routes together make about ``trips_per_s`` round trips (2 orders on each venue) a second.
+    Each route's warm-up is staggered over one cycle (``stagger``): routes that all started together would trade in
+    lockstep, 2 x routes orders at once every cycle, and measure the venues' order limits in those bursts."""
+    cooldown = cycle_s(routes, trips_per_s) - HOLD_S
     return ["strategy.entry_bps=0.5", "strategy.exit_bps=0.1", "strategy.warmup_s=2", "strategy.min_edge_bps=-1000",
             f"strategy.cooldown_s={cooldown:g}", "strategy.order_notional_krw=1000000",
             "strategy.position_limit_krw=1000000", "strategy.ref_halflife_s=10", "strategy.take_profit_bps=1",
@@ -212,7 +224,8 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
     cfg = apply_sets(EngineConfig(), eager(args.routes, args.trips_per_s) + args.set)
     capital = capital_krw(cfg) * len(bases)
     caps = OrderCaps(Decimal(2_000_000), Decimal(10) ** 13, override=True)  # fakes only: no daily cap in the way
-    spec = LiveSpec({b: (cfg, rules[b]) for b in bases}, binance, upbit, "latbench", cfg.risk, capital, False, caps,
+    routes = {b: (apply_sets(cfg, stagger(len(bases), args.trips_per_s, i)), rules[b]) for i, b in enumerate(bases)}
+    spec = LiveSpec(routes, binance, upbit, "latbench", cfg.risk, capital, False, caps,
                     journal_dir=None if args.no_journal else str(tmp / "journal"), trace=True)
     warm_up()
     ray = ensure_ray()
@@ -223,8 +236,10 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
     await portfolio.connect.remote(host, {b: host for b in bases}, alerts, capital)
     engine = _host_pid()
     print(f"live: {len(bases)} routes on the fakes (pid {fakes_pid}); engine pid {engine}; warming up "
-          f"{args.warmup:g} s, then measuring {args.seconds:g} s", file=sys.stderr, flush=True)
-    await asyncio.sleep(args.warmup)
+          f"{args.warmup if args.warmup is not None else cycle_s(len(bases), args.trips_per_s) + 5:g} s (staggered "
+          f"starts), then measuring {args.seconds:g} s", file=sys.stderr, flush=True)
+    warmup = args.warmup if args.warmup is not None else cycle_s(len(bases), args.trips_per_s) + 5
+    await asyncio.sleep(warmup)
     mine = {os.getpid(), engine, *_tree(fakes_pid)}
     group = Group({"engine": [engine], "fakes": [fakes_pid], "driver": [os.getpid()],
                    "ray_rest": [p for p in _tree(os.getpid()) if p not in mine]})
@@ -238,7 +253,7 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
     traces = await host.trace.remote()
     for h in (host, portfolio, alerts):
         ray.kill(h)
-    return {"bases": bases, "t0": t0, "t1": t1, "group": group, "status": status, "stopped": stopped,
+    return {"bases": bases, "warmup": warmup, "t0": t0, "t1": t1, "group": group, "status": status, "stopped": stopped,
             "traces": traces}
 
 
@@ -256,13 +271,17 @@ def report(args: argparse.Namespace, run: dict[str, Any], log: WireLog, joined: 
     n = len(joined.total)
     p50, p99, p999 = (pct(joined.total, q) for q in (0.5, 0.99, 0.999))
     out = sys.stderr
-    print(f"\nwire to wire, {len(run['bases'])} routes, {window_s:.0f} s measured after {args.warmup:g} s warm-up "
+    print(f"\nwire to wire, {len(run['bases'])} routes, {window_s:.0f} s measured after {run['warmup']:g} s warm-up "
           f"(journal: {'off' if args.no_journal else 'SQLite'}); {frames / window_s:,.0f} book frames/s sent", file=out)
     print(f"  orders joined n={n}: p50 {p50:.3f} ms  p99 {p99:.3f} ms  p99.9 {p999:.3f} ms  max "
           f"{max(joined.total, default=0) / 1e6:.3f} ms" + ("  (p99.9 from < 1000 orders: ~ the max)"
                                                             if n < 1000 else ""), file=out)
     print(f"  orders sent by the gateways: {gw[0]['sent']} Upbit, {gw[1]['sent']} Binance; not joined: "
           f"{dict(joined.dropped)}", file=out)
+    for v, name in ((0, "Upbit"), (1, "Binance")):
+        reasons = sorted(gw[v]["reject_reasons"].items(), key=lambda kv: -kv[1])[:3]
+        if reasons:
+            print(f"  {name} rejections (first 60 characters): {dict(reasons)}", file=out)
     tail = [i for i, x in enumerate(joined.total) if x >= p99 * 1e6]
     print(f"  {'stage':8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'share':>6} {'mean in the p99 tail':>21}",
           file=out)
@@ -307,7 +326,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--routes", type=int, default=50, help="routes (the fakes serve this many coins; at most 177)")
     ap.add_argument("--seconds", type=float, default=60.0, help="measured window")
-    ap.add_argument("--warmup", type=float, default=8.0, help="seconds traded before the window (not measured)")
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="seconds traded before the window (default: one strategy cycle + 5 s, so that every "
+                         "route's staggered start is behind)")
     ap.add_argument("--no-journal", action="store_true", help="no SQLite journal (intents not made durable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rate-binance", type=float, default=10.0, help="Binance diffs/s per symbol (the venue's 100 ms)")
@@ -315,9 +336,10 @@ def main() -> None:
     ap.add_argument("--upbit-order-per-s", type=int, default=12,
                     help="the fake Upbit's order limit: the venue's since 2026-08-21, which the Upbit client keeps to "
                          "(upbit/limits.py). At the fake's default 8 the client's 12/s earns 429s, then a 60 s ban")
-    ap.add_argument("--trips-per-s", type=float, default=2.0,
+    ap.add_argument("--trips-per-s", type=float, default=1.0,
                     help="round trips a second over all routes the strategy aims at (each: 2 Upbit + 2 Binance "
-                         "orders); above ~3 the Upbit order limit queues orders in the client")
+                         "orders); the recorded Binance limit is 50 orders / 10 s and the clients queue orders "
+                         "above their venue's limit (up to 2 s, then refuse them)")
     ap.add_argument("--set", action="append", default=[], help="config override (after the eager strategy)")
     ap.add_argument("--role", choices=("driver", "fakes"), default="driver", help=argparse.SUPPRESS)
     ap.add_argument("--wirelog", help=argparse.SUPPRESS)
