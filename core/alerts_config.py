@@ -6,6 +6,8 @@ dumped into run records and reports. No channel configured = alerts go to the lo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CHANNELS = ("telegram", "slack", "webhook", "email")
@@ -107,6 +109,11 @@ class AlertsConfig(BaseModel):
             if unknown:
                 raise ValueError(f"alerts.route_p{sev}: unknown channels {unknown}; known {list(CHANNELS)}")
         return self
+
+    def anchored(self) -> AlertsConfig:
+        """The outbox path made absolute here (the driver): an actor process may run in another directory."""
+        path = str(Path(self.queue.path).expanduser().resolve())
+        return self.model_copy(update={"queue": self.queue.model_copy(update={"path": path})})
 
     def routes(self) -> dict[int, tuple[str, ...]]:
         return {0: self.route_p0, 1: self.route_p1, 2: self.route_p2, 3: self.route_p3}

@@ -130,7 +130,7 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         journal = ray.remote(JournalActor).options(**jopts).remote(
             str(jdir / f"{req.run_id}.overflow.jsonl"), req.journal_dsn, sqlite_path=str(jdir / "journal.sqlite3"))
         await journal.start.remote()
-    alerts = ray.remote(AlertActor).options(**opts("alert")).remote(req.run_id, rec, journal, cfg.alerts)
+    alerts = ray.remote(AlertActor).options(**opts("alert")).remote(req.run_id, rec, journal, cfg.alerts.anchored())
     if journal is not None:
         journal.watch_backend.remote(alerts)  # a journal that cannot write is a P0
     limits = req.risk_limits()

@@ -161,3 +161,13 @@ def test_missing_secret_turns_channel_off_without_showing_anything() -> None:
     assert build_channels(c, "t", {}) == {}
     got = build_channels(c, "t", {"ARBITRAGE_TELEGRAM_TOKEN": TOKEN})
     assert list(got) == ["telegram"] and TOKEN not in repr(vars(got["telegram"]))
+
+
+def test_telegram_long_message_cut_to_the_api_limit(tmp_path: Path, started: list[Any]) -> None:
+    tg = server(started, TELEGRAM_OK)
+    n = notifier(tmp_path, started, ("telegram",), {"ARBITRAGE_TELEGRAM_TOKEN": TOKEN},
+                 telegram=TelegramConfig(chat_id="1", api_base=tg.base))
+    n.enqueue("reconcile_mismatch", 0, "KRW-BTC", "x" * 10_000, 1)
+    poll(lambda: n.status()["delivered"] == 1, "delivery")
+    text = tg.requests[0][2]["text"]
+    assert len(text) <= 4096 and text.endswith("(cut)")

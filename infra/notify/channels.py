@@ -106,6 +106,7 @@ def network_failure(exc: BaseException) -> Outcome:
     return Outcome(RETRY, None, type(exc).__name__)
 
 
+TELEGRAM_MAX_CHARS = 4096  # sendMessage's text limit
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -118,7 +119,10 @@ class TelegramChannel:
 
     async def send(self, session: aiohttp.ClientSession, notice: Notice) -> Outcome:
         url = f"{self._base}/bot{self._token.reveal()}/sendMessage"
-        payload = {"chat_id": self._chat, "text": f"{notice.subject()}\n{notice.text}",
+        text = f"{notice.subject()}\n{notice.text}"
+        if len(text) > TELEGRAM_MAX_CHARS:  # longer is refused with a 400 (permanent): cut, say so
+            text = text[: TELEGRAM_MAX_CHARS - 20] + "\n... (cut)"
+        payload = {"chat_id": self._chat, "text": text,
                    "disable_web_page_preview": True}
         try:
             async with session.post(url, json=payload, timeout=self._timeout) as resp:
