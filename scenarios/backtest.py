@@ -17,8 +17,11 @@ from ..core.metrics import closed_trips, figures, funnel, money, rejections
 from ..core.replay import RouteResult, fill_summary, run_route
 from ..core.risk import RiskCoordinator
 from ..core.risk_replay import RouteInput, replay_with_risk
-from .market_data import RouteData, load_route
+from ..infra.data.store import Store
+from ..infra.data.stream_reader import DEFAULT_CHUNK_ROWS
+from .market_data import RouteData, load_route, route_resolution
 from .outputs import report_fields, write_outputs
+from .stream_replay import STREAM_ABOVE_ROWS, StreamStats, finish_data, load_route_stream, market_rows, run_route_stream
 from .universe import Universe, route_guard_summary, universe_of, universe_summary
 
 
@@ -33,6 +36,10 @@ class BacktestRequest:
     use_ray: bool = True
     progress: bool = True
     risk: bool = True  # False: no risk tiers (routes replay independently, as Ray tasks)
+    # stream a book route's market data from the store in chunks (scenarios.stream_replay): None = when its
+    # series hold more than STREAM_ABOVE_ROWS rows; same result either way. Risk-tier replays stay in memory.
+    stream: bool | None = None
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,25 @@ class RouteRun:
     real: RouteResult
 
 
+def streams(req: BacktestRequest, base: str) -> bool:
+    """Whether the route replays streamed: a book route, asked for or larger than STREAM_ABOVE_ROWS rows."""
+    if req.stream is False or route_resolution(Store(req.store), base) != "book":
+        return False
+    return req.stream is True or market_rows(req.store, base) > STREAM_ABOVE_ROWS
+
+
 def run_one_route(store: Path, base: str, cfg: EngineConfig, start_ns: int | None,
-                  end_ns: int | None, universe: Universe | None = None) -> RouteRun:
+                  end_ns: int | None, universe: Universe | None = None, stream: bool = False,
+                  chunk_rows: int = DEFAULT_CHUNK_ROWS) -> RouteRun:
     """Load and replay one route (what its trips would make without costs is attributed per trip, not re-run:
-    a zero-cost replay trades differently)."""
+    a zero-cost replay trades differently); ``stream``: read the store in chunks, bounded memory."""
+    if stream:
+        sdata = load_route_stream(store, base, cfg.costs, start_ns, end_ns, universe, chunk_rows)
+        stats = StreamStats()
+        assert sdata.stream is not None
+        real = run_route_stream(base, sdata.stream, cfg.model_copy(update={"costs": sdata.costs}), sdata.binance,
+                                stats)
+        return RouteRun(finish_data(sdata, stats), real)
     data = load_route(store, base, cfg.costs, start_ns, end_ns, universe)
     real_cfg = cfg.model_copy(update={"costs": data.costs})
     return RouteRun(data, run_route(base, data.events, real_cfg, data.binance))
@@ -86,7 +108,8 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
         warm_up()  # compile here once; the workers load the cache
         ray = ensure_ray()
         task = ray.remote(run_one_route)
-        refs = {task.remote(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req)): b for b in routes}
+        refs = {task.remote(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req), streams(req, b),
+                            req.chunk_rows): b for b in routes}
         results: dict[str, RouteRun] = {}
         pending = list(refs)
         while pending:
@@ -97,7 +120,8 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
         return [results[b] for b in routes]
     runs = []
     for b in routes:
-        runs.append(run_one_route(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req)))
+        runs.append(run_one_route(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req),
+                                  streams(req, b), req.chunk_rows))
         on_done(b)
     return runs
 
@@ -158,7 +182,7 @@ def summarize(runs: Sequence[RouteRun], cfg: EngineConfig, mode: str = "backtest
         "mode": mode,
         "routes": [r.data.base for r in runs],
         "data": {"from": iso(first), "to": iso(last), "resolution": ", ".join(resolutions),
-                 "fx_source": ", ".join(fx_sources), "events": int(sum(len(r.data.events) for r in runs))},
+                 "fx_source": ", ".join(fx_sources), "events": int(sum(r.data.event_count for r in runs))},
         **head,  # zero_cost_net_pnl_krw: these same trips before fees and slippage (core.metrics.cost_attribution)
         "funnel": funnel(real),
         "rejections": rejections(real),

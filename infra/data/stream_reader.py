@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ...core.event_builders import depth_diffs_to_events, trades_to_events
-from ...core.events import K_BOOK_END, K_CLEAR, K_LEVEL, EventBatch, make_batch
+from ...core.event_builders import depth_diffs_to_events
+from ...core.events import K_BOOK_END, K_CLEAR, K_LEVEL, K_TRADE, EventBatch, make_batch
 
 COLS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
 # columns each kind needs, the column its window filters on, the column whose runs are one message
@@ -45,6 +45,14 @@ class Source:
     kind: str
     venue_code: int
     rank: int
+
+
+def _raw_batch(cols: dict[str, np.ndarray]) -> EventBatch:
+    """An EventBatch without the sortedness scan (the caller has ordered it)."""
+    out = object.__new__(EventBatch)
+    for c in COLS:
+        object.__setattr__(out, c, cols[c])
+    return out
 
 
 def snapshot_events(ts: np.ndarray, snapshot: np.ndarray, side: np.ndarray, price: np.ndarray, qty: np.ndarray,
@@ -74,7 +82,9 @@ def snapshot_events(ts: np.ndarray, snapshot: np.ndarray, side: np.ndarray, pric
     out_px = np.zeros(total)
     out_qty = np.zeros(total)
     out_side[row_pos], out_px[row_pos], out_qty[row_pos] = side, price, qty
-    return make_batch(out_ts, venue, out_kind, out_px, out_qty, out_side, out_tv)
+    return _raw_batch({"ts": out_ts.astype(np.int64, copy=False), "ts_venue": out_tv.astype(np.int64, copy=False),
+                       "venue": np.full(total, venue, np.int8), "kind": out_kind, "side": out_side, "px": out_px,
+                       "qty": out_qty})
 
 
 def build_events(kind: str, rows: dict[str, np.ndarray], venue: int) -> EventBatch:
@@ -86,7 +96,10 @@ def build_events(kind: str, rows: dict[str, np.ndarray], venue: int) -> EventBat
     if kind == "depth_diff":
         return depth_diffs_to_events(rows["ts_local"], rows["ts"], rows["last_update_id"], rows["side"],
                                      rows["price"], rows["qty"], venue)
-    return trades_to_events(rows["ts_local"], rows["ts"], rows["price"], rows["qty"], rows["aggressor"], venue)
+    n = rows["ts"].shape[0]  # trades_to_events without make_batch's copies (the columns are already typed)
+    return _raw_batch({"ts": rows["ts_local"], "ts_venue": rows["ts"], "venue": np.full(n, venue, np.int8),
+                       "kind": np.full(n, K_TRADE, np.int8), "side": rows["aggressor"].astype(np.int8, copy=False),
+                       "px": rows["price"], "qty": rows["qty"]})
 
 
 def _take(rows: dict[str, np.ndarray], sl: slice | np.ndarray) -> dict[str, np.ndarray]:
@@ -130,14 +143,6 @@ def row_chunks(path: Path, kind: str, chunk_rows: int, start: int | None = None,
                 yield rows
     if carry is not None and carry[cols[0]].shape[0]:
         yield carry
-
-
-def _raw_batch(cols: dict[str, np.ndarray]) -> EventBatch:
-    """An EventBatch without the sortedness scan (the caller has ordered it)."""
-    out = object.__new__(EventBatch)
-    for c in COLS:
-        object.__setattr__(out, c, cols[c])
-    return out
 
 
 def cut_batch(b: EventBatch, lo: int, hi: int | None = None) -> EventBatch:

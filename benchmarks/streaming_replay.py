@@ -1,0 +1,170 @@
+"""Streaming replay throughput: routes replayed from the Parquet store in chunks (decode included), bounded RSS.
+
+    python benchmarks/streaming_replay.py --store /tmp/bench_store [--symbols 50] [--days 30] [--chunk-rows N]
+
+1. The store: 50 symbols x 30 days of Binance top-10 diffs + trades and Upbit top-10 snapshots by default,
+   synthetic, calibrated on the real L2 sample (``_stream_store``), generated once in a subprocess and cached
+   under a content key (generation is not timed with the replay, and its memory is not this process's).
+2. Streamed, decode included: every route through ``load_route_stream`` + ``run_route_stream`` (Parquet read,
+   event building, the venues merged on the fly, the kernel), one core; peak RSS right after it.
+3. On the first ``--subset`` routes: the kernel alone over the same chunks pre-decoded, and the in-memory
+   kernel over the same events as one batch (what ``replay_throughput`` times); both must give the streamed
+   counters. Ratios to the in-memory kernel are measured here, in this run.
+Last line: one JSON object (``events``, ``seconds``, ``events_per_s``, ``peak_rss_mb``, and the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from arbitrage_lite.core.config import EngineConfig
+from arbitrage_lite.core.events import EventBatch
+from arbitrage_lite.core.kernel import N_COUNTERS
+from arbitrage_lite.core.replay import kernel_params, step, warm_up
+from arbitrage_lite.core.route_state import RouteState
+from arbitrage_lite.infra.data.stream_reader import DEFAULT_CHUNK_ROWS
+from arbitrage_lite.scenarios.stream_replay import StreamCursor, StreamStats, load_route_stream, run_route_stream
+from arbitrage_lite.scenarios.universe import Universe
+
+TARGET_EVENTS, TARGET_S, TARGET_RSS_MB = 2_300_000_000, 120.0, 2048.0
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_store(args: argparse.Namespace) -> tuple[Path, dict[str, object]]:
+    """Calibrate on the real L2 sample and write (or reuse) the store: run in a child process."""
+    import _stream_store
+    import replay_throughput as rt
+
+    files, upbit = rt.find_inputs(args.data_dir, [])
+    l2 = rt.parse_binance_raw(files)
+    shape = rt.measure_shape(l2, rt.sync_to_snapshot(l2), upbit)
+    return _stream_store.generate(args.store, shape, args.symbols, args.days, args.seed, float(l2.k_bid[0]))
+
+
+def bench_config() -> EngineConfig:
+    import replay_throughput as rt
+
+    return rt.bench_config()
+
+
+def route_data(path: Path, base: str, cfg: EngineConfig, chunk_rows: int):  # type: ignore[no-untyped-def]
+    return load_route_stream(path, base, cfg.costs, None, None, Universe((base,), "the route alone"),
+                             chunk_rows=chunk_rows)
+
+
+def stream_all(path: Path, bases: list[str], cfg: EngineConfig,
+               chunk_rows: int) -> tuple[int, float, float, dict]:
+    """Every route streamed, decode included; (events, wall seconds, CPU seconds, counters of each route)."""
+    events, counters = 0, {}
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for b in bases:
+        data = route_data(path, b, cfg, chunk_rows)
+        stats = StreamStats()
+        res = run_route_stream(b, data.stream, cfg, data.binance, stats)
+        events += stats.events
+        counters[b] = res.counters
+    return events, time.perf_counter() - t0, time.process_time() - c0, counters
+
+
+def subset(path: Path, bases: list[str], cfg: EngineConfig, chunk_rows: int, counters: dict) -> dict[str, float]:
+    """Kernel-only on pre-decoded chunks, and the in-memory kernel on one batch, route by route."""
+    n, t_chunks, t_mem, t_decode = 0, 0.0, 0.0, 0.0
+    for b in bases:
+        data = route_data(path, b, cfg, chunk_rows)
+        t0 = time.perf_counter()
+        chunks = list(data.stream.chunks())
+        t_decode += time.perf_counter() - t0
+        p = kernel_params(cfg, data.binance)
+        state = RouteState.new(N_COUNTERS)
+        t0 = time.perf_counter()
+        StreamCursor(iter(chunks)).run(state, p)
+        t_chunks += time.perf_counter() - t0
+        got = dict(zip(counters[b], state.counters.tolist(), strict=True))
+        whole = EventBatch.concat_sorted(chunks)
+        del chunks
+        state2 = RouteState.new(N_COUNTERS, series_hint=int(got["decisions"]) + 16)
+        t0 = time.perf_counter()
+        step(state2, whole, 0, len(whole), True, True, p)
+        t_mem += time.perf_counter() - t0
+        if got != counters[b] or not np.array_equal(state.counters, state2.counters):
+            raise AssertionError(f"{b}: kernel-only / in-memory counters differ from the streamed run")
+        n += len(whole)
+        del whole
+    return {"events": n, "kernel_chunks_s": t_chunks, "in_memory_s": t_mem, "decode_merge_s": t_decode}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--store", type=Path, required=True, help="directory for the generated store (cached)")
+    ap.add_argument("--symbols", type=int, default=50)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows read per series per chunk")
+    ap.add_argument("--subset", type=int, default=3, help="routes for the kernel-only / in-memory comparison")
+    ap.add_argument("--seed", type=int, default=20240808)
+    ap.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.generate_only:
+        path, info = make_store(args)
+        print(json.dumps({"path": str(path), **info}))
+        return 0
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--generate-only", *(argv or sys.argv[1:])]
+    gen = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    path = Path(gen["path"])
+    scaled = gen["symbols"] * gen["days"] < 50 * 30
+    print(f"store {path}: {gen['symbols']} symbols x {gen['days']} days, {gen['rows']:,} rows, "
+          f"{gen['bytes'] / 1e9:.2f} GB on disk, generated in {gen['generate_s']} s"
+          f"{' (cached)' if gen['cached'] else ''} (not timed below)"
+          f"{'  [SCALED DOWN from 50 x 30]' if scaled else ''}")
+    warm_up()
+    import _stream_store
+
+    cfg = bench_config()
+    bases = [_stream_store.symbol_name(k) for k in range(gen["symbols"])]
+    next(route_data(path, bases[0], cfg, 1000).stream.chunks())  # load the compiled merge before timing
+    events, secs, cpu, counters = stream_all(path, bases, cfg, args.chunk_rows)
+    peak = rss_mb()
+    rate = events / secs
+    print(f"streamed, decode included: {events:,} events in {secs:.1f} s = {rate / 1e6:.2f} M events/s on one core;"
+          f" CPU {cpu:.1f} s = {events / cpu / 1e6:.2f} M events per CPU-second (the machine is shared); "
+          f"peak RSS {peak:,.0f} MB (chunk {args.chunk_rows:,} rows per series)")
+    sub = subset(path, bases[:args.subset], cfg, args.chunk_rows, counters)
+    k_rate, m_rate = sub["events"] / sub["kernel_chunks_s"], sub["events"] / sub["in_memory_s"]
+    s_rate = sub["events"] / (sub["kernel_chunks_s"] + sub["decode_merge_s"])
+    print(f"subset ({args.subset} routes, {sub['events']:,} events): kernel on pre-decoded chunks "
+          f"{k_rate / 1e6:.2f} M/s, in-memory kernel (one batch) {m_rate / 1e6:.2f} M/s, read+decode+merge alone "
+          f"{sub['events'] / sub['decode_merge_s'] / 1e6:.2f} M/s")
+    print(f"ratios to the in-memory kernel: streamed with decode {rate / m_rate:.2f} (whole store), "
+          f"{s_rate / m_rate:.2f} (subset); kernel-only chunks {k_rate / m_rate:.2f}")
+    trips = sum(c["closed"] for c in counters.values())
+    print(f"strategy: {trips} closed trips, {sum(c['decisions'] for c in counters.values()):,} decisions")
+    t_target = TARGET_EVENTS / rate
+    label = " -- EXTRAPOLATED from the scaled store" if scaled else ""
+    print(f"target 2.3 G events < {TARGET_S:.0f} s: at this rate {t_target:.0f} s "
+          f"({'met' if t_target < TARGET_S else f'{t_target / TARGET_S:.1f}x over'}; needs "
+          f"{TARGET_EVENTS / TARGET_S / 1e6:.1f} M events/s){label}")
+    print(json.dumps({"events": events, "seconds": round(secs, 3), "events_per_s": round(rate),
+                      "peak_rss_mb": round(peak),
+                      "cpu_seconds": round(cpu, 3), "symbols": gen["symbols"], "days": gen["days"], "scaled": scaled,
+                      "chunk_rows": args.chunk_rows, "kernel_only_events_per_s": round(k_rate),
+                      "in_memory_kernel_events_per_s": round(m_rate), "ratio_to_in_memory": round(rate / m_rate, 3),
+                      "extrapolated_2_3g_s": round(t_target, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
