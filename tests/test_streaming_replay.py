@@ -102,7 +102,7 @@ def day_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def short_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("stream_short") / "store"
-    write_route(root, "SOL", hours=1.5, step_s=2.0, seed=5)
+    write_route(root, "SOL", hours=1.5, step_s=4.0, seed=5)
     return root
 
 
@@ -214,3 +214,38 @@ def test_backtest_route_streams_to_the_same_run(short_store: Path) -> None:
     req = BacktestRequest(store=short_store, routes="SOL", out=short_store / "out")
     assert not streams(req, "SOL")  # small: in memory by default
     assert streams(BacktestRequest(store=short_store, routes="SOL", out=short_store, stream=True), "SOL")
+
+
+def test_real_binance_l2_store_streams_to_the_same_run(tmp_path: Path) -> None:
+    """The shipped real Binance L2 sample imported (REST book, 56k diff rows, trades), with Upbit top-5 books
+    every 250 ms at its real best bid/ask mid x FX x (1 + a premium swinging +-60 bps every 40 s)."""
+    from sample_files import L2
+
+    from arbitrage_lite.infra.data.importer import run_import
+
+    root = tmp_path / "s"
+    run_import([L2], root)
+    st = Store(root)
+    bbo = st.read("bbo", "binance", "BTC-USDT")
+    b_ts, mid = bbo["ts_local"].to_numpy(), (bbo["bid"].to_numpy() + bbo["ask"].to_numpy()) / 2
+    ut = np.arange(int(b_ts[0]), int(b_ts[-1]), 250_000_000, dtype=np.int64)
+    m = mid[np.searchsorted(b_ts, ut, side="right") - 1]
+    krw = np.round(m * FX * (1.015 + 0.006 * np.sin(2 * np.pi * (ut - ut[0]) / 40e9)) / 1000) * 1000
+    n, lv = ut.shape[0], np.tile(np.r_[np.arange(5), np.arange(5)], ut.shape[0]).astype(np.int16)
+    side = np.tile(np.r_[np.zeros(5), np.ones(5)], n).astype(np.int8)
+    st.write("book", "upbit", "BTC-KRW", pa.table({
+        "ts": np.repeat(ut, 10), "ts_local": np.repeat(ut + 1_000_000, 10), "snapshot": np.repeat(np.arange(n), 10),
+        "side": side, "level": lv, "price": np.repeat(krw, 10) + np.where(side == 0, -(lv + 1), lv + 1) * 1000.0,
+        "qty": np.full(10 * n, 0.3)}))
+    st.write("fx", "ref", "USD-KRW", pa.table({"ts": ut[:1] - HOUR_NS, "ts_local": ut[:1] - HOUR_NS, "rate": [FX]}))
+    cfg = EngineConfig(strategy=StrategyConfig(entry_bps=20.0, exit_bps=5.0, take_profit_bps=60.0,
+                                               stop_loss_bps=80.0, max_hold_s=60.0, cooldown_s=5.0,
+                                               min_edge_bps=5.0, ref_halflife_s=20.0, warmup_s=20.0))
+    uni = Universe(("BTC",), "the route alone", guard=GuardConfig(min_history_s=0.0))
+    mem = load_route(root, "BTC", cfg.costs, None, None, uni)
+    ref = run_route("BTC", mem.events, cfg, mem.binance)
+    assert len(ref.trips) >= 1 and ref.counters["decisions"] > 1000
+    for chunk_rows in (3, 1000, 1 << 20):
+        data = load_route_stream(root, "BTC", cfg.costs, None, None, uni, chunk_rows=chunk_rows)
+        assert data.stream is not None
+        _same(ref, run_route_stream("BTC", data.stream, cfg, data.binance))
