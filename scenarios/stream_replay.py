@@ -55,12 +55,15 @@ STREAM_ABOVE_ROWS = 20_000_000  # the backtest streams a route whose market seri
 
 
 @njit(cache=True)
-def merge_order(ts: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Positions of ``ts`` (k sorted runs, run r at [bounds[r], bounds[r+1])) in (time, run) order."""
+def _merge_into(ts: np.ndarray, tv: np.ndarray, venue: np.ndarray, kind: np.ndarray, side: np.ndarray,
+                px: np.ndarray, qty: np.ndarray, bounds: np.ndarray, o_ts: np.ndarray, o_tv: np.ndarray,
+                o_venue: np.ndarray, o_kind: np.ndarray, o_side: np.ndarray, o_px: np.ndarray,
+                o_qty: np.ndarray) -> None:
+    """Rows of k sorted runs (run r at [bounds[r], bounds[r+1])) written out in (time, run) order: the
+    merge and the gather in one pass over the columns."""
     k = bounds.shape[0] - 1
     pos = bounds[:-1].copy()
     n = bounds[k] - bounds[0]
-    out = np.empty(n, np.int64)
     for j in range(n):
         best = -1
         bt = 0
@@ -69,9 +72,10 @@ def merge_order(ts: np.ndarray, bounds: np.ndarray) -> np.ndarray:
                 t = ts[pos[r]]
                 if best < 0 or t < bt:
                     best, bt = r, t
-        out[j] = pos[best]
+        i = pos[best]
         pos[best] += 1
-    return out
+        o_ts[j], o_tv[j], o_venue[j], o_kind[j] = ts[i], tv[i], venue[i], kind[i]
+        o_side[j], o_px[j], o_qty[j] = side[i], px[i], qty[i]
 
 
 def merge_batches(parts: Sequence[EventBatch]) -> EventBatch:
@@ -79,10 +83,11 @@ def merge_batches(parts: Sequence[EventBatch]) -> EventBatch:
     parts = [p for p in parts if len(p)]
     if len(parts) == 1:
         return parts[0]
-    cols = {c: np.concatenate([getattr(p, c) for p in parts]) for c in COLS}
+    cols = [np.concatenate([getattr(p, c) for p in parts]) for c in COLS]
     bounds = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
-    order = merge_order(cols["ts"], bounds)
-    return _raw_batch({c: v[order] for c, v in cols.items()})
+    out = [np.empty_like(c) for c in cols]
+    _merge_into(*cols, bounds, *out)
+    return _raw_batch(dict(zip(COLS, out, strict=True)))
 
 
 @dataclass
