@@ -33,7 +33,14 @@ from arbitrage_lite.core.kernel import N_COUNTERS
 from arbitrage_lite.core.replay import kernel_params, step, warm_up
 from arbitrage_lite.core.route_state import RouteState
 from arbitrage_lite.infra.data.stream_reader import DEFAULT_CHUNK_ROWS
-from arbitrage_lite.scenarios.stream_replay import StreamCursor, StreamStats, load_route_stream, run_route_stream
+from arbitrage_lite.scenarios.market_data import RouteData
+from arbitrage_lite.scenarios.stream_replay import (
+    RouteStream,
+    StreamCursor,
+    StreamStats,
+    load_route_stream,
+    run_route_stream,
+)
 from arbitrage_lite.scenarios.universe import Universe
 
 TARGET_EVENTS, TARGET_S, TARGET_RSS_MB = 2_300_000_000, 120.0, 2048.0
@@ -60,33 +67,37 @@ def bench_config() -> EngineConfig:
     return rt.bench_config()
 
 
-def route_data(path: Path, base: str, cfg: EngineConfig, chunk_rows: int):  # type: ignore[no-untyped-def]
-    return load_route_stream(path, base, cfg.costs, None, None, Universe((base,), "the route alone"),
+def route_data(path: Path, base: str, cfg: EngineConfig, chunk_rows: int) -> tuple[RouteData, RouteStream]:
+    data = load_route_stream(path, base, cfg.costs, None, None, Universe((base,), "the route alone"),
                              chunk_rows=chunk_rows)
+    assert data.stream is not None
+    return data, data.stream
 
 
 def stream_all(path: Path, bases: list[str], cfg: EngineConfig,
-               chunk_rows: int) -> tuple[int, float, float, dict]:
+               chunk_rows: int) -> tuple[int, float, float, dict[str, dict[str, int]]]:
     """Every route streamed, decode included; (events, wall seconds, CPU seconds, counters of each route)."""
-    events, counters = 0, {}
+    events = 0
+    counters: dict[str, dict[str, int]] = {}
     c0 = time.process_time()
     t0 = time.perf_counter()
     for b in bases:
-        data = route_data(path, b, cfg, chunk_rows)
+        data, plan = route_data(path, b, cfg, chunk_rows)
         stats = StreamStats()
-        res = run_route_stream(b, data.stream, cfg, data.binance, stats)
+        res = run_route_stream(b, plan, cfg, data.binance, stats)
         events += stats.events
         counters[b] = res.counters
     return events, time.perf_counter() - t0, time.process_time() - c0, counters
 
 
-def subset(path: Path, bases: list[str], cfg: EngineConfig, chunk_rows: int, counters: dict) -> dict[str, float]:
+def subset(path: Path, bases: list[str], cfg: EngineConfig, chunk_rows: int,
+           counters: dict[str, dict[str, int]]) -> dict[str, float]:
     """Kernel-only on pre-decoded chunks, and the in-memory kernel on one batch, route by route."""
     n, t_chunks, t_mem, t_decode = 0, 0.0, 0.0, 0.0
     for b in bases:
-        data = route_data(path, b, cfg, chunk_rows)
+        data, plan = route_data(path, b, cfg, chunk_rows)
         t0 = time.perf_counter()
-        chunks = list(data.stream.chunks())
+        chunks = list(plan.chunks())
         t_decode += time.perf_counter() - t0
         p = kernel_params(cfg, data.binance)
         state = RouteState.new(N_COUNTERS)
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = bench_config()
     bases = [_stream_store.symbol_name(k) for k in range(gen["symbols"])]
-    next(route_data(path, bases[0], cfg, 1000).stream.chunks())  # load the compiled merge before timing
+    next(route_data(path, bases[0], cfg, 1000)[1].chunks())  # load the compiled merge before timing
     events, secs, cpu, counters = stream_all(path, bases, cfg, args.chunk_rows)
     peak = rss_mb()
     rate = events / secs

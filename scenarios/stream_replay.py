@@ -83,11 +83,12 @@ def merge_batches(parts: Sequence[EventBatch]) -> EventBatch:
     parts = [p for p in parts if len(p)]
     if len(parts) == 1:
         return parts[0]
-    cols = [np.concatenate([getattr(p, c) for p in parts]) for c in COLS]
+    ts, tv, venue, kind, side, px, qty = (np.concatenate([getattr(p, c) for p in parts]) for c in COLS)
     bounds = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
-    out = [np.empty_like(c) for c in cols]
-    _merge_into(*cols, bounds, *out)
-    return _raw_batch(dict(zip(COLS, out, strict=True)))
+    out = {c: np.empty_like(a) for c, a in zip(COLS, (ts, tv, venue, kind, side, px, qty), strict=True)}
+    _merge_into(ts, tv, venue, kind, side, px, qty, bounds, out["ts"], out["ts_venue"], out["venue"], out["kind"],
+                out["side"], out["px"], out["qty"])
+    return _raw_batch(out)
 
 
 @dataclass
