@@ -36,6 +36,7 @@ from ..infra.data.stream_reader import (
     Source,
     _raw_batch,
     cut_batch,
+    first_time,
     source_events,
 )
 from ..infra.exchange_rules import binance_usdt_rules
@@ -207,15 +208,15 @@ def market_rows(store_root: Path, base: str) -> int:
     return total
 
 
-def _first_market(sources: Sequence[Source], chunk_rows: int, start: int | None, end: int | None,
-                  ) -> tuple[int, bool, bool]:
-    """The first market event's time, and whether each venue has any event in the window."""
+def _first_market(sources: Sequence[Source], start: int | None, end: int | None) -> tuple[int, bool, bool]:
+    """The first market event's time, and whether each venue has any event in the window (time columns only;
+    a series out of order is refused when it is replayed, as the in-memory path refuses it)."""
     first, has = None, {VENUE_UPBIT: False, VENUE_BINANCE: False}
     for src in sources:
-        piece = next(source_events(src, chunk_rows, start, end), None)
-        if piece is not None and len(piece):
+        t = first_time(src.path, src.kind, start, end)
+        if t is not None:
             has[src.venue_code] = True
-            first = int(piece.ts[0]) if first is None else min(first, int(piece.ts[0]))
+            first = t if first is None else min(first, t)
     return (first if first is not None else -1), has[VENUE_UPBIT], has[VENUE_BINANCE]
 
 
@@ -244,7 +245,7 @@ def load_route_stream(store_root: Path, base: str, costs: CostConfig, start: int
         universe = plan_universe(store_root, base, start, end)
     fx, fx_source = _fx_events(store, start, end, int(costs.max_quote_age_s * 1e9))
     sources = market_sources(store, base)
-    first_market, has_u, has_b = _first_market(sources, chunk_rows, start, end)
+    first_market, has_u, has_b = _first_market(sources, start, end)
     if not (has_u and has_b):
         raise DataError(f"route {base}: no data in the requested window")
     # book routes have no priced decision events (BOOK_END carries no price): history ends min_history after
