@@ -165,6 +165,8 @@ class LiveHostActor(RiskFacade):
         actor = JournalActor(jdir / f"{self.spec.run_id}.overflow.jsonl", self.spec.journal_dsn,
                              sqlite_path=jdir / "journal.sqlite3")
         await actor.start()
+        if self.alerts is not None:
+            await actor.watch_backend(self.alerts)  # a journal that cannot write is a P0 (journal_down)
         self.journal = _Local(actor)
 
     async def _supervise(self, venue: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -23,11 +23,11 @@ from ..core.client_ids import ClientIdFactory
 from ..core.config import EngineConfig
 from ..core.domain import Currency, Side, Venue
 from ..core.events import EventBatch, empty_batch
-from ..core.kernel import ACTION_OPEN, N_COUNTERS, inject_fills, resolve_candidate
+from ..core.kernel import ACTION_OPEN, N_COUNTERS, resolve_candidate
 from ..core.ledger import Fill, units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
-from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, step, warm_up
+from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, step
 from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through
 from ..core.risk_sequencer import RiskFact, risk_facts
 from ..core.route_state import (
@@ -52,7 +52,7 @@ from ..core.route_state import (
     ST_NEED_RISK,
     RouteState,
 )
-from ..core.rules import InstrumentRules, binance_rules
+from ..core.rules import InstrumentRules
 from ..infra.journal import (
     fill_record,
     intent_record,
@@ -64,40 +64,12 @@ from ..infra.journal import (
 from .inbox import SequencedInbox
 from .journal import JournalClient
 from .recovery import RecoveryConfig, Snapshots, ask_for_resend, mark_ready, restarted
+from .route_kernel import load_compiled, merge_sources
 from .route_snapshot import restore_route, route_snapshot
 from .route_trades import TradeBook
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
 FULL_GC_EVERY = 100  # windows (a RouteHostActor collects the young generations after every window)
-_warm = False
-
-
-def _load_compiled() -> None:
-    """Load every compiled function a route calls (numba's cache) once per process, at start-up: otherwise
-    the first feed message, the first open and the first fill each pay for loading one (tens of ms)."""
-    global _warm
-    if _warm:
-        return
-    _warm = True
-    warm_up()
-    s = RouteState.new(N_COUNTERS)  # a throwaway state: nothing here touches a real route
-    p = kernel_params(EngineConfig(), binance_rules("0.01", "0.00001", "5"))
-    resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, p, False)
-    units = np.zeros(1, np.int64)
-    inject_fills(s.si, s.sf, s.legs, s.fills, p, 0, units, units, 0)
-
-
-def _merge(parts: list[EventBatch]) -> EventBatch:
-    """``EventBatch.concat_sorted`` for non-empty parts, with a third less overhead (it runs for most routes in
-    most windows): one stable sort by time, ties in the order of ``parts``."""
-    ts = np.concatenate([p.ts for p in parts])
-    order = np.argsort(ts, kind="stable")
-    return EventBatch(ts[order], *(np.concatenate([getattr(p, c) for p in parts])[order] for c in _COLUMNS[1:]))
-
-
-_COLUMNS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
-
-
 class RouteActor:
     def __init__(self, route: str, cfg: EngineConfig, binance: InstrumentRules, run_id: str,
                  venues: dict[int, Any], risk: Any | None = None, portfolio: Any | None = None,
@@ -166,7 +138,7 @@ class RouteActor:
         self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
         self.trade_book = TradeBook(run_id, route, units_to_dec(binance.step_units), self._journal_step)
         self.tap: Any = None  # live: records the chunks run and the decisions (infra.live.run_record)
-        _load_compiled()
+        load_compiled()
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
             self._restore()
             if not in_host:
@@ -250,7 +222,7 @@ class RouteActor:
                 parts.append(batch.slice_time(None, watermark))
                 rest = batch.slice_time(watermark, None)
                 self.buffers[s] = [rest] if len(rest) else []
-        chunk = parts[0] if len(parts) == 1 else _merge(parts) if parts else empty_batch()
+        chunk = parts[0] if len(parts) == 1 else merge_sources(parts) if parts else empty_batch()
         if self.tap is not None:
             self.tap.chunk(chunk, watermark, received_ns)
         final = watermark >= NO_MORE_EVENTS

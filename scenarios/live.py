@@ -166,7 +166,7 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
                         record_dir=str(req.out / "store") if req.record else None)
         warm_up()
         ray = ensure_ray()
-        alerts = ray.remote(AlertActor).remote(req.run_id, None, None)
+        alerts = ray.remote(AlertActor).remote(req.run_id, None, None, cfg.alerts.anchored())  # channels, if any
         portfolio = ray.remote(PortfolioActor).remote(None, None)
         host = ray.remote(LiveHostActor).remote(spec, portfolio, alerts)
         started = await host.start.remote()

@@ -7,6 +7,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from arbitrage_lite.actors.alert import AlertActor
 from arbitrage_lite.actors.journal import JournalActor
 from arbitrage_lite.actors.portfolio import PortfolioActor
@@ -15,16 +17,27 @@ from arbitrage_lite.actors.route_host import _Local
 from arbitrage_lite.core.alerts import Severity, default_rules
 from arbitrage_lite.core.risk import RiskLimits
 from arbitrage_lite.core.risk_sequencer import RiskFact
+from arbitrage_lite.infra.live.killswitch import RiskTap
 
 DAY_NS = 86_400 * 1_000_000_000
 
 
-def test_daily_loss_limit_raises_one_p0_per_day() -> None:
+class _NoKill:
+    """The live host's kill switch stand-in: the daily-loss page must not need it."""
+
+    def on_risk_report(self, report: dict[str, object]) -> None:
+        raise AssertionError("not a kill switch report")
+
+
+@pytest.mark.parametrize("path", ["portfolio", "live_tap"])
+def test_daily_loss_limit_raises_one_p0_per_day(path: str) -> None:
+    """``live_tap``: as the live host wires it, the coordinator's portfolio is infra.live.killswitch.RiskTap."""
     alerts = AlertActor("daily", None, None)
     risk = RiskCoordinatorActor(RiskLimits(daily_loss_limit_krw=Decimal(1000), max_drawdown_krw=Decimal(10**9)))
     portfolio = PortfolioActor(None)
     portfolio.connect(_Local(risk), {}, _Local(alerts), Decimal(10**6))
-    risk.configure(("BTC",), Decimal(10**6), ordered=False, portfolio=_Local(portfolio))
+    told = _Local(portfolio) if path == "portfolio" else RiskTap(_NoKill(), _Local(portfolio))  # type: ignore[arg-type]
+    risk.configure(("BTC",), Decimal(10**6), ordered=False, portfolio=told)
 
     def trip(n: int, ts: int, net: str) -> list[RiskFact]:
         return [RiskFact("open", "BTC", n, ts, ((0, "5000"),)), RiskFact("close", "BTC", n, ts + 1, net_krw=net)]

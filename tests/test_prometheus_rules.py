@@ -63,3 +63,13 @@ def test_rules_only_name_metrics_the_engine_exports() -> None:
     text = "\n".join(p.read_text() for p in PROM.glob("rules/*.yml"))
     named = referenced_metrics(text)
     assert named and named <= exported, sorted(named - exported)
+
+
+def test_every_alert_names_a_runbook_section_that_exists() -> None:
+    runbook = (PROM.parents[1] / "docs" / "runbook.md").read_text()
+    anchors = {line[3:].strip() for line in runbook.splitlines() if line.startswith("## ")}
+    text = "\n".join(p.read_text() for p in PROM.glob("rules/*.yml"))
+    named = set(re.findall(r"runbook: docs/runbook\.md#([a-z-]+)", text))
+    alerts = re.findall(r"- alert: ", text)
+    assert len(named) >= 5 and len(re.findall(r"runbook: ", text)) == len(alerts)
+    assert named <= anchors, sorted(named - anchors)

@@ -206,6 +206,7 @@ class RiskTap:
     def __init__(self, kill: KillSwitch, portfolio: Any | None) -> None:
         self.kill, self.portfolio = kill, portfolio
         self.on_risk_report = _TapMethod(self)
+        self.on_risk_alert = _AlertMethod(self)  # the coordinator's daily-loss page reaches the portfolio's alerts
 
 
 class _TapMethod:
@@ -216,6 +217,15 @@ class _TapMethod:
         self.tap.kill.on_risk_report(report)
         if self.tap.portfolio is not None:
             self.tap.portfolio.on_risk_report.remote(report, now_ns)
+
+
+class _AlertMethod:
+    def __init__(self, tap: RiskTap) -> None:
+        self.tap = tap
+
+    def remote(self, rule: str, message: str, now_ns: int) -> None:
+        if self.tap.portfolio is not None:
+            self.tap.portfolio.on_risk_alert.remote(rule, message, now_ns)
 
 
 def _idle_flat(route: Any) -> bool:

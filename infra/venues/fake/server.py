@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from ...data.store import Store
+from ..upbit.limits import limit_for
 from .binance import BinanceConfig, BinanceFake
 from .books import SHARED, books_from_snapshot_file, books_from_store, store_markets
 from .common import now_ms
@@ -66,7 +68,7 @@ class FakeVenues:
     port_upbit: int = 0
     binance_weight_limit: int = 6000
     binance_weight_window_ms: int = 60_000
-    upbit_order_per_s: int = 8
+    upbit_order_per_s: int = field(default_factory=lambda: limit_for("order", time.time_ns()))  # the venue's today
     upbit_default_per_s: int = 30
     binance_faults: Faults = field(default_factory=Faults)
     upbit_faults: Faults = field(default_factory=Faults)

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from ....core.rules import SCALE, UPBIT_MAX_ORDER_KRW, UPBIT_MIN_ORDER_KRW, upbit_krw_tick_units
+from ..upbit.limits import limit_for
 from .auth import flatten_json_body, jwt_decode, upbit_hash_ok
 from .books import SHARED
 from .common import (
@@ -59,7 +60,7 @@ class UpbitConfig:
     secret: str
     quotation_per_s: int = 10
     default_per_s: int = 30
-    order_per_s: int = 8
+    order_per_s: int = field(default_factory=lambda: limit_for("order", time.time_ns()))  # 8, 12 since 2026-08-21
     ban_after: int = 3
     ban_s: int = 60
     fee: Decimal = Decimal("0.0005")
