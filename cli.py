@@ -429,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     doc = sub.add_parser("config-doc", help="print docs/config.md: every config field, unit, default")
     doc.set_defaults(func=_cmd_config_doc)
+    from .cli_ops import add_ops
+
+    add_ops(sub)
     return p
 
 
