@@ -25,6 +25,7 @@ from ..core.domain import Currency, Side, Venue
 from ..core.events import EventBatch, empty_batch
 from ..core.kernel import ACTION_OPEN, N_COUNTERS, resolve_candidate
 from ..core.ledger import Fill, units_to_dec
+from ..core.legs import out_legs, settled_legs
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
 from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, step
@@ -32,13 +33,9 @@ from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_do
 from ..core.risk_sequencer import RiskFact, risk_facts
 from ..core.route_state import (
     L_ACTIVE,
-    L_DEADLINE,
     L_DONE,
     L_DUE,
     L_QTY,
-    L_READY,
-    L_SIDE,
-    L_VENUE,
     S_CAND_TS,
     S_FLATTEN,
     S_FUNDED,
@@ -354,25 +351,21 @@ class RouteActor:
             self.tap.observe(self.state, self.risk_rejections)
         sent: list[tuple[str, str, Side, int]] = []
         fresh: dict[str, list[Order]] = {}  # action -> its new legs, for the trade book
-        for slot in range(4):
-            if not legs[slot, L_ACTIVE] or legs[slot, L_DONE]:
-                continue
-            key = (int(si[S_PTRIP]), int(si[S_PDEC]), slot, int(legs[slot, L_DUE]), int(legs[slot, L_QTY]))
+        for leg in out_legs(legs):
+            slot, v, side, qty = leg.slot, leg.venue, leg.side, leg.qty_units
+            key = (int(si[S_PTRIP]), int(si[S_PDEC]), slot, leg.due_ns, qty)
             if slot in self.sent and self.sent[slot][0] == key:
                 continue
-            v = int(legs[slot, L_VENUE])
-            action = "u" if slot >= 2 else ("o" if self._pending_is_open() else "c")
+            action = "u" if leg.is_unwind else ("o" if self._pending_is_open() else "c")
             cid = self.ids.next(self.route[:8], f"{action}{'u' if v == 0 else 'b'}")
             self.issued.append(cid)
-            side = Side(int(legs[slot, L_SIDE]))
-            qty = int(legs[slot, L_QTY])
             symbol = f"{self.route}-{'KRW' if v == 0 else 'USDT'}"
             order = Order(cid, Venue(v), symbol, side, units_to_dec(qty))
             fresh.setdefault(action, []).append(order)
             self.orders[cid] = order.apply(OrderEvent(EventKind.SUBMIT, -1, time.time_ns()))
             if self.journal is not None:
                 self.journal.submit(order_event_record(self.run_id, self.route, self.orders[cid], 1))
-            vorder = VenueOrder(cid, symbol, side, qty, int(legs[slot, L_DUE]), int(legs[slot, L_DEADLINE]))
+            vorder = VenueOrder(cid, symbol, side, qty, leg.due_ns, leg.deadline_ns)
             if self.journal is not None:
                 ref = asyncio.ensure_future(self._journal_then_send(order, vorder))
             else:
@@ -427,9 +420,8 @@ class RouteActor:
         against the first quote stamped after their arrival, or expired past their wait. The paper venue decides
         each with the same rule (core.book.leg_outcome) on the same events, so its answer is that outcome."""
         s = self.state
-        for slot in range(4):
-            if not s.legs[slot, L_ACTIVE] or s.legs[slot, L_DONE] or not s.legs[slot, L_READY]:
-                continue
+        for leg in settled_legs(s.legs):
+            slot = leg.slot
             _, cid, ref = self.sent[slot]
             report: ExecutionReport = await (ref if ref is not None else self._resolve(self.sent_orders[slot]))
             self._apply_report(cid, report)

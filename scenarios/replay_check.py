@@ -42,10 +42,9 @@ from ..core.config import P_HS_B, P_HS_U, P_IMP_B, P_IMP_U, P_TICK_B, EngineConf
 from ..core.decisions import ACTIONS, DecisionObserver, Record, leg_key
 from ..core.events import EventBatch
 from ..core.kernel import N_COUNTERS, resolve_candidate
+from ..core.legs import settled_legs
 from ..core.replay import inject_report, kernel_params, step
 from ..core.route_state import (
-    L_ACTIVE,
-    L_DONE,
     L_DUE,
     L_QTY,
     L_READY,
@@ -223,12 +222,10 @@ def drive(rec: RouteRecording, chunks: list[tuple[int, EventBatch]], fills: str,
                 resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, params, allowed)
                 out += obs.observe(state, rejections)
             elif status == ST_NEED_FILLS:
-                for slot in range(4):
-                    lg = state.legs[slot]
-                    if lg[L_ACTIVE] and not lg[L_DONE] and lg[L_READY]:
-                        got = _live_fills(state, slot, live_fills) if fills == "live" else _model_fills(
-                            state, params, slot)
-                        inject_report(state, params, slot, got)
+                for leg in settled_legs(state.legs):
+                    got = _live_fills(state, leg.slot, live_fills) if fills == "live" else _model_fills(
+                        state, params, leg.slot)
+                    inject_report(state, params, leg.slot, got)
             else:
                 break
     return out

@@ -12,20 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from arbitrage_lite.core.config import EngineConfig
-from arbitrage_lite.core.domain import Side, Venue
+from arbitrage_lite.core.domain import Venue
 from arbitrage_lite.core.events import DECISION_KINDS, EventBatch
 from arbitrage_lite.core.kernel import N_COUNTERS, resolve_candidate
+from arbitrage_lite.core.legs import settled_legs
 from arbitrage_lite.core.paper_venue import NO_MORE_EVENTS, ExecutionReport, PaperVenue, VenueOrder
 from arbitrage_lite.core.replay import RouteResult, build_result, inject_report, kernel_params, step
 from arbitrage_lite.core.route_state import (
-    L_ACTIVE,
-    L_DEADLINE,
-    L_DONE,
-    L_DUE,
-    L_QTY,
-    L_READY,
-    L_SIDE,
-    L_VENUE,
     ST_NEED_FILLS,
     ST_NEED_RISK,
     RouteState,
@@ -57,16 +50,12 @@ def run_with_venues(route: str, events: EventBatch, cfg: EngineConfig, binance: 
             resolve_candidate(state.si, state.sf, state.legs, state.counters, state.trips_i, state.trips_f,
                               state.quotes, params, True)
         elif status == ST_NEED_FILLS:
-            legs = state.legs
-            for slot in range(4):  # the legs whose outcome the kernel knows (core.book.leg_outcome)
-                if not legs[slot, L_ACTIVE] or legs[slot, L_DONE] or not legs[slot, L_READY]:
-                    continue
-                v = int(legs[slot, L_VENUE])
-                order = VenueOrder(f"{route}-{len(orders)}", symbols[v], Side(int(legs[slot, L_SIDE])),
-                                   int(legs[slot, L_QTY]), int(legs[slot, L_DUE]), int(legs[slot, L_DEADLINE]))
-                report = venues[v].fill(order)
-                orders.append((v, order, report))
-                inject_report(state, params, slot, report.fills)
+            for leg in settled_legs(state.legs):  # the legs whose outcome the kernel knows (core.book.leg_outcome)
+                order = VenueOrder(f"{route}-{len(orders)}", symbols[leg.venue], leg.side, leg.qty_units, leg.due_ns,
+                                   leg.deadline_ns)
+                report = venues[leg.venue].fill(order)
+                orders.append((leg.venue, order, report))
+                inject_report(state, params, leg.slot, report.fills)
         else:
             break
     market_ts = events.ts[events.venue < 2]
