@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +34,7 @@ class MetricsActor:
         self._m = EngineMetrics()
         self._seen: dict[tuple[str, str], float] = {}  # (source, what) -> the monotone total counted so far
         self._pids: dict[str, int] = {}
+        self._pinged: dict[str, float] = {}  # role -> monotonic time of its last answered ping (readiness)
         self._task: asyncio.Task[None] | None = None
         self._children: dict[str, Any] = {}
         for outcome in SNAPSHOT_OUTCOMES:
@@ -126,6 +129,7 @@ class MetricsActor:
             return None
 
     def _take_ping(self, role: str, ping: dict[str, Any]) -> None:
+        self._pinged[role] = time.monotonic()
         pid = ping.get("pid")
         if isinstance(pid, int):
             if role in self._pids and self._pids[role] != pid:
@@ -156,6 +160,13 @@ class MetricsActor:
     def families(self) -> list[Metric]:
         return self._m.families()
 
+    def health(self, max_silence_s: float = 5.0) -> dict[str, Any]:
+        """Which watched actors have not answered a ping for ``max_silence_s`` (the paper run's /readyz)."""
+        children = self._children
+        now = time.monotonic()
+        silent = sorted(r for r in children if now - self._pinged.get(r, -math.inf) > max_silence_s)
+        return {"watching": bool(children), "actors": len(children), "silent": silent}
+
     def names(self) -> list[str]:
         return self._m.names()
 
@@ -164,5 +175,5 @@ async def relay(metrics: Any, exporter: Any, period_s: float = 0.5) -> None:
     """Driver side: hand what the MetricsActor collected to the page (infra/metrics.Exporter) until cancelled."""
     while True:
         with contextlib.suppress(Exception):  # a missed round shows the previous one; the next tries again
-            exporter.update(await metrics.families.remote())
+            exporter.update(await metrics.families.remote(), await metrics.health.remote())
         await asyncio.sleep(period_s)

@@ -8,11 +8,15 @@ first pull from the MetricsActor it shows every metric as declared, then what th
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -74,19 +78,52 @@ class _Relay(Collector):
             return list(self._families)
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr (a scrape every 5 s)."""
+
+
 class Exporter:
-    """The HTTP page on 127.0.0.1:``port``, serving the families it was last given."""
+    """The HTTP page on 127.0.0.1:``port``, serving the families it was last given; also ``/healthz`` and
+    ``/readyz`` of the paper run (infra.health), judged from when the relay last handed it families and the
+    actors' ping health it handed with them."""
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._relay = _Relay(EngineMetrics().families())
         self.registry.register(self._relay)
-        self._server: Any
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self.updated_at: float | None = None  # monotonic time of the last update (None: none yet)
+        self.health: dict[str, Any] | None = None
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if path not in ("/healthz", "/readyz"):
+                return list(metrics_app(environ, start_response))
+            code, body = self.probe(path)
+            start_response(f"{code} {'OK' if code == 200 else 'Service Unavailable'}",
+                           [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+
+        self._server: Any = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
         self.port = int(self._server.server_port)
 
-    def update(self, families: Iterable[Metric]) -> None:
+    def update(self, families: Iterable[Metric], health: dict[str, Any] | None = None) -> None:
         self._relay.set(families)
+        self.updated_at = time.monotonic()
+        if health is not None:
+            self.health = health
+
+    def probe(self, path: str) -> tuple[int, dict[str, Any]]:
+        """(status, body) of ``/healthz`` or ``/readyz``."""
+        from .health import paper_alive, paper_reasons, verdict
+
+        age = None if self.updated_at is None else time.monotonic() - self.updated_at
+        if path == "/healthz":
+            return verdict(paper_alive(age))
+        return verdict(paper_reasons(age, self.health))
 
     def scrape(self) -> str:
         """The page, fetched over HTTP like Prometheus would."""

@@ -10,11 +10,14 @@ rewritten without the token and marked ended, so ``live-ctl`` can tell a finishe
 
 Endpoints: ``GET /status``; ``POST /pause`` {reason}; ``POST /resume``; ``POST /flatten`` {route?, reason}
 (the kill switch: no new opens, positions closed with real orders); ``POST /stop`` (as Ctrl-C).
+``GET /healthz`` and ``GET /readyz`` (infra.health) need no token: a probe (systemd, Docker) has none, and
+they reveal only names, counts and ages; the loopback binding still keeps them off the network.
 Every refusal is an answer (401 bad token, 400 bad input, 404 unknown path), counted, never a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import json
@@ -29,10 +32,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ..health import FeedFreshness, live_reasons, verdict
 from .killswitch import ControlError
 
 CONTROL_FILE = "control.json"
 MAX_BODY = 16 * 1024
+OPEN_PATHS = ("/healthz", "/readyz")  # probes: no token (they reveal nothing secret), loopback like the rest
+PROBE_TIMEOUT_S = 2.0
 COMMANDS = {"status": "GET", "pause": "POST", "resume": "POST", "flatten": "POST", "stop": "POST"}
 
 
@@ -58,6 +64,7 @@ class ControlServer:
         self.token = secrets.token_urlsafe(32)
         self.counts: dict[str, int] = {"requests": 0, "unauthorized": 0, "bad_request": 0, "failed": 0}
         self._runner: web.AppRunner | None = None
+        self.freshness = FeedFreshness()
 
     @property
     def path(self) -> Path:
@@ -72,6 +79,8 @@ class ControlServer:
         """Bind, then write control.json (0600); returns its path. OSError if the port cannot be bound."""
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         app.router.add_get("/status", self._status)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         for name in ("pause", "resume", "flatten", "stop"):
             app.router.add_post(f"/{name}", self._word)
         self._runner = web.AppRunner(app, access_log=None)
@@ -95,6 +104,9 @@ class ControlServer:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.counts["requests"] += 1
+        if request.path in OPEN_PATHS and request.method == "GET":
+            probe: web.StreamResponse = await handler(request)
+            return probe
         given = request.headers.get("Authorization", "")
         if not secrets.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
             self.counts["unauthorized"] += 1
@@ -117,6 +129,27 @@ class ControlServer:
         status = await self.target.status.remote()
         status["control"] = await self.target.control.remote("state") | {"counts": dict(self.counts)}
         return _json(status)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        """This loop answers (we are serving) and the host answers a status call within PROBE_TIMEOUT_S."""
+        try:
+            status = await asyncio.wait_for(self.target.status.remote(), PROBE_TIMEOUT_S)
+        except Exception as exc:  # dead, hung or restarting host: not healthy, said in a word
+            code, body = verdict([f"host not answering ({type(exc).__name__})"])
+        else:
+            code, body = verdict([], uptime_s=round(float(status.get("uptime_s", 0.0)), 1))
+        return web.json_response(body, status=code)
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        try:
+            status = await asyncio.wait_for(self.target.status.remote(), PROBE_TIMEOUT_S)
+        except Exception as exc:
+            code, body = verdict([f"host not answering ({type(exc).__name__})"])
+        else:
+            ages = self.freshness.observe(status.get("feeds") or {})
+            code, body = verdict(live_reasons(status, ages),
+                                 feed_age_s={v: None if a is None else round(a, 1) for v, a in ages.items()})
+        return web.json_response(body, status=code)
 
     async def _word(self, request: web.Request) -> web.Response:
         name = request.path.strip("/")
