@@ -156,3 +156,49 @@ def test_paper_exporter_probes_follow_the_actor_system() -> None:
         assert "arb_net_pnl_krw" in ex.scrape()  # the metrics page is unchanged
     finally:
         ex.close()
+
+
+@sync
+async def test_real_live_host_becomes_ready_and_a_pause_makes_it_not(tmp_path: Path) -> None:
+    """The real host's status (fake venues, in-process): /readyz reaches 200 on its own, 503 while paused."""
+    from decimal import Decimal
+
+    from arbitrage_lite.actors.live_host import LiveHostActor, LiveSpec
+    from arbitrage_lite.core.config import EngineConfig
+    from arbitrage_lite.infra.venues.fake.server import FakeVenues
+    from arbitrage_lite.infra.venues.fake.synthetic import SyntheticSpec
+    from arbitrage_lite.scenarios.live import _binance_rules, _endpoints_from_fakes
+
+    fakes = FakeVenues(synthetic=SyntheticSpec(coins=("BTC", "ETH"), seed=1))
+    binance, upbit = _endpoints_from_fakes(await fakes.start())
+    host: LiveHostActor | None = None
+    try:
+        rules = await _binance_rules(binance, ["BTC", "ETH"])
+        cfg = EngineConfig()
+        host = LiveHostActor(LiveSpec({b: (cfg, rules[b]) for b in rules}, binance, upbit, "hc2", cfg.risk,
+                                      Decimal(100_000_000), journal_dir=str(tmp_path / "journal")))
+        await host.start()
+        server = ControlServer(_Local(host), tmp_path, "hc2", lambda: None)
+        await server.start()
+        try:
+            body: dict[str, Any] = {}
+            for _ in range(300):  # 30 s at most: books, FX and the first reconciliation pass
+                code, body = await _get(f"{server.url}/readyz")
+                if code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert body["ok"], body
+            status = await host.status()  # what it judged: the reconciliation part was there, and clean
+            assert status["reconciliation"]["clean_passes"] >= 1 and set(body["feed_age_s"]) == set(status["feeds"])
+            await host.control("pause", "drill")
+            code, body = await _get(f"{server.url}/readyz")
+            assert code == 503 and "risk: paused" in body["reasons"], body
+            await host.control("resume")
+            code, body = await _get(f"{server.url}/readyz")
+            assert code == 200, body
+        finally:
+            await server.close()
+    finally:
+        if host is not None:
+            await host.stop(on_stop="report", flatten_s=0.1)
+        await fakes.stop()
