@@ -188,3 +188,24 @@ def test_systemd_analyze_verify_finds_nothing_but_the_missing_install() -> None:
     # this machine has no /opt/arbitrage-lite install; everything else verify says is a defect of the units
     other = [ln for ln in lines if "/opt/arbitrage-lite/venv/bin/" not in ln or "is not executable" not in ln]
     assert other == []
+
+
+def _probe_port(text: str) -> int:
+    found = re.search(r"127\.0\.0\.1:(\d+)/healthz", text)
+    assert found, text
+    return int(found.group(1))
+
+
+def _flag_port(argv: list[str]) -> int:
+    flag = "--control-port" if argv[0] == "live" else "--metrics-port"
+    return int(argv[argv.index(flag) + 1])
+
+
+def test_health_probes_ask_the_port_the_engine_serves(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        if name.startswith("engine"):
+            assert _probe_port(" ".join(svc["healthcheck"]["test"])) == _flag_port(svc["command"]), name
+    for unit in UNITS:
+        u = _unit(unit)
+        if "ExecStartPost" in u:
+            assert _probe_port(u["ExecStartPost"]) == _flag_port(shlex.split(u["ExecStart"])[1:]), unit.name
