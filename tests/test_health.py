@@ -202,3 +202,12 @@ async def test_real_live_host_becomes_ready_and_a_pause_makes_it_not(tmp_path: P
         if host is not None:
             await host.stop(on_stop="report", flatten_s=0.1)
         await fakes.stop()
+
+
+def test_fx_age_counts_when_the_status_reports_it() -> None:
+    """The host's status has the rate, not yet its age; once it reports ``fx_age_s``, an old rate is not ready."""
+    st = _ready_status()
+    ages = FeedFreshness(clock=lambda: 0.0).observe(st["feeds"])
+    assert health.live_reasons(st | {"fx_age_s": health.MAX_FX_AGE_S - 1}, ages) == []
+    assert health.live_reasons(st | {"fx_age_s": health.MAX_FX_AGE_S + 5}, ages) == [
+        f"fx: rate is {health.MAX_FX_AGE_S + 5:.0f} s old"]
