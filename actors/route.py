@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
+from ..core.alerts import ONE_LEG_UNHEDGED
 from ..core.client_ids import ClientIdFactory
 from ..core.config import EngineConfig
 from ..core.domain import Currency, Side, Venue
@@ -428,6 +429,16 @@ class RouteActor:
             first_fill = inject_report(s, self.params, slot, report.fills)
             await self._to_portfolio(report, first_fill)
         self._measure_unhedged()
+        if self.trade_book.unhedged:
+            self._page_unhedged(time.time_ns())
+
+    def _page_unhedged(self, now_ns: int) -> None:
+        """P0 ``one_leg_unhedged`` for each trade one-legged past the policy (risk.max_unhedged_s), once."""
+        for trade in self.trade_book.overdue(now_ns, int(self.cfg.risk.max_unhedged_s * 1e9)):
+            if self.alerts is not None:
+                self._track(self.alerts.raise_alert.remote(ONE_LEG_UNHEDGED, self.route, (
+                    f"{trade.trade_id}: {trade.net_exposure} base unhedged for "
+                    f"{trade.unhedged_ns(now_ns) / 1e9:.1f} s (policy {self.cfg.risk.max_unhedged_s:g} s)"), now_ns))
 
     def _apply_report(self, cid: str, report: ExecutionReport) -> None:
         before = len(self.orders[cid].events)

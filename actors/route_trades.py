@@ -28,6 +28,8 @@ class TradeBook:
         self.errors: list[str] = []
         self.untracked_events = 0
         self._on_step = on_step  # (trade, step number) for each new step: the journal
+        self.unhedged: set[int] = set()  # trips with one leg's exposure open now (cheap to ask on every event)
+        self._paged: set[int] = set()
 
     def trade_id(self, trip: int) -> str:
         return f"{self.run_id}-{self.route}-{trip}"
@@ -69,9 +71,21 @@ class TradeBook:
     def _store(self, trip: int, trade: Trade) -> None:
         before = len(self.trades[trip].history) if trip in self.trades else 0
         self.trades[trip] = trade
+        if trade.unhedged_since_ns >= 0:
+            self.unhedged.add(trip)
+        else:
+            self.unhedged.discard(trip)
         if self._on_step is not None:
             for seq in range(before + 1, len(trade.history) + 1):
                 self._on_step(trade, seq)
+
+    def overdue(self, now_ns: int, limit_ns: int) -> list[Trade]:
+        """Trades unhedged longer than ``limit_ns`` (the policy, risk.max_unhedged_s), each returned once: the
+        route pages ``one_leg_unhedged`` (P0) for them while they are still open."""
+        late = sorted(t for t in self.unhedged
+                      if t not in self._paged and self.trades[t].unhedged_ns(now_ns) > limit_ns)
+        self._paged.update(late)
+        return [self.trades[t] for t in late]
 
     def stats(self) -> dict[str, object]:
         statuses: dict[str, int] = {}
@@ -79,6 +93,7 @@ class TradeBook:
             statuses[t.status.name] = statuses.get(t.status.name, 0) + 1
         return {"trades": len(self.trades), "status": statuses, "errors": len(self.errors),
                 "first_errors": self.errors[:3], "untracked_events": self.untracked_events,
+                "unhedged_paged": len(self._paged),
                 "unhedged_ns_total": sum(t.unhedged_ns_total for t in self.trades.values()),
                 "max_unhedged_notional_krw": format(max((t.max_unhedged_notional for t in self.trades.values()),
                                                         default=Decimal(0)), "f")}

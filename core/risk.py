@@ -52,6 +52,8 @@ class RiskLimits(BaseModel):
                                           "per UTC day (resets at 00:00 UTC of the passed-in time)")
     max_drawdown_krw: Decimal = Field(Decimal(5_000_000), gt=0, description="kill switch: equity this far below "
                                       "its peak halts trading")
+    max_unhedged_s: float = Field(10.0, gt=0, description="one leg filled and not offset by the other (or its "
+                                  "unwind) for longer than this pages one_leg_unhedged (P0), once per trade")
     max_venue_exposure_krw: Decimal = Field(Decimal(50_000_000), gt=0, description="per venue: sum of the open "
                                             "positions' entry notionals on it")
     max_route_position_krw: Decimal = Field(

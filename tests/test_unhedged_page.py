@@ -1,0 +1,42 @@
+"""``one_leg_unhedged``: the route's trade book names each trade one-legged past the policy, once, while open."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from arbitrage_lite.actors.route_trades import TradeBook
+from arbitrage_lite.core.domain import Side, Venue
+from arbitrage_lite.core.order_fsm import EventKind, Order, OrderEvent
+from arbitrage_lite.core.risk import RiskLimits
+
+D = Decimal
+S = 1_000_000_000
+
+
+def entry(book: TradeBook, trip: int, ts: int) -> None:
+    buy = Order(f"u{trip}", Venue.UPBIT, "BTC-KRW", Side.BUY, D("0.5"))
+    sell = Order(f"b{trip}", Venue.BINANCE, "BTC-USDT", Side.SELL, D("0.5"))
+    book.on_sent(trip, "o", [buy, sell], D("100000000"), ts)
+    for cid in (f"u{trip}", f"b{trip}"):
+        book.on_event(cid, OrderEvent(EventKind.ACK, ts + 10, ts + 20))
+
+
+def fill(book: TradeBook, cid: str, ts: int) -> None:
+    book.on_event(cid, OrderEvent.fill(f"t-{cid}", D("0.5"), D("100"), ts - 5, ts))
+
+
+def test_a_trade_one_legged_past_the_policy_is_named_once() -> None:
+    limit = int(RiskLimits().max_unhedged_s * S)
+    book = TradeBook("run", "BTC", D("0.00001"))
+    entry(book, 1, 0)
+    entry(book, 2, 0)
+    fill(book, "u1", 1 * S)  # trip 1: the Upbit leg filled, Binance not yet
+    fill(book, "u2", 1 * S)
+    fill(book, "b2", 2 * S)  # trip 2: hedged after 1 s
+    assert book.unhedged == {1}
+    assert book.overdue(1 * S + limit, limit) == []  # exactly at the limit: not past it
+    late = book.overdue(1 * S + limit + 1, limit)
+    assert [t.trade_id for t in late] == ["run-BTC-1"] and late[0].net_exposure == D("0.5")
+    assert book.overdue(5 * S + limit, limit) == []  # paged once
+    fill(book, "b1", 3 * S + limit)
+    assert book.unhedged == set() and book.stats()["unhedged_paged"] == 1
