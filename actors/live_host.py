@@ -283,7 +283,9 @@ class LiveHostActor(RiskFacade):
             await c.close()
         return {"reconciliation": self.reconciler.summary() if self.reconciler is not None else None,
                 "gateways": {v: vars(g.stats) | {"send_ms": None} for v, g in self.gateways.items()},
-                "caps_refused": dict(self.gateways[0].caps.refused) if self.gateways else {}, "shutdown": shutdown}
+                "caps_refused": dict(self.gateways[0].caps.refused) if self.gateways else {},
+                "caps_overridden_by_closes": dict(self.gateways[0].caps.overridden) if self.gateways else {},
+                "shutdown": shutdown}
 
     async def result(self, base: str) -> RouteResult:
         return await self.routes[base].result()

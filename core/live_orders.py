@@ -78,9 +78,15 @@ class CapBook:
     day: int = -1
     sent_krw: Decimal = Decimal(0)
     refused: dict[str, int] = field(default_factory=dict)
+    overridden: dict[str, int] = field(default_factory=dict)  # caps a reducing order was let past
 
-    def check(self, notional_krw: Decimal, now_ns: int) -> str | None:
-        """None if the order may leave (and it is booked against the day), else why not (counted)."""
+    def check(self, notional_krw: Decimal, now_ns: int, reducing: bool = False) -> str | None:
+        """None if the order may leave (and it is booked against the day), else why not (counted).
+
+        ``reducing``: a close or an unwind of a position the caps already let open. It always leaves: a cap
+        that refused it would leave the position open with nobody to close it (a kill switch at the daily cap
+        could not flatten). It is booked against the day, and a cap it passed over is counted in ``overridden``.
+        """
         day = now_ns // DAY_NS
         if day != self.day:
             self.day, self.sent_krw = day, Decimal(0)
@@ -89,8 +95,10 @@ class CapBook:
             why = "order_cap"
         elif self.sent_krw + notional_krw > self.caps.daily_krw:
             why = "daily_cap"
-        if why is not None:
+        if why is not None and not reducing:
             self.refused[why] = self.refused.get(why, 0) + 1
             return why
+        if why is not None:
+            self.overridden[why] = self.overridden.get(why, 0) + 1
         self.sent_krw += notional_krw
         return None

@@ -81,3 +81,14 @@ def test_delta_and_fx_rows() -> None:
     assert list(ev.qty[:2]) == [0.0, 2.0]
     fx = fx_event(1450.5, NOW, NOW - 3)
     assert fx.kind[0] == K_FX and fx.px[0] == 1450.5 and fx.qty[0] > 0 and np.all(fx.ts_venue == NOW - 3)
+
+
+def test_closes_and_unwinds_pass_the_caps_and_are_counted() -> None:
+    """A reducing leg is never refused (a kill switch at the daily cap must still flatten), but it is booked."""
+    book = CapBook(OrderCaps(Decimal(1_000_000), Decimal(2_000_000)))
+    assert book.check(Decimal(1_000_000), NOW) is None and book.check(Decimal(1_000_000), NOW) is None
+    assert book.check(Decimal(1_000_000), NOW) == "daily_cap"  # a new open at the cap: refused
+    assert book.check(Decimal(1_000_000), NOW, reducing=True) is None  # its close: leaves
+    assert book.check(Decimal(1_200_000), NOW, reducing=True) is None  # over the order cap too (prices moved)
+    assert book.refused == {"daily_cap": 1} and book.overridden == {"daily_cap": 1, "order_cap": 1}
+    assert book.sent_krw == Decimal(4_200_000)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ...core.client_ids import parse_client_id
 from ...core.domain import Side
 from ...core.live_orders import CapBook, dec, protective_price_units, units
 from ...core.order_fsm import OrderStatus
@@ -115,7 +116,7 @@ class LiveGateway:
         rules = self.rules(order.symbol)
         limit = protective_price_units(units(best[0].price), order.side, self.slippage_bps, rules, now)
         self._limits[order.client_id] = limit
-        why = self.caps.check(dec(order.qty_units) * dec(limit) * self.to_krw(), now)
+        why = self.caps.check(dec(order.qty_units) * dec(limit) * self.to_krw(), now, _reducing(order.client_id))
         if why is not None:
             return self._refused(order, f"local: {why} (core.live_orders.OrderCaps)")
         if self.shadow:
@@ -194,6 +195,12 @@ class LiveGateway:
         self.stats.shadow_fills += 1
         status = OrderStatus.FILLED if left == 0 else OrderStatus.EXPIRED
         return ExecutionReport(order.client_id, status, tuple(fills), book.ts_venue, "shadow")
+
+
+def _reducing(client_id: str) -> bool:
+    """A close (``c``) or unwind (``u``) leg of the engine's own (core.client_ids: the leg tag's action)."""
+    parsed = parse_client_id(client_id)
+    return parsed is not None and parsed.leg[:1] in ("c", "u")
 
 
 def _average_price(ev: OrderEvent) -> int | None:
