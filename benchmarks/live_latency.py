@@ -80,7 +80,8 @@ async def _fakes_main(args: argparse.Namespace) -> None:
 
     spec = SyntheticSpec(top_n=args.routes, seed=args.seed, rate_binance_hz=args.rate_binance,
                          rate_upbit_hz=args.rate_upbit)
-    fakes = FakeVenues(synthetic=spec, upbit_order_per_s=args.upbit_order_per_s)
+    store = Path(args.store) if args.store else None
+    fakes = FakeVenues(store=store, synthetic=spec, upbit_order_per_s=args.upbit_order_per_s)
     info = await fakes.start()
     log = WireLog()
     log.attach(fakes)
@@ -182,10 +183,24 @@ class Group:
 
 
 # ---------------------------------------------------------------------------------------------- the run
+def _kimpai_store(store: Path) -> Path:
+    """The shared data set's 178-coin kimpai snapshots imported into ``store`` (~10 s): prices for top:N > 50."""
+    from arbitrage_lite.infra.data.importer import run_import
+    from arbitrage_lite.infra.data.sample import find_shared_data
+
+    shared = find_shared_data()
+    if shared is None:
+        raise SystemExit("no shared data set: give --store")
+    run_import(sorted((shared / "snapshots_multi_symbol_kimpai").glob("*.csv.gz")), store)
+    return store
+
+
 def _start_fakes(args: argparse.Namespace, wirelog: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "fakes", "--routes", str(args.routes),
            "--wirelog", str(wirelog), "--seed", str(args.seed), "--rate-binance", str(args.rate_binance),
            "--rate-upbit", str(args.rate_upbit), "--upbit-order-per-s", str(args.upbit_order_per_s)]
+    if args.routes > 50:  # beyond the built-in 50 coins: the kimpai snapshots' prices (as fake-venues --store)
+        cmd += ["--store", str(args.store or _kimpai_store(wirelog.parent / "kimpai_store"))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -331,6 +346,7 @@ def main() -> None:
                          "route's staggered start is behind)")
     ap.add_argument("--no-journal", action="store_true", help="no SQLite journal (intents not made durable)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--store", help="over 50 routes: a store with the kimpai snapshots (default: import them now)")
     ap.add_argument("--rate-binance", type=float, default=10.0, help="Binance diffs/s per symbol (the venue's 100 ms)")
     ap.add_argument("--rate-upbit", type=float, default=5.0, help="Upbit books/s per market")
     ap.add_argument("--upbit-order-per-s", type=int, default=12,
