@@ -163,6 +163,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
             raise UsageError(f"--metrics-port {args.metrics_port} cannot be bound on 127.0.0.1 ({exc.strerror or exc}):"
                              " pick another port, or 0 for any free one") from None
         print(f"metrics: http://127.0.0.1:{exporter.port}/metrics")
+    board = _dashboard(args, out, str(recovery.get("run_id") or "paper1"))
     _ray(args)
     try:
         from .scenarios.paper import PaperRequest, run_paper
@@ -170,18 +171,36 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         risk = None if args.no_risk else cfg.risk
         req = PaperRequest(store=store, routes=args.routes, out=out, config=cfg, risk=risk, start_ns=start,
                            end_ns=end, speed=args.speed, metrics_port=args.metrics_port, exporter=exporter,
-                           dashboard=args.dashboard, route_hosts=args.route_hosts, risk_in_host=args.risk_in_host,
+                           dashboard=args.dashboard, dashboard_server=board, route_hosts=args.route_hosts,
+                           risk_in_host=args.risk_in_host,
                            window_events=args.window_events,
                            window_ns=None if args.window_ms is None else round(args.window_ms * 1e6), **recovery)
         summary = run_paper(req)
     finally:
         if exporter is not None:
             exporter.close()
+        if board is not None:
+            board.close()
     _print_headline(summary, req.out)
     extra: Any = summary["paper"]
     print(f"feed -> intent latency: {extra['feed_to_intent_latency_ms']}")
     _warn_snapshot_fallbacks(extra, args)
     return 0
+
+
+def _dashboard(args: argparse.Namespace, out: Path, run_id: str) -> Any:
+    """The run's web dashboard (infra.dashboard), bound now like the exporter; None without --dashboard-port."""
+    if args.dashboard_port is None:
+        return None
+    from .infra.dashboard.server import start_dashboard
+
+    try:
+        board = start_dashboard(out, run_id, args.dashboard_port)
+    except OSError as exc:
+        raise UsageError(f"--dashboard-port {args.dashboard_port} cannot be bound on 127.0.0.1 "
+                         f"({exc.strerror or exc}): pick another port, or 0 for any free one") from None
+    print(f"dashboard: {board.page_url} (also in {board.path}, mode 0600)")
+    return board
 
 
 def _warn_snapshot_fallbacks(extra: dict[str, Any], args: argparse.Namespace) -> None:
@@ -344,6 +363,9 @@ def _add_paper(sub: Any) -> None:
     pp.add_argument("--metrics-port", type=chk.port, default=None,
                     help="Prometheus exporter on 127.0.0.1:PORT (0: any free port), served from the start")
     pp.add_argument("--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1")
+    pp.add_argument("--dashboard-port", type=chk.port, default=None,
+                    help="the run's web dashboard on 127.0.0.1:PORT (0: any free port); its URL with the token is "
+                         "printed and written to OUT/dashboard.json")
     pp.add_argument("--route-hosts", type=chk.count(0), default=0, metavar="N",
                     help="run the routes co-located in N host processes (default 0: one process per route)")
     pp.add_argument("--risk-in-host", action="store_true",

@@ -59,6 +59,8 @@ def add_live(sub: Any, common: Any) -> None:
                          "(default: a later run does not take them over) or only report them in summary.json")
     lv.add_argument("--control-port", type=chk.port, default=0,
                     help="port of the control surface on 127.0.0.1 (default 0: any free one; see live-ctl)")
+    lv.add_argument("--dashboard-port", type=chk.port, default=None,
+                    help="the web dashboard on 127.0.0.1:PORT (0: any free port; URL with token printed)")
     common(lv)
     lv.set_defaults(func=cmd_live)
     _add_live_ctl(sub)
@@ -139,7 +141,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         summary = run_live(LiveRequest(args.routes, out, cfg, args.seconds, args.shadow, args.real, caps,
                                        args.slippage_bps, run_id=args.run_id, journal_dir=args.journal,
                                        journal_dsn=args.journal_dsn, fakes=_fakes(args), on_stop=args.on_stop,
-                                       control_port=args.control_port))
+                                       control_port=args.control_port, dashboard_port=args.dashboard_port))
     except LiveError as exc:
         raise UsageError(str(exc)) from None
     live: Any = summary["live"]

@@ -25,6 +25,7 @@ class PortfolioActor:
         self._pnl: dict[str, dict[str, Decimal]] = {}
         self._trips: dict[str, int] = {}
         self._closed: set[str] = set()
+        self._trip_log: list[dict[str, Any]] = []  # closed trips in arrival order (the dashboard reads them)
         self.duplicates = 0
         self._risk: Any = None
         self._routes: dict[str, Any] = {}
@@ -85,6 +86,9 @@ class PortfolioActor:
             acc["slippage"] += slippage
             acc["net"] += net
         self._trips[route] = self._trips.get(route, 0) + 1
+        self._trip_log.append({"route": route, "trip": trip, "ts_ns": now_ns, "gross_krw": format(gross, "f"),
+                               "fees_krw": format(fees, "f"), "slippage_krw": format(slippage, "f"),
+                               "net_krw": format(net, "f")})
         self._last_now_ns = max(self._last_now_ns, now_ns)
         self._save()
         await self._equity_to_risk(now_ns)
@@ -140,6 +144,13 @@ class PortfolioActor:
                      for r, acc in sorted(self._pnl.items())}
         return {"routes": per_route, "net_pnl_krw": format(self.net_pnl_krw(), "f"), "halted": self.halted,
                 "fills_applied": len(self._seen), "duplicates_ignored": self.duplicates}
+
+    def trips_since(self, start: int) -> dict[str, Any]:
+        """Closed trips from the ``start``-th on, in arrival order, and how many there are: a reader polls only
+        what is new. Not in the snapshot: a restarted portfolio starts a new log (``total`` < what the reader
+        has read: it starts over with the trips given, all of them)."""
+        n = len(self._trip_log)
+        return {"total": n, "trips": self._trip_log[start:] if start <= n else list(self._trip_log)}
 
     def ping(self) -> dict[str, Any]:
         return incarnation()

@@ -59,6 +59,7 @@ class LiveRequest:
     on_stop: str = "flatten"  # at the end: flatten open positions with real orders, or report them (killswitch)
     flatten_s: float = 20.0  # how long the end waits for the flatten orders
     control_port: int | None = 0  # the loopback control surface (infra.live.control); 0: any free port, None: off
+    dashboard_port: int | None = None  # the web dashboard (infra.dashboard) on 127.0.0.1; 0: any free port
 
     def __post_init__(self) -> None:
         if self.on_stop not in ("flatten", "report"):  # refused before anything starts, not at the stop
@@ -176,11 +177,14 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
              + (" (shadow: no order sent)" if req.shadow else ""))
         stop = asyncio.Event()
         control = await _start_control(host, req, stop.set, echo)
+        board = _start_dashboard(req, bases, capital, portfolio, alerts, echo)
         try:
             wall = await _until_done(host, req, echo, stop)
             stopped = await host.stop.remote(on_stop=req.on_stop, flatten_s=req.flatten_s)
         finally:
             control_counts = await control.close() if control is not None else None
+            if board is not None:
+                await board.close()
         results = {b: await host.result.remote(b) for b in bases}
         stats = [await host.stats.remote(b) for b in bases]
         status = await host.status.remote()
@@ -205,6 +209,19 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
     summary["live"] = json.loads(json.dumps(extras, default=str))
     write_outputs(req.out, summary, runs)
     return summary
+
+
+def _start_dashboard(req: LiveRequest, bases: list[str], capital: Decimal, portfolio: Any, alerts: Any,
+                     echo: Callable[[str], None]) -> Any:
+    """The web dashboard (infra.dashboard: PnL, trades, alerts), or None when ``dashboard_port`` is None."""
+    if req.dashboard_port is None:
+        return None
+    from ..infra.dashboard.server import start_dashboard
+    from ..infra.dashboard.state import RunBoard, Sources
+
+    server = start_dashboard(req.out, req.run_id, req.dashboard_port)
+    echo(f"dashboard: {server.page_url} (also in {server.path})")
+    return RunBoard(Sources(bases, capital, portfolio, None, alerts, mode="live"), server)
 
 
 async def _start_control(host: Any, req: LiveRequest, on_stop: Callable[[], None],

@@ -49,7 +49,9 @@ class PaperRequest:
     run_id: str = "paper1"
     metrics_port: int | None = None  # Prometheus exporter on 127.0.0.1 (0 = any free port)
     exporter: Any = None  # infra.metrics.Exporter already serving (the CLI binds it before Ray starts)
-    dashboard: bool = False
+    dashboard: bool = False  # the Ray dashboard
+    dashboard_port: int | None = None  # the run's web dashboard (infra.dashboard) on 127.0.0.1 (0 = any free port)
+    dashboard_server: Any = None  # infra.dashboard.DashboardServer already serving (the CLI, tests)
     window_events: int = 20_000
     spread_nodes: bool = False  # place route actors with the SPREAD strategy (multi-node clusters)
     window_ns: int | None = None  # fixed feed windows of this much market time (real time: ~100 ms), else by events
@@ -143,7 +145,8 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
     portfolio = ray.remote(PortfolioActor).options(**opts("portfolio")).remote(rec, wiring)
     risk = (ray.remote(RiskCoordinatorActor).options(**opts("risk")).remote(limits, rec)
             if limits is not None and local_risk is None else None)
-    metrics = ray.remote(MetricsActor).remote() if req.exporter is not None else None
+    watched = req.exporter is not None or req.dashboard_server is not None
+    metrics = ray.remote(MetricsActor).remote() if watched else None
 
     def venue_opts(v: int) -> dict[str, Any]:  # the venue is the outside world: named, never restarted
         return {**home, **({} if rec is None else {"name": rec.actor_name(f"venue:{v}")})}
@@ -203,7 +206,14 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         from ..actors.metrics import relay
 
         await metrics.watch.remote(children, list(data))
-        pump = asyncio.ensure_future(relay(metrics, req.exporter))
+        pump = asyncio.ensure_future(relay(metrics, req.exporter)) if req.exporter is not None else None
+    board = None
+    if req.dashboard_server is not None:
+        from ..infra.dashboard.state import Sources, poll_state
+
+        board = Sources(list(data), capital_krw(cfg) * len(data), portfolio, risk, alerts, metrics,
+                        universe_of(req).periods)
+        board_task = asyncio.ensure_future(poll_state(board, req.dashboard_server))
     supervisor = None
     if req.supervise and rec is not None:
         from ..supervision.supervisor import SupervisorActor, default_tree
@@ -242,6 +252,11 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
                                             "max": float(lat.max() * 1e3), "intents": int(lat.size)}
                                            if lat.size else None)
     extras["ledger"] = await portfolio.all_balances.remote()
+    if board is not None:
+        from ..infra.dashboard.state import final_state
+
+        board_task.cancel()
+        await final_state(board, req.dashboard_server)
     if journal is not None:
         extras["journal"] = await _close_journal(journal, req.run_id, {
             "intent": sum(s["orders"] for s in stats), "fill": sum(len(r.fills) for r in results.values())})
@@ -253,10 +268,12 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         ray.kill(supervisor)
     if metrics is not None and pump is not None:
         pump.cancel()
+    if metrics is not None and req.exporter is not None:
         await metrics.stop.remote()
         req.exporter.update(await metrics.families.remote())
         extras["metrics_port"] = req.exporter.port
         extras["metrics_scrape"] = await asyncio.to_thread(req.exporter.scrape)  # what Prometheus saw at the end
+    if metrics is not None:
         ray.kill(metrics)
     for name in ("feeds", "routes"):
         for s in extras[name]:
@@ -291,12 +308,17 @@ async def _close_journal(journal: Any, run_id: str, expected: dict[str, int]) ->
 
 
 def run_paper(req: PaperRequest) -> dict[str, object]:
-    own = None
+    own = own_board = None
     if req.metrics_port is not None and req.exporter is None:  # served from the start, before anything is loaded
         from ..infra.metrics import start_exporter
 
         own = start_exporter(req.metrics_port)
         req = dataclasses.replace(req, exporter=own)
+    if req.dashboard_port is not None and req.dashboard_server is None:
+        from ..infra.dashboard.server import start_dashboard
+
+        own_board = start_dashboard(req.out, req.run_id, req.dashboard_port)
+        req = dataclasses.replace(req, dashboard_server=own_board)
     try:
         routes = list(universe_of(req).routes)
         data = {b: load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req))
@@ -305,6 +327,8 @@ def run_paper(req: PaperRequest) -> dict[str, object]:
     finally:
         if own is not None:
             own.close()
+        if own_board is not None:
+            own_board.close()
     runs = [RouteRun(data[b], results[b]) for b in routes]  # zero-cost figures: per trip, no re-run
     summary = summarize(runs, req.config, mode="paper")
     summary["risk"] = risk_summary(extras.pop("risk_report"))
