@@ -147,6 +147,13 @@ def _measure_unhedged(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters
 
 
 @njit(cache=True)
+def _below_minimum(v: int, qty_units: int, quotes: np.ndarray, p: np.ndarray) -> bool:
+    """An order of ``qty_units`` on venue ``v`` is worth less than the venue's minimum order at its mid."""
+    value = qty_units / SCALE * quotes[v, Q_MID]
+    return value < (UPBIT_MIN_ORDER_KRW if v == 0 else p[cf.P_MIN_NOTIONAL_B])
+
+
+@njit(cache=True)
 def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarray, trips_i: np.ndarray,
             trips_f: np.ndarray, quotes: np.ndarray, p: np.ndarray) -> bool:
     """After leg outcomes: create unwinds for any excess, or close the books on the action when all is done.
@@ -158,7 +165,8 @@ def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarr
     unwind leaves then and meets the first quote after its latency, like any leg. A Binance order off the step
     is refused by the venue, and less than a lot on Upbit is below its 5,000 KRW minimum order for nearly every
     coin, so what is left under one lot (a partial Upbit fill has 8 decimals) stays on the venue, counted as
-    ``unhedged_units_left`` and marked in the trip's PnL; so does an unwind that expires.
+    ``unhedged_units_left`` and marked in the trip's PnL; so does an excess worth less than the venue's minimum
+    order (5,000 KRW on Upbit, NOTIONAL on Binance: the venue refuses it), and an unwind that expires.
     """
     if not (legs[0, rs.L_DONE] and legs[1, rs.L_DONE]):
         return False
@@ -171,6 +179,8 @@ def _settle(si: np.ndarray, sf: np.ndarray, legs: np.ndarray, counters: np.ndarr
         for v in range(2):
             counters[C_LEGS_EXPIRED] += legs[v, rs.L_READY] == LEG_EXPIRE
             excess = floor_to_step(legs[v, rs.L_FILLED] - hedged, step_b)
+            if excess > 0 and _below_minimum(v, excess, quotes, p):
+                excess = 0  # the venue would refuse it: dust, left on the venue like a part-lot remainder
             counters[C_UNHEDGED_UNITS] += legs[v, rs.L_FILLED] - hedged - excess
             if excess > 0:
                 lat = int(p[cf.P_LAT_U_NS] if v == 0 else p[cf.P_LAT_B_NS])
