@@ -104,6 +104,8 @@ def _read(driver: Any) -> dict[str, str]:
         "for (const id of ['net-pnl', 'equity', 'trades', 'win-rate', 'max-drawdown', 'risk-mode'])"
         "  out[id] = document.getElementById(id).dataset.value;"
         "out.routes = document.querySelectorAll('#routes tbody tr[data-route]').length;"
+        "const p = document.querySelector('#routes tr[data-route=\"BTC\"] [data-field=premium]');"
+        "out.premium = p ? p.textContent : '';"
         "return out;")
     return values
 
@@ -155,6 +157,8 @@ def test_a_browser_sees_the_paper_run_move_and_end_on_summary_json(sample_stores
     assert Decimal(final["max-drawdown"]) == Decimal(summary["max_drawdown_krw"])
     assert Decimal(final["equity"]) == Decimal(summary["capital_krw"]) + Decimal(summary["net_pnl_krw"])
     assert final["routes"] == 1
+    premiums = {float(s["premium"]) for s in seen if s["premium"] not in ("", "-")}
+    assert len(premiums) >= 2 and all(-2_000 < p < 2_000 for p in premiums)  # the route's premium moves too
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 

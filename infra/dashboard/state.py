@@ -80,7 +80,7 @@ def _route_state(route: str, trips: Sequence[Mapping[str, Any]], seen: _Seen, no
                      "loss_streak": int((risk.get("loss_streak") or {}).get(route, 0)),
                      "last_decision": None if last is None else {"action": last[2], "verdict": last[3],
                                                                  "first_trigger": last[4]}},
-            **pnl_figures(mine, Decimal(0))}
+            **{k: v for k, v in pnl_figures(mine, Decimal(0)).items() if k not in ("equity_krw", "capital_krw")}}
 
 
 def build_state(src: Sources, seen: _Seen, phase: str) -> dict[str, Any]:
