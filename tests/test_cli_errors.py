@@ -78,6 +78,7 @@ CASES: list[tuple[str, str, str]] = [
     ("metrics-port-busy", "paper --replay {t} --routes BTC --out {t}/o --metrics-port {port}", "cannot be bound"),
     ("metrics-port-too-big", "paper --replay {t} --routes BTC --out {t}/o --metrics-port 70000", "not a TCP port"),
     ("metrics-port-negative", "paper --replay {t} --routes BTC --out {t}/o --metrics-port -1", "below 0"),
+    ("dashboard-port-busy", "paper --replay {t} --routes BTC --out {t}/o --dashboard-port {port}", "cannot be bound"),
     ("run-id-underscore", "paper --replay {t} --routes BTC --out {t}/o --run-id my_run_2024 --clean",
      "not a run id"),
     ("run-id-too-long", "paper --replay {t} --routes BTC --out {t}/o --run-id abcdefghi --clean", "not a run id"),
