@@ -146,6 +146,22 @@ def _recovery(args: argparse.Namespace) -> dict[str, Any]:
             "journal_dsn": args.journal_dsn}
 
 
+def bind_exporter(port: int | None) -> Any:
+    """The Prometheus page (infra.metrics.Exporter), bound now, before Ray: a busy port is an error at once, and
+    the page is served from the start. None without ``--metrics-port``."""
+    if port is None:
+        return None
+    from .infra.metrics import start_exporter
+
+    try:
+        exporter = start_exporter(port)
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {port} cannot be bound on 127.0.0.1 ({exc.strerror or exc}):"
+                         " pick another port, or 0 for any free one") from None
+    print(f"metrics: http://127.0.0.1:{exporter.port}/metrics")
+    return exporter
+
+
 def _cmd_paper(args: argparse.Namespace) -> int:
     store, out = chk.existing_store(args.replay, "--replay"), chk.output_dir(args.out)
     start, end = chk.time_range(args.start, args.end)
@@ -153,16 +169,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         raise UsageError("--risk-in-host needs --route-hosts 1: the one RiskCoordinator must see every route")
     cfg = chk.engine_config(args)
     recovery = _recovery(args)
-    exporter = None
-    if args.metrics_port is not None:
-        from .infra.metrics import start_exporter
-
-        try:  # bound now, before Ray: a busy port is an error at once, and the page is served from the start
-            exporter = start_exporter(args.metrics_port)
-        except OSError as exc:
-            raise UsageError(f"--metrics-port {args.metrics_port} cannot be bound on 127.0.0.1 ({exc.strerror or exc}):"
-                             " pick another port, or 0 for any free one") from None
-        print(f"metrics: http://127.0.0.1:{exporter.port}/metrics")
+    exporter = bind_exporter(args.metrics_port)
     board = _dashboard(args, out, str(recovery.get("run_id") or "paper1"))
     _ray(args)
     try:

@@ -59,6 +59,8 @@ def add_live(sub: Any, common: Any) -> None:
                          "(default: a later run does not take them over) or only report them in summary.json")
     lv.add_argument("--control-port", type=chk.port, default=0,
                     help="port of the control surface on 127.0.0.1 (default 0: any free one; see live-ctl)")
+    lv.add_argument("--metrics-port", type=chk.port, default=None,
+                    help="Prometheus page on 127.0.0.1:PORT (0: any free port), the paper run's metric families")
     lv.add_argument("--dashboard-port", type=chk.port, default=None,
                     help="the web dashboard on 127.0.0.1:PORT (0: any free port; URL with token printed)")
     common(lv)
@@ -132,8 +134,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"{exc} ({OVERRIDE_FLAG})") from None
     cfg = chk.engine_config(args)
-    from .cli import _ray
+    from .cli import _ray, bind_exporter
 
+    exporter = bind_exporter(args.metrics_port)
     _ray(args)
     from .scenarios.live import LiveError, LiveRequest, run_live
 
@@ -141,9 +144,13 @@ def cmd_live(args: argparse.Namespace) -> int:
         summary = run_live(LiveRequest(args.routes, out, cfg, args.seconds, args.shadow, args.real, caps,
                                        args.slippage_bps, run_id=args.run_id, journal_dir=args.journal,
                                        journal_dsn=args.journal_dsn, fakes=_fakes(args), on_stop=args.on_stop,
-                                       control_port=args.control_port, dashboard_port=args.dashboard_port))
+                                       control_port=args.control_port, dashboard_port=args.dashboard_port,
+                                       exporter=exporter))
     except LiveError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        if exporter is not None:
+            exporter.close()
     live: Any = summary["live"]
     print(f"live: {summary['trades']} round trips, net {float(summary['net_pnl_krw']):,.0f} KRW; "
           f"decision latency {live['decision_latency_ms']}; order round trip {live['order_send_ms']}")

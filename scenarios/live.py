@@ -60,6 +60,7 @@ class LiveRequest:
     flatten_s: float = 20.0  # how long the end waits for the flatten orders
     control_port: int | None = 0  # the loopback control surface (infra.live.control); 0: any free port, None: off
     dashboard_port: int | None = None  # the web dashboard (infra.dashboard) on 127.0.0.1; 0: any free port
+    exporter: Any = None  # infra.metrics.Exporter already serving (the CLI binds it): fed from each status
 
     def __post_init__(self) -> None:
         if self.on_stop not in ("flatten", "report"):  # refused before anything starts, not at the stop
@@ -243,6 +244,11 @@ async def _until_done(host: Any, req: LiveRequest, echo: Callable[[str], None],
     """Status lines until ``seconds`` have passed, Ctrl-C / SIGTERM or ``stop`` is set (the control surface's
     stop); returns the wall time traded."""
     stop = stop if stop is not None else asyncio.Event()
+    metrics = None
+    if req.exporter is not None:
+        from ..infra.live.metrics_feed import LiveMetrics
+
+        metrics = LiveMetrics()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -255,7 +261,10 @@ async def _until_done(host: Any, req: LiveRequest, echo: Callable[[str], None],
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(req.status_every_s, left if left is not None else 1e9))
-            echo(_status_line(await host.status.remote()))
+            status = await host.status.remote()
+            echo(_status_line(status))
+            if metrics is not None:
+                req.exporter.update(metrics.update(status), health={"watching": True, "silent": []})
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
