@@ -52,3 +52,18 @@ def test_binance_signature_docs_vector_and_upbit_jwt() -> None:
         got = jwt_decode(jwt_encode(claims, "s", alg), "s")
         assert got == claims and upbit_hash_ok(got, pairs) and not upbit_hash_ok(got, pairs[:1])
     assert jwt_decode(jwt_encode(claims, "s"), "wrong") is None
+
+
+def test_a_new_book_is_matched_against_open_orders_only_and_lookups_are_indexed() -> None:
+    """Long runs place many IOCs: a book update and a lookup must not scan every order ever placed."""
+    e = _engine()
+    for n in range(200):  # IOCs that expire unfilled: closed at once
+        e.place("BTCUSDT", "sell", "limit", price=D(150), qty=D("0.01"), tif="IOC", client_id=f"x{n}", now_ms=1)
+    rest = e.place("BTCUSDT", "buy", "limit", price=D("100.5"), qty=D(1), client_id="rest", now_ms=2)
+    again = e.place("BTCUSDT", "buy", "limit", price=D(90), qty=D("0.01"), client_id="x7", now_ms=3)
+    assert [o.order_id for o in e.open_orders("BTCUSDT")] == [rest.order_id, again.order_id]
+    assert len(e._maybe_open["BTCUSDT"]) == 2  # the 200 closed ones were pruned by the listing
+    traded = e.set_book("BTCUSDT", Book(((D(99), D(1)),), ((D(100), D("0.4")),)), 4)
+    assert traded == [rest] and rest.filled == D("0.4")
+    assert e.by_client_id("x7")[-1] is again and e.by_client_id("x7")[0].status == "expired"
+    assert e.by_client_id("nobody") == []

@@ -346,7 +346,7 @@ class BinanceFake:
             if found is not None and cid is not None and found.client_id != cid:
                 found = None
         else:
-            matches = [o for o in self.engine.orders.values() if o.client_id == cid]
+            matches = self.engine.by_client_id(cid) if cid else []
             found = matches[-1] if matches else None
         if found is None or found.symbol != m.symbol:
             raise BinanceError(-2013, "Order does not exist.")

@@ -133,6 +133,10 @@ class Engine:
         self.books: dict[str, Book] = {}
         self._depth: dict[str, dict[str, list[list[Decimal]]]] = {}  # consumable copy of each book
         self.orders: dict[int, Order] = {}
+        # symbol -> ids of orders that may still be open (pruned as they close): a new book is matched against
+        # these only, not against every order ever placed (a long run places hundreds of thousands)
+        self._maybe_open: dict[str, dict[int, None]] = {}
+        self._by_client: dict[str, list[int]] = {}  # client order id -> order ids, oldest first
         self.by_uid: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
@@ -145,8 +149,12 @@ class Engine:
         self.books[symbol] = book
         self._depth[symbol] = {"bids": [[p, q] for p, q in book.bids], "asks": [[p, q] for p, q in book.asks]}
         traded = []
-        for order in list(self.orders.values()):
-            if order.symbol == symbol and order.is_open and self._match(order, now_ms, maker=True):
+        candidates = self._maybe_open.get(symbol, {})
+        for order_id in list(candidates):
+            order = self.orders[order_id]
+            if not order.is_open:
+                del candidates[order_id]
+            elif self._match(order, now_ms, maker=True):
                 traded.append(order)
         self._flush()
         return traded
@@ -192,12 +200,27 @@ class Engine:
         self._flush()
         return order
 
+    def by_client_id(self, client_id: str) -> list[Order]:
+        """Every order placed with ``client_id``, oldest first (the venues look up the newest)."""
+        return [self.orders[i] for i in self._by_client.get(client_id, ())]
+
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        out = []
+        for sym in (list(self._maybe_open) if symbol is None else [symbol]):
+            candidates = self._maybe_open.get(sym, {})
+            for order_id in list(candidates):
+                if self.orders[order_id].is_open:
+                    out.append(self.orders[order_id])
+                else:
+                    del candidates[order_id]  # closed: pruned here too (a market whose book never changes)
+        return sorted(out, key=lambda o: o.order_id)
 
     # -- internals ---------------------------------------------------------------------------------
     def _register(self, order: Order) -> None:
         self.orders[order.order_id] = order
+        self._maybe_open.setdefault(order.symbol, {})[order.order_id] = None
+        if order.client_id:
+            self._by_client.setdefault(order.client_id, []).append(order.order_id)
         self.by_uid[order.uid] = order.order_id
         self._record("new", order)
 

@@ -340,8 +340,8 @@ class UpbitFake:
         uid, ident = p.get("uuid"), p.get("identifier")
         if uid is None and ident is None:
             raise UpbitError(400, "validation_error", "uuid or identifier is required")
-        oid = self.engine.by_uid.get(uid) if uid is not None else next(
-            (o.order_id for o in self.engine.orders.values() if o.client_id == ident), None)
+        found = self.engine.by_client_id(ident)[:1] if ident else []  # an identifier is never reused: the first
+        oid = self.engine.by_uid.get(uid) if uid is not None else (found[0].order_id if found else None)
         if oid is None:
             raise UpbitError(404, "order_not_found", "주문을 찾지 못했습니다.")
         return self.engine.orders[oid]
