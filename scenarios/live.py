@@ -178,7 +178,7 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
              + (" (shadow: no order sent)" if req.shadow else ""))
         stop = asyncio.Event()
         control = await _start_control(host, req, stop.set, echo)
-        board = _start_dashboard(req, bases, capital, portfolio, alerts, echo)
+        board = _start_dashboard(req, bases, capital, portfolio, alerts, echo, host)
         try:
             wall = await _until_done(host, req, echo, stop)
             stopped = await host.stop.remote(on_stop=req.on_stop, flatten_s=req.flatten_s)
@@ -213,8 +213,9 @@ async def _run(req: LiveRequest) -> dict[str, Any]:
 
 
 def _start_dashboard(req: LiveRequest, bases: list[str], capital: Decimal, portfolio: Any, alerts: Any,
-                     echo: Callable[[str], None]) -> Any:
-    """The web dashboard (infra.dashboard: PnL, trades, alerts), or None when ``dashboard_port`` is None."""
+                     echo: Callable[[str], None], host: Any = None) -> Any:
+    """The web dashboard (infra.dashboard: PnL, trades, alerts; with the host: premiums, positions and the
+    RiskCoordinator's state it holds), or None when ``dashboard_port`` is None."""
     if req.dashboard_port is None:
         return None
     from ..infra.dashboard.server import start_dashboard
@@ -222,7 +223,7 @@ def _start_dashboard(req: LiveRequest, bases: list[str], capital: Decimal, portf
 
     server = start_dashboard(req.out, req.run_id, req.dashboard_port)
     echo(f"dashboard: {server.page_url} (also in {server.path})")
-    return RunBoard(Sources(bases, capital, portfolio, None, alerts, mode="live"), server)
+    return RunBoard(Sources(bases, capital, portfolio, host, alerts, host=host, mode="live"), server)
 
 
 async def _start_control(host: Any, req: LiveRequest, on_stop: Callable[[], None],

@@ -32,6 +32,7 @@ class Sources:
     risk: Any = None
     alerts: Any = None
     metrics: Any = None
+    host: Any = None  # live: the LiveHostActor (its status gives each route's premium and position)
     guards: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # route -> StatusPeriods (universe)
     mode: str = "paper"
 
@@ -124,6 +125,13 @@ async def refresh(src: Sources, seen: _Seen, timeout_s: float = 2.0) -> None:
         got = await _ask(src.alerts.alerts.remote(), timeout_s)
         if isinstance(got, list):
             seen.alerts = got
+    if src.host is not None:
+        status = await _ask(src.host.status.remote(), timeout_s)
+        for route, r in (status or {}).get("routes", {}).items():
+            premium = r.get("premium_bps")
+            if premium is not None and premium == premium:  # NaN while the route has no FX
+                seen.premium[route] = float(premium)
+            seen.open_positions[route] = 1.0 if r.get("position") else 0.0
     if src.metrics is not None:
         got = await _ask(src.metrics.families.remote(), timeout_s)
         targets = {"arb_premium_bps": seen.premium, "arb_open_positions": seen.open_positions}
