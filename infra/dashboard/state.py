@@ -32,9 +32,9 @@ class Sources:
     risk: Any = None
     alerts: Any = None
     metrics: Any = None
-    host: Any = None  # live: the LiveHostActor (its status gives each route's premium and position)
     guards: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # route -> StatusPeriods (universe)
     mode: str = "paper"
+    host: Any = None  # live: the LiveHostActor (its status gives each route's premium and position)
 
 
 @dataclass
