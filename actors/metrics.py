@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 
 from ..core import risk as risk_codes
-from ..infra.metrics import SNAPSHOT_OUTCOMES, EngineMetrics
+from ..infra.metrics import SNAPSHOT_OUTCOMES, EngineMetrics, Totals
 
 FEED_ROLES = {"feed:upbit": "upbit", "feed:binance": "binance", "feed:fx": "fx"}
 RISK_TRIGGERS = (risk_codes.HALTED, risk_codes.PAUSED, risk_codes.DAILY_LOSS, risk_codes.GLOBAL_BREAKER,
@@ -32,7 +32,8 @@ FX_PAIR = "USDT/KRW"
 class MetricsActor:
     def __init__(self) -> None:
         self._m = EngineMetrics()
-        self._seen: dict[tuple[str, str], float] = {}  # (source, what) -> the monotone total counted so far
+        self._totals = Totals()
+        self._seen = self._totals.seen  # (source, what) -> the monotone total counted so far
         self._pids: dict[str, int] = {}
         self._pinged: dict[str, float] = {}  # role -> monotonic time of its last answered ping (readiness)
         self._task: asyncio.Task[None] | None = None
@@ -76,10 +77,7 @@ class MetricsActor:
 
     def _advance(self, counter: Any, key: tuple[str, str], total: float) -> None:
         """Count a monotone total reported again and again: add what is new since the last report."""
-        last = self._seen.get(key, 0.0)
-        if total > last:
-            counter.inc(total - last)
-            self._seen[key] = total
+        self._totals.advance(counter, key, total)
 
     # ---- the poll of the watched actors
     async def watch(self, children: dict[str, Any], routes: list[str], period_s: float = 0.5) -> None:

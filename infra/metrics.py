@@ -64,6 +64,24 @@ class EngineMetrics:
         return list(self.registry.collect())
 
 
+class Totals:
+    """Counters fed from monotone totals that are reported again and again: each report adds what is new.
+    ``resets``: a total below the last one is a source that started again from 0 (a restarted process), so
+    all of it is new; otherwise such a report is ignored."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], float] = {}  # (source, what) -> the total counted so far
+
+    def advance(self, counter: Any, key: tuple[str, str], total: float, resets: bool = False) -> None:
+        last = self.seen.get(key, 0.0)
+        if total < last and not resets:
+            return
+        new = total - last if total >= last else total
+        if new > 0:
+            counter.inc(new)
+        self.seen[key] = total
+
+
 class _Relay(Collector):
     def __init__(self, families: Sequence[Metric]) -> None:
         self._lock = threading.Lock()

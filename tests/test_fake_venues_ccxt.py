@@ -5,8 +5,6 @@ Both fakes run in-process on free ports with the recorded BTC books (orderbook_s
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,8 @@ from typing import Any
 import pytest
 
 ccxt = pytest.importorskip("ccxt.async_support")
+
+from fake_session import with_fakes  # noqa: E402
 
 from arbitrage_lite.infra.venues.fake.faults import Faults  # noqa: E402
 from arbitrage_lite.infra.venues.fake.server import STATIC_BOOKS, FakeVenues  # noqa: E402
@@ -34,17 +34,6 @@ def _upbit(info: dict[str, Any], secret: str | None = None) -> Any:
     ex = ccxt.upbit({"apiKey": info["upbit"]["access_key"], "secret": secret or info["upbit"]["secret"]})
     ex.urls["api"]["public"] = ex.urls["api"]["private"] = info["upbit"]["rest"]
     return ex
-
-
-def run(body: Callable[[FakeVenues, dict[str, Any]], Awaitable[None]], **kw: Any) -> None:
-    async def main() -> None:
-        fv = FakeVenues(speed=0, **kw)
-        info = await fv.start()
-        try:
-            await body(fv, info)
-        finally:
-            await fv.stop()
-    asyncio.run(main())
 
 
 def test_binance_round_trip_with_ccxt() -> None:
@@ -76,7 +65,7 @@ def test_binance_round_trip_with_ccxt() -> None:
         assert fv.binance.engine.free["BTC"] == Decimal("1.00999")
         assert fv.binance.engine.free["USDT"] == Decimal("100000") - Decimal("1152.7926")
         assert bal["BTC"]["total"] == 1.00999
-    run(body)
+    with_fakes(body)
 
 
 def test_upbit_round_trip_with_ccxt() -> None:
@@ -111,7 +100,7 @@ def test_upbit_round_trip_with_ccxt() -> None:
         sold_krw = Decimal("1595080") - Decimal("797.54")
         bought_krw = Decimal("999998.6369") + Decimal("499.99931845")
         assert e.locked["KRW"] == 0 and e.free["KRW"] == Decimal(100_000_000) + sold_krw - bought_krw
-    run(body)
+    with_fakes(body)
 
 
 def test_wrong_secret_is_refused_by_both() -> None:
@@ -130,7 +119,7 @@ def test_wrong_secret_is_refused_by_both() -> None:
         assert '"code":-1022' in str(be.value) and "Signature for this request is not valid." in str(be.value)
         assert '"name":"jwt_verification"' in str(ue.value)
         assert fv.binance is not None and not fv.binance.engine.orders
-    run(body)
+    with_fakes(body)
 
 
 def test_binance_error_after_accept_then_query_finds_the_order() -> None:
@@ -154,7 +143,7 @@ def test_binance_error_after_accept_then_query_finds_the_order() -> None:
             assert len(await ex.fetch_open_orders("BTC/USDT")) == 1
         finally:
             await ex.close()
-    run(body, binance_faults=Faults())
+    with_fakes(body, binance_faults=Faults())
 
 
 def test_upbit_identifier_is_never_reused_and_rules_hold() -> None:
@@ -176,7 +165,7 @@ def test_upbit_identifier_is_never_reused_and_rules_hold() -> None:
                 assert f'"name":"{name}"' in str(e.value)
         finally:
             await ex.close()
-    run(body)
+    with_fakes(body)
 
 
 def test_binance_filters_and_rate_limits() -> None:
@@ -206,7 +195,7 @@ def test_binance_filters_and_rate_limits() -> None:
             assert codes == [429, 429, 429, 418, 418, 418]
         finally:
             await ex.close()
-    run(body, binance_weight_limit=40, binance_weight_window_ms=3_600_000)
+    with_fakes(body, binance_weight_limit=40, binance_weight_window_ms=3_600_000)
 
 
 def test_replay_from_the_store(tmp_path: Path) -> None:
@@ -224,4 +213,4 @@ def test_replay_from_the_store(tmp_path: Path) -> None:
             assert fv.upbit is not None and len(fv.upbit.engine.books) == 1
         finally:
             await ex.close()
-    run(body, store=tmp_path / "store")
+    with_fakes(body, store=tmp_path / "store")

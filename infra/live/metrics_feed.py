@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from ..metrics import EngineMetrics
+from ..metrics import EngineMetrics, Totals
 
 FX_PAIR = "USDT/KRW"
 
@@ -21,17 +21,16 @@ FX_PAIR = "USDT/KRW"
 class LiveMetrics:
     def __init__(self) -> None:
         self.m = EngineMetrics()
-        self._seen: dict[tuple[str, str], float] = {}
+        self._totals = Totals()
 
     def _advance(self, counter: Any, key: tuple[str, str], total: float) -> None:
         """A counter to ``total`` (a restarted host counts from 0 again: its new counts are added)."""
-        last = self._seen.get(key, 0.0)
-        counter.inc(total - last if total >= last else total)
-        self._seen[key] = total
+        self._totals.advance(counter, key, total, resets=True)
 
     def update(self, status: dict[str, Any]) -> list[Metric]:
         """The families after one status (``LiveHostActor.status``)."""
         m = self.m
+        hours = float(status.get("uptime_s") or 0.0) / 3600
         for route, r in status.get("routes", {}).items():
             trips, wins = int(r.get("trips", 0)), int(r.get("wins", 0))
             m.pnl.labels(route).set(float(Decimal(str(r.get("net_krw", "0")))))
@@ -39,7 +38,6 @@ class LiveMetrics:
             self._advance(m.wins.labels(route), ("wins", route), wins)
             m.win_rate.labels(route).set(wins / trips if trips else 0.0)
             m.open_positions.labels(route).set(1 if r.get("position") else 0)
-            hours = float(status.get("uptime_s") or 0.0) / 3600
             m.trades_per_hour.labels(route).set(trips / hours if hours > 0 else 0.0)
             premium = r.get("premium_bps")
             if premium is not None and math.isfinite(float(premium)):
