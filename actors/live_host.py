@@ -29,7 +29,7 @@ from ..core.events import EventBatch
 from ..core.live_orders import CapBook, OrderCaps
 from ..core.replay import RouteResult
 from ..core.risk import RiskLimits
-from ..core.route_state import S_NS, S_POS_DIR
+from ..core.route_state import S_POS_DIR
 from ..core.rules import InstrumentRules, upbit_krw_rules
 from ..infra.live.gateway import LiveGateway
 from ..infra.live.killswitch import KillSwitch, RiskTap
@@ -236,7 +236,7 @@ class LiveHostActor(RiskFacade):
         routes = {}
         for base, r in self.routes.items():
             st = r.state
-            routes[base] = {"premium_bps": _last(st), "position": int(st.si[S_POS_DIR]),
+            routes[base] = {"premium_bps": r.premium_bps().get(base), "position": int(st.si[S_POS_DIR]),
                             "net_krw": str(r.net_krw), "trips": len(r.feed.reported_closes), "wins": r.wins,
                             "orders": len(r.issued)}
         fx_ts = self.market.fx_ts_venue  # the venue time the rate in use came with (-1: none yet)
@@ -303,8 +303,3 @@ class LiveHostActor(RiskFacade):
     async def send_ms(self) -> list[float]:
         return [x for g in self.gateways.values() for x in g.stats.send_ms]
 
-
-def _last(state: Any) -> float | None:
-    """The route's latest premium (bps), NaN while it has no FX."""
-    n = int(state.si[S_NS])
-    return float(state.series_f[n - 1, 0]) if n > 0 else None
