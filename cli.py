@@ -447,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_venues(sub)
     _add_drill(sub)
     _add_sweep(sub)
+    from .cli_stress import add_stress
+    from .cli_tune import add_tune
+
+    add_tune(sub, _common)
+    add_stress(sub, _common)
     demo = sub.add_parser("demo", help="build the real sample from the shared data set, import and backtest it")
     demo.add_argument("--out", default="out/demo")
     demo.add_argument("--data", metavar="DIR", help="the shared data set (the directory holding MANIFEST.md); "
