@@ -160,7 +160,9 @@ class RiskCoordinatorActor:
         st = self._risk.state
         return {"mode": st.mode.value, "flatten": flatten, "halt_reason": st.halt_reason}
 
-    def pause(self, reason: str, now_ns: int) -> None:
+    def pause(self, reason: str, now_ns: int | None = None) -> None:
+        """``now_ns``: market time, from whoever trades on it; a caller on the wall clock (the supervisor)
+        passes none, so a replay's risk clock (daily PnL, cooldowns, breaker resets) is not moved to today."""
         self._risk.pause(reason, now_ns)
         self._save()
 

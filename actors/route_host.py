@@ -51,7 +51,7 @@ class RiskFacade:
     async def on_equity(self, equity_krw: Decimal, now_ns: int) -> dict[str, Any]:
         return self._coordinator().on_equity(equity_krw, now_ns)
 
-    async def pause(self, reason: str, now_ns: int) -> None:
+    async def pause(self, reason: str, now_ns: int | None = None) -> None:
         self._coordinator().pause(reason, now_ns)
 
     async def resume(self, now_ns: int) -> None:

@@ -137,7 +137,8 @@ class SupervisorActor:
         if self.alerts is not None:
             self.alerts.raise_alert.remote("supervisor_halt", "root", reason, now_ns)
         if self.risk is not None:
-            await self.risk.pause.remote(f"supervisor: {reason}", now_ns)
+            # no time: the supervisor runs on the wall clock, risk on the market's (a replay is years behind)
+            await self.risk.pause.remote(f"supervisor: {reason}")
         for name, h in self.children.items():
             if name.startswith("route:"):
                 try:

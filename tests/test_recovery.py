@@ -118,6 +118,8 @@ def test_supervisor_escalates_to_a_safe_halt(ray_session: Any) -> None:
     tree = TreeSpec({"routes": (Strategy.ONE_FOR_ONE, ("route:X",), Intensity(1, 60 * 10**9))},
                     root_intensity=Intensity(0, 60 * 10**9))
     sup = ray.remote(SupervisorActor).remote(tree, {"route:X": child}, risk, alerts, 0.02)
+    market_ns = 1_733_011_200 * 10**9  # 2024-12-01: a replay's market clock, far behind the wall clock
+    ray.get(risk.on_equity.remote(Decimal(0), market_ns))
     ray.get(sup.check_once.remote())  # the supervisor knows the child's process before it dies
     sup.run.remote()
     try:
@@ -131,6 +133,7 @@ def test_supervisor_escalates_to_a_safe_halt(ray_session: Any) -> None:
         ray.kill(child, no_restart=False)  # the second within the window: over the group's limit -> root -> halt
         _wait(lambda: ray.get(sup.report.remote())["halted"] is not None)
         _wait(lambda: ray.get(risk.mode.remote()) == "paused")
+        assert ray.get(risk.snapshot.remote())["last_ns"] == market_ns  # the halt did not move risk to today
         assert [e["action"] for e in ray.get(sup.report.remote())["events"]][1:] == ["escalate", "halt"]
         _wait(lambda: any(a["rule"] == "supervisor_halt" and a["severity"] == "P0"
                           for a in ray.get(alerts.alerts.remote())))
