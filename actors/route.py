@@ -23,13 +23,14 @@ from ..core.alerts import ONE_LEG_UNHEDGED
 from ..core.client_ids import ClientIdFactory
 from ..core.config import EngineConfig
 from ..core.domain import Currency, Side, Venue
+from ..core.driver import kernel_turns
 from ..core.events import EventBatch, empty_batch
 from ..core.kernel import ACTION_OPEN, N_COUNTERS, resolve_candidate
 from ..core.ledger import Fill, units_to_dec
 from ..core.legs import out_legs, settled_legs
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
-from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, step
+from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params
 from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through
 from ..core.risk_sequencer import RiskFact, risk_facts
 from ..core.route_state import (
@@ -45,9 +46,6 @@ from ..core.route_state import (
     S_PDEC,
     S_POS_DIR,
     S_PTRIP,
-    ST_DONE,
-    ST_NEED_FILLS,
-    ST_NEED_RISK,
     RouteState,
 )
 from ..core.rules import InstrumentRules
@@ -228,18 +226,14 @@ class RouteActor:
         # feeds share window edges, so the watermark is the end of the window before the lowest inbox position:
         # every window before it is in this chunk, wholly
         applying = self.resume_seq()
-        i = 0
-        while True:
-            status, i = step(self.state, chunk, i, len(chunk), final, False, self.params)
+        for turn in kernel_turns(self.state, chunk, final, self.params):
             self._fund_portfolio_once()
             self._send_new_legs(received_ns)
-            if status == ST_NEED_RISK:  # risk must know every trip before ruling on a new open: sent with it
+            if turn.needs_risk:  # risk must know every trip before ruling on a new open: sent with it
                 await self._risk_verdict(await self._report_trips())
                 self._send_new_legs(received_ns)  # the legs the next step would show, sent without waiting for it
-            elif status == ST_NEED_FILLS:
-                await self._collect_due_fills(int(chunk.ts[i]) if i < len(chunk) else NO_MORE_EVENTS)
-            elif status == ST_DONE:
-                break
+            elif turn.needs_fills:
+                await self._collect_due_fills(turn.next_ts)
         facts = await self._report_trips()
         if self.risk is not None:
             self._track(self.risk.progress.remote(self.route, facts_done_through(self.state, watermark, final),

@@ -40,10 +40,11 @@ import pyarrow.parquet as pq
 from ..core.book import LEG_FILL, execute_leg
 from ..core.config import P_HS_B, P_HS_U, P_IMP_B, P_IMP_U, P_TICK_B, EngineConfig
 from ..core.decisions import ACTIONS, DecisionObserver, Record, leg_key
+from ..core.driver import kernel_turns
 from ..core.events import EventBatch
 from ..core.kernel import N_COUNTERS, resolve_candidate
 from ..core.legs import settled_legs
-from ..core.replay import inject_report, kernel_params, step
+from ..core.replay import inject_report, kernel_params
 from ..core.route_state import (
     L_DUE,
     L_QTY,
@@ -53,8 +54,6 @@ from ..core.route_state import (
     S_FLATTEN,
     S_PACT,
     S_PDEC,
-    ST_NEED_FILLS,
-    ST_NEED_RISK,
     RouteState,
 )
 from ..core.rules import InstrumentRules
@@ -207,13 +206,14 @@ def drive(rec: RouteRecording, chunks: list[tuple[int, EventBatch]], fills: str,
     out: list[Record] = []
     for number, batch in chunks:
         obs.begin_chunk(number, state)
-        i = 0
-        while True:
+
+        def flatten_flag(batch: EventBatch = batch) -> None:
             if flatten_now(obs, state, batch):
                 state.si[S_FLATTEN] = 1
-            status, i = step(state, batch, i, len(batch), False, False, params)
+
+        for turn in kernel_turns(state, batch, False, params, before_step=flatten_flag):
             out += obs.observe(state, rejections)
-            if status == ST_NEED_RISK:
+            if turn.needs_risk:
                 v = verdict(obs, state)
                 allowed = True if v is None else bool(v["allowed"])
                 if not allowed:
@@ -221,13 +221,11 @@ def drive(rec: RouteRecording, chunks: list[tuple[int, EventBatch]], fills: str,
                 s = state
                 resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, params, allowed)
                 out += obs.observe(state, rejections)
-            elif status == ST_NEED_FILLS:
+            elif turn.needs_fills:
                 for leg in settled_legs(state.legs):
                     got = _live_fills(state, leg.slot, live_fills) if fills == "live" else _model_fills(
                         state, params, leg.slot)
                     inject_report(state, params, leg.slot, got)
-            else:
-                break
     return out
 
 

@@ -13,16 +13,13 @@ import numpy as np
 
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.domain import Venue
+from arbitrage_lite.core.driver import kernel_turns
 from arbitrage_lite.core.events import DECISION_KINDS, EventBatch
 from arbitrage_lite.core.kernel import N_COUNTERS, resolve_candidate
 from arbitrage_lite.core.legs import settled_legs
 from arbitrage_lite.core.paper_venue import NO_MORE_EVENTS, ExecutionReport, PaperVenue, VenueOrder
-from arbitrage_lite.core.replay import RouteResult, build_result, inject_report, kernel_params, step
-from arbitrage_lite.core.route_state import (
-    ST_NEED_FILLS,
-    ST_NEED_RISK,
-    RouteState,
-)
+from arbitrage_lite.core.replay import RouteResult, build_result, inject_report, kernel_params
+from arbitrage_lite.core.route_state import RouteState
 from arbitrage_lite.core.rules import InstrumentRules, upbit_krw_rules
 
 
@@ -43,20 +40,16 @@ def run_with_venues(route: str, events: EventBatch, cfg: EngineConfig, binance: 
                               binance.tick_units)
         venues[v].on_events(symbols[v], NO_MORE_EVENTS, events)
     orders: list[tuple[int, VenueOrder, ExecutionReport]] = []
-    i, n = 0, len(events)
-    while True:
-        status, i = step(state, events, i, n, True, False, params)
-        if status == ST_NEED_RISK:
+    for turn in kernel_turns(state, events, True, params):  # the one driver loop (paper, live, replay-check)
+        if turn.needs_risk:
             resolve_candidate(state.si, state.sf, state.legs, state.counters, state.trips_i, state.trips_f,
                               state.quotes, params, True)
-        elif status == ST_NEED_FILLS:
+        elif turn.needs_fills:
             for leg in settled_legs(state.legs):  # the legs whose outcome the kernel knows (core.book.leg_outcome)
                 order = VenueOrder(f"{route}-{len(orders)}", symbols[leg.venue], leg.side, leg.qty_units, leg.due_ns,
                                    leg.deadline_ns)
                 report = venues[leg.venue].fill(order)
                 orders.append((leg.venue, order, report))
                 inject_report(state, params, leg.slot, report.fills)
-        else:
-            break
     market_ts = events.ts[events.venue < 2]
     return VenueRun(build_result(route, state, cfg, int(market_ts[0]), int(market_ts[-1])), tuple(orders))
