@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ class PaperRequest:
     journal_dsn: str | None = None  # PostgreSQL for the journal (None: SQLite under journal_dir)
     route_node: str | None = None  # Ray node id the routes prefer (soft: they restart elsewhere if it is lost)
     home_node: str | None = None  # Ray node id every other actor prefers (node-loss drills keep them off the lost one)
+    # a stress scenario's transform of each loaded route (scenarios.stress.apply_route: the backtest applies the
+    # same function), with ``config`` already under the scenario's costs
+    transform: Callable[[RouteData], RouteData] | None = None
 
     def risk_limits(self) -> RiskLimits | None:
         if isinstance(self.risk, str):
@@ -323,6 +327,8 @@ def run_paper(req: PaperRequest) -> dict[str, object]:
         routes = list(universe_of(req).routes)
         data = {b: load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req))
                 for b in routes}
+        if req.transform is not None:
+            data = {b: req.transform(d) for b, d in data.items()}
         results, extras = asyncio.run(_run_actors(req, data))
     finally:
         if own is not None:
