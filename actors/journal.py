@@ -33,6 +33,7 @@ from ..infra.journal import (
     make_backend,
     where,
 )
+from ..infra.journal_intents import INTENTS_SUFFIX
 
 OVERFLOW_SUFFIX = ".overflow.jsonl"  # a run's overflow file is ``{run_id}.overflow.jsonl`` in the journal directory
 
@@ -59,8 +60,9 @@ class JournalActor:
         await self._writer.start()
         self._started = True
         taken = 0
-        if self._overflow.name.endswith(OVERFLOW_SUFFIX):
-            for other in sorted(self._overflow.parent.glob(f"*{OVERFLOW_SUFFIX}")):
+        if self._overflow.name.endswith(OVERFLOW_SUFFIX):  # other runs' overflow files and intent logs
+            here = self._overflow.parent
+            for other in sorted([*here.glob(f"*{OVERFLOW_SUFFIX}"), *here.glob(f"*{INTENTS_SUFFIX}")]):
                 if other.name != self._overflow.name and (n := await self._writer.adopt(other)) > 0:
                     logger.info("journal: {} lines of {} taken over", n, other.name)
                     taken += n

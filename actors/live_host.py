@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from ..core.replay import RouteResult
 from ..core.risk import RiskLimits
 from ..core.route_state import S_POS_DIR
 from ..core.rules import InstrumentRules, upbit_krw_rules
+from ..infra.journal_intents import INTENTS_SUFFIX
+from ..infra.live.eager import start_now
 from ..infra.live.gateway import LiveGateway
 from ..infra.live.killswitch import KillSwitch, RiskTap
 from ..infra.live.market import FX_CODE, LiveMarket, binance_symbol, upbit_code
@@ -38,7 +41,7 @@ from ..infra.live.reconcile_loop import GatedVenue, ReconcileLoop, ReconcileSett
 from ..infra.live.trace import LiveTracer
 from .risk import RiskCoordinatorActor
 from .route import RouteActor
-from .route_host import RiskFacade, _Local
+from .route_host import RiskFacade, _Local, _LocalMethod
 
 FEED_RESTART_S, FEED_RESTART_MAX_S = 0.1, 5.0  # a stopped feed is started again after this, doubling to the max
 
@@ -69,6 +72,8 @@ class LiveSpec:
     trace: bool = False  # wire-to-wire stamps per order (infra.live.trace; benchmarks/live_latency.py)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)  # needs a journal (else off)
     record_dir: str | None = None  # record what the routes ran and decided (infra.live.run_record)
+    intent_log: bool = True  # intents durable by fdatasync of an append-only log, SQL filled after (journal_intents)
+    eager: bool = True  # the route's turn, the journal and the gateway start at once, not a loop turn later
 
 
 class LiveHostActor(RiskFacade):
@@ -86,7 +91,7 @@ class LiveHostActor(RiskFacade):
         self.feed_tasks: dict[str, asyncio.Task[None]] = {}  # venue -> its running feed (a drill may cancel it)
         self.feed_restarts = {"upbit": 0, "binance": 0}
         self._pumping: dict[str, int] = {}  # route -> perf_counter_ns of the oldest message not yet run
-        self._pumps: set[asyncio.Task[None]] = set()
+        self._pumps: set[asyncio.Future[None]] = set()
         self.recorder: Any = None
         self.record_stats: dict[str, int] | None = None
         self.started_ns = 0
@@ -121,7 +126,8 @@ class LiveHostActor(RiskFacade):
             raise ValueError(f"Binance does not list {', '.join(missing)}USDT")
         await self._start_journal()
         risk = _Local(self.risk) if self.risk is not None else None
-        venues = {v: _Local(GatedVenue(g, self.gate)) for v, g in self.gateways.items()}
+        local = _Now if s.eager else _Local
+        venues = {v: local(GatedVenue(g, self.gate)) for v, g in self.gateways.items()}
         for base, (cfg, rules) in s.routes.items():
             route = RouteActor(base, cfg, rules, s.run_id, venues, risk, self.portfolio, self.alerts, None, None,
                                in_host=True, restore=False, journal=self.journal)
@@ -162,12 +168,13 @@ class LiveHostActor(RiskFacade):
 
         jdir = Path(self.spec.journal_dir)
         jdir.mkdir(parents=True, exist_ok=True)
+        log = jdir / f"{self.spec.run_id}{INTENTS_SUFFIX}" if self.spec.intent_log else None
         actor = JournalActor(jdir / f"{self.spec.run_id}.overflow.jsonl", self.spec.journal_dsn,
-                             sqlite_path=jdir / "journal.sqlite3")
+                             sqlite_path=jdir / "journal.sqlite3", intent_log=log)
         await actor.start()
         if self.alerts is not None:
             await actor.watch_backend(self.alerts)  # a journal that cannot write is a P0 (journal_down)
-        self.journal = _Local(actor)
+        self.journal = _Now(actor) if self.spec.eager else _Local(actor)
 
     async def _supervise(self, venue: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run a venue's feed and start it again whenever it ends: an error, a stream that gave up reconnecting
@@ -212,7 +219,7 @@ class LiveHostActor(RiskFacade):
         if base in self._pumping:
             return  # its pump is running (maybe waiting for fills): it takes these events in when it gets there
         self._pumping[base] = received_ns
-        task = asyncio.ensure_future(self._pump(base, route))
+        task = start_now(self._pump(base, route)) if self.spec.eager else asyncio.ensure_future(self._pump(base, route))
         self._pumps.add(task)
         task.add_done_callback(self._pumps.discard)
 
@@ -303,3 +310,18 @@ class LiveHostActor(RiskFacade):
     async def send_ms(self) -> list[float]:
         return [x for g in self.gateways.values() for x in g.stats.send_ms]
 
+
+
+class _Now(_Local):
+    """``_Local`` whose async methods start at once (infra.live.eager.start_now), not a loop turn later: the
+    gateway's request leaves, the intent's write starts, on the caller's stack."""
+
+    def __getattr__(self, name: str) -> _LocalMethod:
+        return _NowMethod(getattr(self._obj, name))
+
+
+class _NowMethod(_LocalMethod):
+    def remote(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        if inspect.iscoroutinefunction(self._fn):
+            return start_now(self._fn(*args, **kwargs))
+        return super().remote(*args, **kwargs)

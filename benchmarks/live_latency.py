@@ -2,6 +2,7 @@
 order request that frame triggered (issue 13 §4).
 
     python benchmarks/live_latency.py [--routes 50] [--seconds 60] [--trips-per-s 1] [--no-journal]
+        [--journal sql|log] [--task-hops]
 
 Three kinds of process, as a live run has them: the fake venues (``FakeVenues`` with the SYNTHETIC market, the
 same as ``arbitrage-lite fake-venues --synthetic top:N``) in a subprocess of their own, so their CPU is not the
@@ -241,7 +242,8 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
     caps = OrderCaps(Decimal(2_000_000), Decimal(10) ** 13, override=True)  # fakes only: no daily cap in the way
     routes = {b: (apply_sets(cfg, stagger(len(bases), args.trips_per_s, i)), rules[b]) for i, b in enumerate(bases)}
     spec = LiveSpec(routes, binance, upbit, "latbench", cfg.risk, capital, False, caps,
-                    journal_dir=None if args.no_journal else str(tmp / "journal"), trace=True)
+                    journal_dir=None if args.no_journal else str(tmp / "journal"), trace=True,
+                    intent_log=args.journal == "log", eager=not args.task_hops)
     warm_up()
     ray = ensure_ray()
     alerts = ray.remote(AlertActor).remote("latbench", None, None)
@@ -287,7 +289,8 @@ def report(args: argparse.Namespace, run: dict[str, Any], log: WireLog, joined: 
     p50, p99, p999 = (pct(joined.total, q) for q in (0.5, 0.99, 0.999))
     out = sys.stderr
     print(f"\nwire to wire, {len(run['bases'])} routes, {window_s:.0f} s measured after {run['warmup']:g} s warm-up "
-          f"(journal: {'off' if args.no_journal else 'SQLite'}); {frames / window_s:,.0f} book frames/s sent", file=out)
+          f"(journal: {_journal_mode(args)}; {'task hops' if args.task_hops else 'started at once'}); "
+          f"{frames / window_s:,.0f} book frames/s sent", file=out)
     print(f"  orders joined n={n}: p50 {p50:.3f} ms  p99 {p99:.3f} ms  p99.9 {p999:.3f} ms  max "
           f"{max(joined.total, default=0) / 1e6:.3f} ms" + ("  (p99.9 from < 1000 orders: ~ the max)"
                                                             if n < 1000 else ""), file=out)
@@ -329,12 +332,16 @@ def report(args: argparse.Namespace, run: dict[str, Any], log: WireLog, joined: 
     miss = {k: f"{row[k]} vs < {v:g}" for k, v in TARGETS.items() if not row[k] < v}
     print(f"  targets (p50 < 1 ms, p99 < 5 ms, RSS < 8 GB, < 80 % of the cores): "
           f"{'met' if not miss else 'missed: ' + str(miss)}", file=out)
-    return row | {"n": n, "seconds": round(window_s, 1), "journal": not args.no_journal,
+    return row | {"n": n, "seconds": round(window_s, 1), "journal": _journal_mode(args), "task_hops": args.task_hops,
                   "stages_p50_ms": {s: round(pct(joined.stages[s], 0.5), 3) for s in STAGES},
                   "stages_p99_ms": {s: round(pct(joined.stages[s], 0.99), 3) for s in STAGES},
                   "fakes_cpu_cores": round(cores["fakes"], 3), "ray_rest_cpu_cores": round(cores["ray_rest"], 3),
                   "machine_cpu_cores": round(g.machine_cores(), 3), "frames_per_s": round(frames / window_s),
                   "cpu_count": os.cpu_count()}
+
+
+def _journal_mode(args: argparse.Namespace) -> str:
+    return "off" if args.no_journal else {"log": "intent log + SQLite", "sql": "SQLite commit"}[args.journal]
 
 
 def main() -> None:
@@ -345,6 +352,12 @@ def main() -> None:
                     help="seconds traded before the window (default: one strategy cycle + 5 s, so that every "
                          "route's staggered start is behind)")
     ap.add_argument("--no-journal", action="store_true", help="no SQLite journal (intents not made durable)")
+    ap.add_argument("--journal", choices=("log", "sql"), default="log",
+                    help="log: the intent is durable by fdatasync of the intent log, SQLite filled after (the "
+                         "default, infra/journal_intents.py); sql: the order waits for SQLite's commit (before)")
+    ap.add_argument("--task-hops", action="store_true",
+                    help="the route's turn, the intent write and the gateway each start as a new task, a loop turn "
+                         "later (before); default: started at once (infra/live/eager.py)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", help="over 50 routes: a store with the kimpai snapshots (default: import them now)")
     ap.add_argument("--rate-binance", type=float, default=10.0, help="Binance diffs/s per symbol (the venue's 100 ms)")

@@ -24,6 +24,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
+from .journal_intents import IntentLog
 from .journal_records import (  # the records (infra/journal_records.py), re-exported: callers import them here
     JournalRecord as JournalRecord,
 )
@@ -113,6 +114,7 @@ class JournalStats:
     dropped: int  # low-priority records refused under backpressure
     retries: int  # failed backend writes (each is retried)
     intents_fsynced: int  # intents made durable in the overflow file
+    intents_logged: int  # intents made durable in the intent log (``intent_log``)
     corrupt: int  # unreadable overflow lines skipped (a torn last line after a crash)
     adopted: int  # lines taken over from other writers' overflow files (``adopt``)
     backend_ok: bool
@@ -230,7 +232,8 @@ class JournalWriter:
     def __init__(self, backend: JournalBackend, overflow_path: str | Path, *, buffer_size: int = 10_000,
                  batch_size: int = 500, flush_interval: float = 0.05, intent_timeout: float = 0.5,
                  retry_initial: float = 0.05, retry_max: float = 1.0, open_timeout: float = 5.0,
-                 low_priority: frozenset[Kind] = LOW_PRIORITY, owns_backend: bool = False) -> None:
+                 low_priority: frozenset[Kind] = LOW_PRIORITY, owns_backend: bool = False,
+                 intent_log: str | Path | None = None) -> None:
         if buffer_size < 1 or batch_size < 1:
             raise ValueError("buffer_size and batch_size must be >= 1")
         self.backend, self.overflow_path = backend, Path(overflow_path)
@@ -244,8 +247,11 @@ class JournalWriter:
         self._wake, self._drained = asyncio.Event(), asyncio.Event()
         self._closed, self._backend_ok = False, True
         self._last_error: str | None = None
+        self.intent_log_path = None if intent_log is None else Path(intent_log)
+        self._log: IntentLog | None = None  # intents durable here before their order leaves (journal_intents)
+        self._cut_at = 0  # the log's append count when its cut was last asked for
         self._n = dict.fromkeys(("submitted", "written", "duplicates", "spilled", "dropped", "retries",
-                                 "intents_fsynced", "corrupt", "adopted"), 0)
+                                 "intents_fsynced", "intents_logged", "corrupt", "adopted"), 0)
 
     async def __aenter__(self) -> JournalWriter:
         await self.start()
@@ -266,6 +272,10 @@ class JournalWriter:
         except Exception as exc:  # the backend may come back later: the flusher retries
             self._failed(exc)
         self._task = asyncio.create_task(self._run(), name="journal-writer")
+        if self.intent_log_path is not None:  # what a crash left in the log first (into the overflow file, fsync'ed)
+            if self.intent_log_path.exists() and await self.adopt(self.intent_log_path) < 0:
+                raise RuntimeError(f"intent log {self.intent_log_path} is used by another journal writer")
+            self._log = IntentLog(self.intent_log_path)
 
     def submit(self, record: JournalRecord) -> bool:
         """Queue a record without waiting. False only for a low-priority record dropped under backpressure."""
@@ -285,13 +295,23 @@ class JournalWriter:
             self._wake.set()
         return True
 
-    async def write_intent_before_send(self, record: JournalRecord) -> Literal["backend", "overflow"]:
-        """Return once the intent is durable: in the backend, or (backend down or slower than
-        ``intent_timeout``, or the overflow file not drained) fsync'ed in the overflow file.
-        Raises ``JournalUnavailable`` when neither worked: then do not send the order."""
+    async def write_intent_before_send(self, record: JournalRecord) -> Literal["backend", "overflow", "log"]:
+        """Return once the intent is durable. With an intent log: fdatasync'ed there ("log"; the backend gets
+        it asynchronously). Else: in the backend, or (backend down or slower than ``intent_timeout``, or the
+        overflow file not drained) fsync'ed in the overflow file. Raises ``JournalUnavailable`` when it could
+        not be made durable: then do not send the order."""
         ovf = self._running()
         if record.kind is not Kind.INTENT:
             raise ValueError(f"write_intent_before_send takes intents, not {record.kind}")
+        if self._log is not None:
+            self.submit(record)  # to the backend in its turn, like any record
+            try:
+                await self._log.append(record.to_json().encode() + b"\n")
+            except OSError as exc:
+                raise JournalUnavailable(f"intent {record.key} is not durable: intent log {self._log.path}: "
+                                         f"{exc!r}") from exc
+            self._n["intents_logged"] += 1
+            return "log"
         self._n["submitted"] += 1
         self._drained.clear()
         if self._backend_ok and not ovf.lines and len(self._buf) < self.buffer_size:
@@ -345,6 +365,9 @@ class JournalWriter:
             if done is not None and not done.done():
                 done.set_result(False)
         self._buf.clear()
+        if self._log is not None:  # its intents are in the backend or the overflow file (both replayed) by now
+            self._log.cut_if(self._log.appended)
+            await asyncio.to_thread(self._log.close)
         if self.owns_backend:
             await self.backend.close()
 
@@ -419,6 +442,9 @@ class JournalWriter:
             else:
                 self._drained.set()
                 self._wake.clear()
+                if self._log is not None and self._log.appended != self._cut_at:  # the backend has every intent
+                    self._cut_at = self._log.appended
+                    self._log.cut_if(self._cut_at)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_interval)
                 continue
