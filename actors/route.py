@@ -134,6 +134,7 @@ class RouteActor:
         self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
         self.trade_book = TradeBook(run_id, route, units_to_dec(binance.step_units), self._journal_step)
         self.tap: Any = None  # live: records the chunks run and the decisions (infra.live.run_record)
+        self.unhedged_watch: asyncio.Future[None] | None = None
         load_compiled()
         if recovery is not None and (restore if restore is not None else (restarted() or recovery.resume)):
             self._restore()
@@ -429,10 +430,25 @@ class RouteActor:
     def _page_unhedged(self, now_ns: int) -> None:
         """P0 ``one_leg_unhedged`` for each trade one-legged past the policy (risk.max_unhedged_s), once."""
         for trade in self.trade_book.overdue(now_ns, int(self.cfg.risk.max_unhedged_s * 1e9)):
-            if self.alerts is not None:
-                self._track(self.alerts.raise_alert.remote(ONE_LEG_UNHEDGED, self.route, (
-                    f"{trade.trade_id}: {trade.net_exposure} base unhedged for "
-                    f"{trade.unhedged_ns(now_ns) / 1e9:.1f} s (policy {self.cfg.risk.max_unhedged_s:g} s)"), now_ns))
+            self._page_one_leg(trade, now_ns)
+
+    def _page_one_leg(self, trade: Any, now_ns: int) -> None:
+        if self.alerts is not None:
+            self._track(self.alerts.raise_alert.remote(ONE_LEG_UNHEDGED, self.route, (
+                f"{trade.trade_id}: {trade.net_exposure} base unhedged for "
+                f"{trade.unhedged_ns(now_ns) / 1e9:.1f} s (policy {self.cfg.risk.max_unhedged_s:g} s)"), now_ns))
+
+    def _watch_unhedged(self) -> None:
+        """The timer behind ``_page_unhedged`` while a trade is one-legged (TradeBook.watch_unhedged)."""
+        if not self.trade_book.unhedged or (self.unhedged_watch is not None and not self.unhedged_watch.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a restore in the constructor): the next report starts it
+            return
+        limit_s = self.cfg.risk.max_unhedged_s
+        self.unhedged_watch = loop.create_task(self.trade_book.watch_unhedged(
+            int(limit_s * 1e9), self._page_one_leg, time.time_ns, min(1.0, limit_s / 4)))
 
     def _apply_report(self, cid: str, report: ExecutionReport) -> None:
         before = len(self.orders[cid].events)
@@ -440,6 +456,7 @@ class RouteActor:
         order = self.orders[cid]
         for event in order.events[before:]:
             self.trade_book.on_event(cid, event)
+        self._watch_unhedged()
         if self.journal is not None:  # every order event, keyed client id : event number
             for seq in range(before + 1, len(order.events) + 1):
                 self.journal.submit(order_event_record(self.run_id, self.route, order, seq))

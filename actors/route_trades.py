@@ -11,6 +11,7 @@ route starts after it are followed again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -86,6 +87,17 @@ class TradeBook:
                       if t not in self._paged and self.trades[t].unhedged_ns(now_ns) > limit_ns)
         self._paged.update(late)
         return [self.trades[t] for t in late]
+
+    async def watch_unhedged(self, limit_ns: int, page: Callable[[Trade, int], None], clock: Callable[[], int],
+                             period_s: float) -> None:
+        """Page each trade one-legged past ``limit_ns`` on a timer while any is one-legged: the route also checks
+        when it settles legs, but a route whose venue stopped answering settles nothing. Returns when no trade
+        is one-legged (the route starts it again with its next legs)."""
+        while self.unhedged:
+            await asyncio.sleep(period_s)
+            now = clock()
+            for trade in self.overdue(now, limit_ns):
+                page(trade, now)
 
     def stats(self) -> dict[str, object]:
         statuses: dict[str, int] = {}

@@ -45,6 +45,7 @@ from .fx import premium_bps
 from .rules import SCALE, UPBIT_MIN_ORDER_KRW, floor_to_step
 from .strategy import (
     EXIT_ABORTED,
+    EXIT_DUST,
     EXIT_FLATTEN,
     EXIT_GAP,
     EXIT_NONE,
@@ -71,13 +72,14 @@ C_LEGS_EXPIRED, C_UNHEDGED_ACTIONS, C_UNHEDGED_NS, C_UNHEDGED_KRW, C_TRIPS_GAP =
 # decisions refused because a book's best price was unknown (book.Q_UNKNOWN); legs that used up the known depth
 # of a side that had dropped levels for capacity (partial: the rest of the venue's depth is unknown)
 C_REJ_BOOK_UNKNOWN, C_LEGS_DEPTH_CUT = 25, 26
-N_COUNTERS = 27
+C_DUST_LEFT = 27  # positions below a venue's minimum order when due to close: left on the venues (EXIT_DUST)
+N_COUNTERS = 28
 COUNTER_NAMES = ("decisions", "signals", "passed_risk", "filled_both_legs", "closed", "rejected_warmup",
                  "rejected_stale", "rejected_crossed", "rejected_fx", "rejected_cooldown", "rejected_edge",
                  "rejected_size", "rejected_funds", "aborted_no_hedge", "unhedged_units_left",
                  "close_blocked", "events", "trades_seen", "rejected_risk", "rejected_guard",
                  "legs_expired", "unhedged_actions", "unhedged_ns", "unhedged_krw", "trips_spanning_gap",
-                 "rejected_book_unknown", "legs_cut_by_known_depth")
+                 "rejected_book_unknown", "legs_cut_by_known_depth", "positions_left_as_dust")
 
 ACTION_OPEN, ACTION_CLOSE, ACTION_UNWIND = 0, 1, 2
 
@@ -151,6 +153,25 @@ def _below_minimum(v: int, qty_units: int, quotes: np.ndarray, p: np.ndarray) ->
     """An order of ``qty_units`` on venue ``v`` is worth less than the venue's minimum order at its mid."""
     value = qty_units / SCALE * quotes[v, Q_MID]
     return value < (UPBIT_MIN_ORDER_KRW if v == 0 else p[cf.P_MIN_NOTIONAL_B])
+
+
+@njit(cache=True)
+def _leave_as_dust(si: np.ndarray, sf: np.ndarray, counters: np.ndarray, trips_i: np.ndarray, trips_f: np.ndarray,
+                   p: np.ndarray, t: int, prem: float, dev: float) -> None:
+    """A position due to close but worth less than a venue's minimum order: the venue would refuse the close
+    (live sent such orders again and again), so none is sent. Its units stay on both venues, hedged against
+    each other; the trip ends in the books here (EXIT_DUST: its PnL marks them at the end, like any inventory)
+    and the route is free to trade again instead of holding a position it can never close."""
+    trip = si[rs.S_POS_TRIP]
+    counters[C_DUST_LEFT] += 1
+    counters[C_CLOSED] += 1
+    trips_i[trip, rs.TI_REASON] = EXIT_DUST
+    trips_i[trip, rs.TI_TS2], trips_i[trip, rs.TI_TS3] = t, t
+    trips_f[trip, 1], trips_f[trip, 3], trips_f[trip, 5] = prem, dev, sf[rs.F_FX]
+    si[rs.S_POS_DIR], si[rs.S_POS_QTY], si[rs.S_POS_TRIP] = 0, 0, -1
+    si[rs.S_COOL] = t + int(p[cf.P_COOLDOWN_NS])
+    si[rs.S_FLATTEN] = 0
+    si[rs.S_GAP] = 0
 
 
 @njit(cache=True)
@@ -439,6 +460,9 @@ def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np
             if reason == EXIT_NONE and si[rs.S_FLATTEN]:
                 reason = EXIT_FLATTEN  # the kill switch asked this route to flatten its position
             if reason == EXIT_NONE:
+                continue
+            if _below_minimum(0, pos_qty, quotes, p) or _below_minimum(1, pos_qty, quotes, p):
+                _leave_as_dust(si, sf, counters, trips_i, trips_f, p, t, prem, dev)
                 continue
             # closing: buy back on Upbit / sell on Binance for a +1 position (the reverse for -1)
             need_u = pos_qty / SCALE * mid0 * (1.0 + p[cf.P_FEE_U]) * 1.01

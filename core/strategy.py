@@ -15,7 +15,11 @@ from numba import njit
 
 EXIT_NONE, EXIT_REVERT, EXIT_TAKE_PROFIT, EXIT_STOP_LOSS, EXIT_TIME, EXIT_ABORTED, EXIT_FLATTEN = 0, 1, 2, 3, 4, 5, 6
 EXIT_GAP = 7  # the data had a hole longer than strategy.max_gap_s while the trip was open: out at the first quote
-EXIT_REASONS = ("open", "revert", "take_profit", "stop_loss", "time_stop", "aborted", "flatten", "data_gap")
+# the position was worth less than a venue's minimum order when it was due to close: no close can be sent, its units
+# stay on both venues (hedged against each other, marked at the end like any inventory) and the route trades on
+EXIT_DUST = 8
+EXIT_REASONS = ("open", "revert", "take_profit", "stop_loss", "time_stop", "aborted", "flatten", "data_gap",
+                "dust_left")
 
 
 @njit(cache=True)

@@ -366,3 +366,39 @@ def test_an_unwind_below_the_venues_minimum_order_is_not_armed() -> None:
     assert not _below_minimum(0, 34 * SCALE, quotes, p)  # 5,134 KRW
     assert _below_minimum(1, 49 * SCALE, quotes, p)  # 4.9 USDT < 5
     assert not _below_minimum(1, 50 * SCALE, quotes, p)
+
+
+def test_a_position_below_a_venues_minimum_is_left_as_dust_not_closed(sample_stores: dict[str, Path]) -> None:
+    """A position worth less than a venue's minimum order when it is due to close (a partial fill shrank it, or
+    the price fell) gets no close legs -- the venue would refuse them, and live sent such 3,060 KRW Upbit
+    closes again and again -- it ends in the books as ``dust_left`` and the route trades on."""
+    from arbitrage_lite.core.driver import kernel_turns
+    from arbitrage_lite.core.kernel import N_COUNTERS, resolve_candidate
+    from arbitrage_lite.core.legs import settled_legs
+    from arbitrage_lite.core.replay import build_result, inject_report, kernel_params
+    from arbitrage_lite.core.route_state import S_PTRIP, RouteState
+    from arbitrage_lite.scenarios.replay_check import _model_fills
+
+    events, cfg, data = _btc_sample(sample_stores)
+    params = kernel_params(cfg, data.binance)
+    lot = data.binance.step_units  # one Binance lot of BTC: ~1,400 KRW, ~1 USDT (minimums: 5,000 KRW, 5 USDT)
+    state = RouteState.new(N_COUNTERS, series_hint=len(events) + 16)
+    for turn in kernel_turns(state, events, True, params):
+        if turn.needs_risk:
+            s = state
+            resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, params, True)
+        elif turn.needs_fills:
+            for leg in settled_legs(state.legs):
+                got = _model_fills(state, params, leg.slot)
+                if state.si[S_PTRIP] == 0 and leg.slot < 2 and got:  # the first open: each IOC fills one lot only
+                    got = [(got[0][0], got[0][1], lot, got[0][3])]
+                inject_report(state, params, leg.slot, got)
+    market = events.ts[events.venue < 2]
+    res = build_result("BTC", state, cfg, int(market[0]), int(market[-1]))
+    whole = run_route("BTC", events, cfg, data.binance)
+    assert whole.trips[0].exit_reason != "dust_left"
+    first = res.trips[0]
+    assert first.qty == Decimal(lot) / SCALE and first.exit_reason == "dust_left" and first.ts[2] == first.ts[3]
+    assert [f.action for f in first.fills] == ["open", "open"]  # no close was sent
+    assert res.counters["positions_left_as_dust"] == 1 and whole.counters["positions_left_as_dust"] == 0
+    assert len(res.trips) > 1 and res.trips[1].ts[0] > first.ts[3]  # the route traded on

@@ -40,3 +40,27 @@ def test_a_trade_one_legged_past_the_policy_is_named_once() -> None:
     assert book.overdue(5 * S + limit, limit) == []  # paged once
     fill(book, "b1", 3 * S + limit)
     assert book.unhedged == set() and book.stats()["unhedged_paged"] == 1
+
+
+def test_the_timer_pages_a_trade_whose_venue_stopped_answering() -> None:
+    """No leg settles while a venue is silent, so the check on settling never runs: the book's timer pages the
+    one-legged trade once it is past the policy, and returns once nothing is one-legged."""
+    import asyncio
+
+    limit = 10 * S
+    book = TradeBook("run", "BTC", D("0.00001"))
+    entry(book, 1, 0)
+    fill(book, "u1", 1 * S)
+    clock = [1 * S]
+    paged: list[tuple[str, int]] = []
+
+    def tick() -> int:
+        clock[0] += 3 * S  # each timer turn is 3 s later on the clock
+        if clock[0] > 20 * S:
+            fill(book, "b1", clock[0])  # the Binance leg's answer at last
+        return clock[0]
+
+    asyncio.run(asyncio.wait_for(book.watch_unhedged(
+        limit, lambda trade, now: paged.append((trade.trade_id, now)), tick, 0.001), 5))
+    assert paged == [("run-BTC-1", 13 * S)]  # first turn past 1 s + 10 s, once
+    assert book.unhedged == set()
