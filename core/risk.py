@@ -29,6 +29,7 @@ TIERS = ("global", "venue", "route", "symbol")  # evaluation order = precedence
 
 # trigger codes (the alert rules in core/alerts.py reuse the names where they page someone)
 HALTED, PAUSED, DAILY_LOSS, GLOBAL_BREAKER = "halted", "paused", "daily_loss_limit", "global_circuit_breaker"
+KILL_SWITCH = "kill_switch"
 FX_STALE, INVALID, ORDER_NOTIONAL = "fx_stale", "invalid_input", "max_order_notional"
 VENUE_EXPOSURE = "venue_exposure"
 ROUTE_BREAKER, COOLDOWN, ROUTE_POSITION = "circuit_breaker", "loss_cooldown", "route_position"
@@ -52,6 +53,10 @@ class RiskLimits(BaseModel):
                                           "per UTC day (resets at 00:00 UTC of the passed-in time)")
     max_drawdown_krw: Decimal = Field(Decimal(5_000_000), gt=0, description="kill switch: equity this far below "
                                       "its peak halts trading")
+    max_trip_loss_krw: Decimal | None = Field(
+        Decimal(500_000), gt=0, description="kill switch: one round trip losing this much halts trading (a "
+        "hedged trip stopped at strategy.stop_loss_bps loses about 100,000 KRW at the default size; five times "
+        "that means the market gapped through the stop: a flash crash, a bad print, a broken venue); None = off")
     max_unhedged_s: float = Field(10.0, gt=0, description="one leg filled and not offset by the other (or its "
                                   "unwind) for longer than this pages one_leg_unhedged (P0), once per trade")
     max_venue_exposure_krw: Decimal = Field(Decimal(50_000_000), gt=0, description="per venue: sum of the open "
@@ -313,6 +318,9 @@ class RiskCoordinator:
         if not was_daily and self._daily_hit():
             events.append(DAILY_LOSS)
             self._event("daily_loss_limit", "*", f"day pnl {st.day_pnl_krw} <= -{lim.daily_loss_limit_krw}")
+        if lim.max_trip_loss_krw is not None and -pnl >= lim.max_trip_loss_krw and st.mode is not RiskMode.HALTED:
+            events.append(KILL_SWITCH)
+            self._halt(f"round trip on {route} lost {-pnl} >= {lim.max_trip_loss_krw} (a gap through the stop)")
         if pnl < 0:
             st.cooldown_until_ns[route] = now_ns + lim.loss_cooldown_ns
             st.loss_streak[route] = st.loss_streak.get(route, 0) + 1
@@ -345,12 +353,15 @@ class RiskCoordinator:
             st.peak_equity_krw = equity
         drawdown = st.peak_equity_krw - equity
         if st.mode is not RiskMode.HALTED and drawdown >= self.limits.max_drawdown_krw:
-            st.mode = RiskMode.HALTED
-            st.halt_reason = (f"drawdown {drawdown} from equity peak {st.peak_equity_krw} "
-                              f">= {self.limits.max_drawdown_krw}")
-            self._log("*", "kill_switch", RiskMode.HALTED.value, HALTED)
-            self._event("kill_switch", "*", st.halt_reason)
+            self._halt(f"drawdown {drawdown} from equity peak {st.peak_equity_krw} >= {self.limits.max_drawdown_krw}")
         return sorted(st.positions) if st.mode is RiskMode.HALTED else []
+
+    def _halt(self, reason: str) -> None:
+        """The kill switch: HALTED (reducing-only) until an operator resumes; open positions are to be flattened."""
+        st = self.state
+        st.mode, st.halt_reason = RiskMode.HALTED, reason
+        self._log("*", "kill_switch", RiskMode.HALTED.value, HALTED)
+        self._event("kill_switch", "*", reason)
 
     def on_inventory(self, symbol: str, upbit_coin: Decimal, binance_coin: Decimal) -> None:
         self.state.inventory[symbol] = (_dec(upbit_coin), _dec(binance_coin))

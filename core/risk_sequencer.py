@@ -21,7 +21,7 @@ from typing import Any
 
 from .domain import Venue
 from .ledger import EXACT
-from .risk import RiskCoordinator, RiskVerdict
+from .risk import KILL_SWITCH, RiskCoordinator, RiskVerdict
 from .risk_feed import NEVER_NS, Fact, TripOpened
 
 NEVER = NEVER_NS
@@ -148,7 +148,8 @@ class RiskSequencer:
             self.net_krw = EXACT.add(self.net_krw, net)
             self.flatten.update(self.risk.on_equity(self.capital_krw + self.net_krw, f.ts_ns))
             self.risk.on_position_closed(f.route)
-            self.risk.on_round_trip_closed(f.route, net, f.ts_ns)
+            if KILL_SWITCH in self.risk.on_round_trip_closed(f.route, net, f.ts_ns):  # the trip's own loss
+                self.flatten.update(self.risk.state.positions)
 
     def _known(self, route: str) -> None:
         if self.ordered and route not in self._order:

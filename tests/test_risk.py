@@ -33,6 +33,7 @@ LIMITS = RiskLimits(
     max_route_position_krw=krw(10_000_000), max_symbol_position_krw=krw(15_000_000), max_inventory_imbalance=0.5,
     loss_cooldown_s=600.0, circuit_breaker_losses=3, global_circuit_breaker_losses=None,
     max_order_notional_krw=krw(5_000_000), circuit_breaker_reset_s=None,
+    max_trip_loss_krw=None,  # its own test below: these trips' losses are made up to test the other rules
 )
 
 
