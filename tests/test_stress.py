@@ -1,0 +1,213 @@
+"""Robustness scenarios: the transforms keep time honest, the campaign runs them against the baseline, the
+checks read what happened, paper trades the same stressed data as the backtest, and the trip-loss kill switch."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arbitrage_lite.cli import main
+from arbitrage_lite.core.config import CostConfig, EngineConfig
+from arbitrage_lite.core.domain import Venue
+from arbitrage_lite.core.events import (
+    K_BAR_CLOSE,
+    K_BAR_OPEN,
+    K_FX,
+    K_LEVEL,
+    VENUE_BINANCE,
+    VENUE_FX,
+    VENUE_UPBIT,
+    EventBatch,
+    make_batch,
+)
+from arbitrage_lite.core.risk import RiskCoordinator, RiskLimits, RiskMode
+from arbitrage_lite.core.risk_sequencer import RiskFact, RiskSequencer
+from arbitrage_lite.core.stress import Scenario, delay_venue, drop_venue, fx_shock
+from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
+from arbitrage_lite.scenarios.stress import StressParams, StressRequest, catalogue, run_stress, select
+
+S = 1_000_000_000
+
+
+def _stream() -> EventBatch:
+    """Two venues' bars each second (0..9 s) and an FX rate at 0 s and 5 s."""
+    ts = np.arange(10, dtype=np.int64) * S
+    up = make_batch(ts, VENUE_UPBIT, np.where(ts % (2 * S) == 0, K_BAR_OPEN, K_BAR_CLOSE), np.full(10, 100.0))
+    bn = make_batch(ts, VENUE_BINANCE, K_BAR_CLOSE, np.full(10, 0.07))
+    fx = make_batch(np.array([0, 5 * S]), VENUE_FX, K_FX, np.array([1400.0, 1410.0]), qty=np.array([7.0, 7.0]))
+    return EventBatch.concat_sorted([fx, up, bn])
+
+
+def test_latency_stagger_shows_a_venue_later_never_earlier() -> None:
+    ev = _stream()
+    late = delay_venue(ev, VENUE_BINANCE, 1_500_000_000)
+    assert len(late) == len(ev) and bool(np.all(np.diff(late.ts) >= 0))
+    b0, b1 = ev.venue == VENUE_BINANCE, late.venue == VENUE_BINANCE
+    assert np.array_equal(late.ts[b1], ev.ts[b0] + 1_500_000_000)  # every Binance event 1.5 s later
+    assert np.array_equal(late.ts_venue[b1], ev.ts[b0])  # stamped when the venue made it: as old as it is
+    assert np.array_equal(late.ts[~b1], ev.ts[~b0]) and np.array_equal(late.px[~b1], ev.px[~b0])
+
+
+def test_outage_drops_only_that_venues_market_data_in_its_window() -> None:
+    ev = _stream()
+    down = drop_venue(ev, VENUE_UPBIT, 3 * S, 4 * S)  # [3 s, 7 s)
+    up = down.ts[down.venue == VENUE_UPBIT]
+    assert list(up // S) == [0, 1, 2, 7, 8, 9]
+    assert (down.venue == VENUE_BINANCE).sum() == 10 and (down.venue == VENUE_FX).sum() == 2
+
+
+def test_price_shock_starts_at_its_time_and_fades_linearly_on_one_route() -> None:
+    ev = _stream()
+    sc = Scenario("crash", "price_shock", move=-0.3, duration_ns=4 * S, venue=VENUE_UPBIT, route="BTC")
+    shocked = sc.anchored(4 * S).apply_events(ev, "BTC")
+    up = shocked.venue == VENUE_UPBIT
+    assert list(np.round(shocked.px[up], 6)) == [100, 100, 100, 100, 70, 77.5, 85, 92.5, 100, 100]
+    assert np.array_equal(shocked.px[~up], ev.px[~up])
+    assert sc.anchored(4 * S).apply_events(ev, "ETH") is ev  # another route's market is left alone
+    with pytest.raises(ValueError, match="anchor"):
+        sc.apply_events(ev, "BTC")
+
+
+def test_fx_shock_is_known_at_its_time_and_undone_at_its_end() -> None:
+    ev = _stream()
+    out = fx_shock(ev, 0.05, 3 * S, 4 * S)  # [3 s, 7 s): the 5 s print is shocked, 1400 re-issued at 3 s
+    fx = out.venue == VENUE_FX
+    assert list(out.ts[fx] // S) == [0, 3, 5, 7]
+    assert list(np.round(out.px[fx], 6)) == [1400.0, 1470.0, 1480.5, 1410.0]
+    assert list(out.ts_venue[fx][1:] // S) == [3, 5, 7] and list(out.qty[fx]) == [7.0] * 4
+
+
+def test_quote_noise_is_seeded_and_spares_l2_levels() -> None:
+    ev = EventBatch.concat_sorted([_stream(), make_batch(np.array([S]), VENUE_UPBIT, K_LEVEL, np.array([99.0]),
+                                                         qty=np.array([1.0]))])
+    a = Scenario("n", "noise", noise_bps=5.0, seed=1).apply_events(ev, "BTC")
+    b = Scenario("n", "noise", noise_bps=5.0, seed=1).apply_events(ev, "BTC")
+    c = Scenario("n", "noise", noise_bps=5.0, seed=2).apply_events(ev, "BTC")
+    assert np.array_equal(a.px, b.px) and not np.array_equal(a.px, c.px)
+    market = (ev.venue <= VENUE_BINANCE) & (ev.kind != K_LEVEL)
+    rel = np.abs(a.px[market] / ev.px[market] - 1)
+    assert 0 < rel.max() < 30e-4  # 5 bps noise, never 6 sigma
+    assert np.array_equal(a.px[~market], ev.px[~market])  # FX and the L2 level untouched
+
+
+def test_cost_scenarios_scale_slippage_and_fees_exactly() -> None:
+    costs = CostConfig()
+    x2 = catalogue(StressParams())["slippage_x2"].apply_costs(costs)
+    assert x2.upbit.half_spread_bps == 2 * costs.upbit.half_spread_bps
+    assert x2.binance.taker_fee == costs.binance.taker_fee
+    fees = catalogue(StressParams(fee_factor=3.0))["fee_surge"].apply_config(EngineConfig())
+    assert fees.costs.upbit.taker_fee == Decimal("0.0015") and fees.costs.binance.taker_fee == Decimal("0.0030")
+
+
+def test_select_names_unknown_scenarios() -> None:
+    assert [s.name for s in select("fee_surge, spike", StressParams())] == ["fee_surge", "spike"]
+    with pytest.raises(ValueError, match=r"unknown scenario.*crash"):
+        select("crash", StressParams())
+
+
+def test_a_trip_losing_past_the_limit_trips_the_kill_switch_and_flattens_the_others() -> None:
+    rc = RiskCoordinator(RiskLimits(max_trip_loss_krw=Decimal(500_000)))
+    seq = RiskSequencer(rc, ("BTC", "ETH"), Decimal(10**9))
+    seq.progress("ETH", 10, [RiskFact("open", "ETH", 0, 1, ((0, "5000000"),))])
+    seq.progress("BTC", 10, [RiskFact("open", "BTC", 0, 2, ((0, "5000000"),)),
+                             RiskFact("close", "BTC", 0, 3, net_krw="-499999")])
+    assert rc.state.mode is RiskMode.ACTIVE  # below the limit (and far from the 5M drawdown)
+    seq.progress("BTC", 20, [RiskFact("open", "BTC", 1, 11, ((0, "5000000"),)),
+                             RiskFact("close", "BTC", 1, 12, net_krw="-500000")])
+    assert rc.state.mode is RiskMode.ACTIVE  # ETH has not reported past 12 yet: not booked
+    seq.progress("ETH", 20)
+    assert rc.state.mode is RiskMode.HALTED and "lost 500000" in str(rc.state.halt_reason)
+    assert seq.flatten == {"ETH"}  # the route still holding a position
+    assert not rc.check_open("ETH", "ETH", {Venue.UPBIT: Decimal(1)}, 21).allowed
+    off = RiskCoordinator(RiskLimits(max_trip_loss_krw=None))
+    off.on_round_trip_closed("BTC", Decimal(-4_000_000), 1)
+    assert off.state.mode is RiskMode.ACTIVE
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "stress.csv").open() as fh:
+        return {r["scenario"]: r for r in csv.DictReader(fh)}
+
+
+def test_stress_on_btc_bars_against_the_baseline(sample_stores: dict[str, Path], tmp_path: Path) -> None:
+    store = sample_stores["btc"]
+    bt = run_backtest(BacktestRequest(store=store, routes="BTC", out=tmp_path / "bt", use_ray=False,
+                                      progress=False))
+    rep = run_stress(StressRequest(store=store, routes="BTC", out=tmp_path / "st", use_ray=False, progress=False,
+                                   scenarios="slippage_x2,fee_surge,flash_crash,venue_down"))
+    by = {r["name"]: r for r in rep["scenarios"]}
+    base = by["baseline"]["figures"]
+    assert base["net_pnl_krw"] == bt["net_pnl_krw"] and base["trades"] == bt["trades"] > 0  # the plain backtest
+    if by["slippage_x2"]["figures"]["trades"] == base["trades"]:
+        assert Decimal(by["slippage_x2"]["figures"]["slippage_krw"]) > Decimal(base["slippage_krw"])
+    anchor = rep["anchor"]
+    assert anchor["route"] == "BTC" and anchor["trip"] is not None
+    crash = by["flash_crash"]
+    # the crash meets the anchored open position: a loss well past the stop, and the check reads the risk events
+    assert Decimal(crash["figures"]["net_pnl_krw"]) < Decimal(base["net_pnl_krw"])
+    assert crash["check"]["passed"] == (crash["figures"]["halts"]["kill_switch"] > 0)
+    down = by["venue_down"]["figures"]
+    assert down["legs_expired"] >= 1 and down["unhedged_max_s"] > 0  # it hit the trade mid-flight
+    assert by["venue_down"]["check"]["passed"] == (down["trips_unhedged_over_policy"] == 0)
+    rows = _rows(tmp_path / "st")
+    assert list(rows) == ["baseline", "slippage_x2", "fee_surge", "flash_crash", "venue_down"]
+    assert rows["flash_crash"]["net_pnl_krw"] == crash["figures"]["net_pnl_krw"]
+    for name in ("slippage_x2", "fee_surge", "flash_crash", "venue_down"):
+        assert (tmp_path / "st" / "plots" / f"{name}.svg").read_text().startswith("<svg")
+    html = (tmp_path / "st" / "stress.html").read_text()
+    assert "flash_crash" in html and html.count("<svg") == 4
+    assert json.loads((tmp_path / "st" / "stress.json").read_text())["checks_passed"] == rep["checks_passed"]
+
+
+def test_moment_scenarios_leave_the_run_unchanged_before_their_time(sample_stores: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    from arbitrage_lite.scenarios.backtest import BacktestRequest as Req
+    from arbitrage_lite.scenarios.backtest import _load_routes, replay_routes
+    from arbitrage_lite.scenarios.stress import anchor_of, prepare
+
+    req = Req(store=sample_stores["btc"], routes="BTC", out=tmp_path, use_ray=False, progress=False)
+    datas = _load_routes(req, ["BTC"])
+    base, _ = replay_routes(datas, req.config)
+    anchor = anchor_of(base)
+    sc = anchor.place(catalogue(StressParams())["flash_crash"])
+    assert sc.at_ns == anchor.at_entry_fill_ns + 1
+    stressed, _ = replay_routes(*prepare(sc, datas, req.config))
+    before = [t for t in base[0].real.trips if t.ts[3] >= 0 and t.ts[3] < sc.at_ns]
+    assert before == [t for t in stressed[0].real.trips if t.ts[3] >= 0 and t.ts[3] < sc.at_ns]
+    moved = dataclasses.replace(sc, at_ns=None)
+    assert moved.needs_anchor
+
+
+def test_paper_trades_the_same_stressed_data_as_the_backtest(sample_stores: dict[str, Path], tmp_path: Path,
+                                                             ray_session: object) -> None:
+    """Under the venue outage (legs expire, the filled leg is traded back) paper without risk tiers makes the
+    very trades and fills the backtest makes on the same transformed data."""
+    rep = run_stress(StressRequest(store=sample_stores["btc"], routes="BTC", out=tmp_path, use_ray=False,
+                                   progress=False, scenarios="venue_down", paper_scenario="venue_down"))
+    paper = rep["paper_check"]
+    assert paper["identical"] and paper["trades_paper"] == paper["trades_backtest"] > 0
+    assert paper["net_pnl_krw_paper"] == paper["net_pnl_krw_backtest"]
+    trades = (tmp_path / "paper_check" / "venue_down" / "paper" / "trades.csv").read_text()
+    assert "aborted" in trades  # the outage made the paper run abort a trip too: it saw the stressed data
+
+
+def test_stress_cli_checks_input_and_exits_by_the_checks(sample_stores: dict[str, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(sample_stores["btc"])
+    assert main(["stress", "--store", store, "--routes", "BTC", "--out", str(tmp_path / "a"),
+                 "--scenarios", "crash"]) == 2
+    assert "unknown scenario" in capsys.readouterr().err
+    assert main(["stress", "--store", store, "--routes", "BTC", "--out", str(tmp_path / "a"),
+                 "--paper", "all"]) == 2
+    assert main(["stress", "--store", str(tmp_path / "none"), "--routes", "BTC", "--out", str(tmp_path / "a")]) == 2
+    assert not (tmp_path / "a").exists()
+    rc = main(["stress", "--store", store, "--routes", "BTC", "--out", str(tmp_path / "b"), "--no-ray",
+               "--no-progress", "--scenarios", "fee_surge,flash_crash"])
+    rep = json.loads((tmp_path / "b" / "stress.json").read_text())
+    assert rc == (0 if rep["checks_passed"] else 1) and set(rep["checks"]) == {"flash_crash"}
