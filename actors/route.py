@@ -20,6 +20,7 @@ import numpy as np
 from loguru import logger
 
 from ..core.alerts import ONE_LEG_UNHEDGED
+from ..core.book import Q_MID
 from ..core.client_ids import ClientIdFactory
 from ..core.config import EngineConfig
 from ..core.domain import Currency, Side, Venue
@@ -372,7 +373,7 @@ class RouteActor:
             self.latencies_s.append((time.perf_counter_ns() - received_ns) / 1e9)
             sent.append((cid, symbol, side, qty))
         if fresh:
-            ref_price = Decimal(str(self.state.quotes[0, 0]))
+            ref_price = Decimal(str(self.state.quotes[0, Q_MID]))
             for action, orders in fresh.items():
                 self.trade_book.on_sent(int(si[S_PTRIP]), action, orders, ref_price, time.time_ns())
         for cid, symbol, side, qty in sent:  # logged once every leg of the action is out
@@ -508,7 +509,7 @@ class RouteActor:
             gap = abs(int(legs[0, L_DUE]) - int(legs[1, L_DUE]))
             self.unhedged_ns_total += gap
             if gap:
-                mid = Decimal(str(self.state.quotes[0, 0]))
+                mid = Decimal(str(self.state.quotes[0, Q_MID]))
                 self.max_unhedged_krw = max(self.max_unhedged_krw, units_to_dec(int(legs[0, L_QTY])) * mid)
 
     async def _report_trips(self) -> list[RiskFact]:
