@@ -199,7 +199,7 @@ def run_scenario(sc: Scenario, datas: Sequence[RouteData], cfg: EngineConfig) ->
     return ScenarioResult(sc.name, scenario_figures(runs, risk, scfg), curve.ts, curve.cum_net_krw)
 
 
-def check(sc: Scenario, fig: dict[str, Any], policy_s: float) -> dict[str, object] | None:
+def check(sc: Scenario, fig: dict[str, Any], policy_s: float, base: dict[str, Any]) -> dict[str, object] | None:
     """The verdict of a scenario that is a test (None for the others)."""
     if sc.expect == "kill_switch":
         ok = fig["halts"]["kill_switch"] > 0
@@ -210,7 +210,8 @@ def check(sc: Scenario, fig: dict[str, Any], policy_s: float) -> dict[str, objec
         ok = fig["trips_unhedged_over_policy"] == 0
         why = (f"worst {fig['unhedged_max_s']:.3f} s unhedged ({fig['unhedged_max_trip']}, up to "
                f"{fig['unhedged_max_krw']:,.0f} KRW); policy risk.max_unhedged_s = {policy_s:g} s; "
-               f"{fig['trips_unhedged_over_policy']} trip(s) over it; legs expired {fig['legs_expired']}")
+               f"{fig['trips_unhedged_over_policy']} trip(s) over it (baseline {base['trips_unhedged_over_policy']}, "
+               f"worst {base['unhedged_max_s']:.3f} s); legs expired {fig['legs_expired']}")
         return {"expect": f"no trip unhedged longer than risk.max_unhedged_s ({policy_s:g} s)", "passed": ok,
                 "detail": why}
     return None
@@ -293,7 +294,8 @@ def run_stress(req: StressRequest) -> dict[str, Any]:
     rows: list[dict[str, Any]] = [{"name": "baseline", "scenario": baseline_sc.to_dict(), "figures": base.figures}]
     for sc, res in zip(placed, results, strict=True):
         rows.append({"name": sc.name, "scenario": sc.to_dict(), "figures": res.figures,
-                     "vs_baseline": _delta(res.figures, base.figures), "check": check(sc, res.figures, policy)})
+                     "vs_baseline": _delta(res.figures, base.figures),
+                     "check": check(sc, res.figures, policy, base.figures)})
     checks = {r["name"]: r["check"] for r in rows if r.get("check")}
     report: dict[str, Any] = {
         "store": str(req.store), "routes": routes,
