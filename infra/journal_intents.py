@@ -30,9 +30,9 @@ class IntentLog:
     """One append-only JSONL file, locked to one writer. ``append`` returns once the line is fdatasync'ed.
     Writes, syncs and the cut run in order on one worker thread; the event loop never waits on the disk."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, inline: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.path, self.inline = path, inline
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,6 +55,11 @@ class IntentLog:
 
     async def append(self, line: bytes) -> None:
         """Durable on return (OSError if the write or the sync failed: then the order must not be sent)."""
+        if self.inline:  # on the caller's thread: no hand-off to the worker and back, but the loop waits on the disk
+            with self._lock:
+                self.appended += 1
+                self._write_sync([line])
+            return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with self._lock:
@@ -74,20 +79,26 @@ class IntentLog:
                     self._busy = False
                     return
             error: OSError | None = None
-            data = b"".join(line for line, _ in batch)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
-                os.fdatasync(self._fd)
-                self._size += len(data)
-                self.syncs += 1
-                self.lines_synced += len(batch)
-            except OSError as exc:  # cut what got through: no torn line mid-file under the next intents
+                self._write_sync([line for line, _ in batch])
+            except OSError as exc:
                 error = exc
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, self._size)
             loop.call_soon_threadsafe(_settle, [f for _, f in batch], error)
+
+    def _write_sync(self, lines: list[bytes]) -> None:
+        data = b"".join(lines)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fdatasync(self._fd)
+        except OSError:  # cut what got through: no torn line mid-file under the next intents
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(data)
+        self.syncs += 1
+        self.lines_synced += len(lines)
 
     def cut_if(self, appended: int) -> None:
         """Cut the log to empty if no line was appended since the count ``appended`` (whose lines the backend now

@@ -21,6 +21,7 @@ from arbitrage_lite.actors.route_host import _Local
 from arbitrage_lite.core.domain import Side, Venue
 from arbitrage_lite.core.order_fsm import Order
 from arbitrage_lite.infra.journal import JournalWriter, intent_record
+from arbitrage_lite.infra.journal_intents import IntentLog
 from arbitrage_lite.infra.journal_sqlite import SqliteJournal
 from arbitrage_lite.infra.live.reconcile_loop import JournalState
 
@@ -34,6 +35,7 @@ from decimal import Decimal
 from arbitrage_lite.core.domain import Side, Venue
 from arbitrage_lite.core.order_fsm import Order
 from arbitrage_lite.infra.journal import JournalWriter, intent_record
+from arbitrage_lite.infra.journal_intents import IntentLog
 from arbitrage_lite.infra.journal_sqlite import SqliteJournal
 
 class Stuck(SqliteJournal):
@@ -128,5 +130,20 @@ def test_a_second_writer_on_a_live_intent_log_is_refused(tmp_path: Path) -> None
         with pytest.raises(RuntimeError, match="used by another journal writer"):
             await b.start()
         await a.close()
+
+    asyncio.run(body())
+
+
+def test_inline_appends_are_durable_on_return_without_the_worker(tmp_path: Path) -> None:
+    """``inline``: written and synced on the caller's thread, one sync per intent; the cut still applies."""
+    async def body() -> None:
+        log = IntentLog(tmp_path / "i.jsonl", inline=True)
+        await log.append(b'{"a":1}\n')
+        await log.append(b'{"a":2}\n')
+        assert (tmp_path / "i.jsonl").read_bytes() == b'{"a":1}\n{"a":2}\n' and log.syncs == 2
+        log.cut_if(log.appended - 1)  # a line came after the count: not cut
+        log.cut_if(log.appended)
+        log.close()
+        assert log.cuts == 1 and (tmp_path / "i.jsonl").stat().st_size == 0
 
     asyncio.run(body())
