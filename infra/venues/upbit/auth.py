@@ -67,6 +67,10 @@ def _unb64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+_HEADERS = {alg: _b64(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":")).encode()) for alg in _ALGS}
+# the token's first part is the same for every request: made once (the order path signs on every send)
+
+
 def make_token(access_key: str, secret: str, query: str | None, *, nonce: str | None = None,
                alg: str = "HS256") -> str:
     """A JWT for one request; ``query`` is the exact string sent (None or "" when the request has no params)."""
@@ -74,7 +78,7 @@ def make_token(access_key: str, secret: str, query: str | None, *, nonce: str | 
     if query:
         payload["query_hash"] = query_hash(query)
         payload["query_hash_alg"] = "SHA512"
-    header = _b64(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":")).encode())
+    header = _HEADERS[alg]
     body = _b64(json.dumps(payload, separators=(",", ":")).encode())
     signing_input = f"{header}.{body}".encode()
     sig = hmac.new(secret.encode(), signing_input, _ALGS[alg]).digest()
