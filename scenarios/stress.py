@@ -119,17 +119,42 @@ class Anchor:
                 "entry_decision": iso(self.at_entry_decision_ns), "entry_fill": iso(self.at_entry_fill_ns)}
 
 
-def anchor_of(runs: Sequence[RouteRun]) -> Anchor:
-    """The first baseline round trip (opened and closed by its rules) decided at or after the middle of the data."""
+def _reached(run: RouteRun, after_ns: int, within_ns: int) -> bool:
+    """Both venues of the route have market data in (after, after + within]: a shock placed there meets a quote."""
+    ev = run.data.events
+    lo, hi = np.searchsorted(ev.ts, after_ns, side="right"), np.searchsorted(ev.ts, after_ns + within_ns, side="right")
+    venues = ev.venue[lo:hi]
+    return bool((venues == VENUE_UPBIT).any() and (venues == VENUE_BINANCE).any())
+
+
+def anchor_of(runs: Sequence[RouteRun], within_ns: int = 0) -> Anchor:
+    """The first baseline round trip (opened and closed by its rules) decided at or after the middle of the data
+    whose route has quotes on both venues within ``within_ns`` of its entry fill (sparse snapshots may have none
+    for many minutes: a shock there would change nothing); else the first such trip at all, else the middle one."""
     real = [r.real for r in runs]
     first, last = min(r.first_ts for r in real), max(r.last_ts for r in real)
+    by_route = {r.data.base: r for r in runs}
     trips = sorted((t for r in real for t in r.trips if t.closed and t.ts[1] >= 0 and t.exit_reason != "aborted"),
                    key=lambda t: (t.ts[0], t.route, t.trip))
     if not trips:
         mid = (first + last) // 2
         return Anchor(mid, mid, None, 0)
-    t = next((t for t in trips if t.ts[0] >= (first + last) // 2), trips[-1])
+    late = [t for t in trips if t.ts[0] >= (first + last) // 2]
+    reached = [t for t in [*late, *trips] if within_ns <= 0 or _reached(by_route[t.route], t.ts[1], within_ns)]
+    t = reached[0] if reached else (late or trips)[0]
     return Anchor(t.ts[0], t.ts[1], t.route, t.direction, t.trip)
+
+
+def touched(before: Sequence[RouteData], after: Sequence[RouteData]) -> int:
+    """How many events a scenario changed (moved, repriced, dropped or added), over every route."""
+    n = 0
+    for a, b in zip(before, after, strict=True):
+        ea, eb = a.events, b.events
+        if len(ea) != len(eb):
+            n += abs(len(ea) - len(eb))
+        else:
+            n += int(((ea.ts != eb.ts) | (ea.px != eb.px)).sum())
+    return n
 
 
 def apply_route(sc: Scenario, data: RouteData) -> RouteData:
@@ -196,7 +221,9 @@ def run_scenario(sc: Scenario, datas: Sequence[RouteData], cfg: EngineConfig) ->
     sdatas, scfg = prepare(sc, datas, cfg)
     runs, risk = replay_routes(sdatas, scfg)
     curve = equity_curve(closed_trips([r.real for r in runs]))
-    return ScenarioResult(sc.name, scenario_figures(runs, risk, scfg), curve.ts, curve.cum_net_krw)
+    fig = scenario_figures(runs, risk, scfg)
+    fig["events_changed"] = touched(datas, sdatas)
+    return ScenarioResult(sc.name, fig, curve.ts, curve.cum_net_krw)
 
 
 def check(sc: Scenario, fig: dict[str, Any], policy_s: float, base: dict[str, Any]) -> dict[str, object] | None:
@@ -205,7 +232,10 @@ def check(sc: Scenario, fig: dict[str, Any], policy_s: float, base: dict[str, An
         ok = fig["halts"]["kill_switch"] > 0
         why = (f"kill switch at {fig['kill_switch_at']}: {fig['kill_switch_reason']}" if ok else
                f"no kill switch: worst drawdown {fig['max_drawdown_krw']} KRW realized, net {fig['net_pnl_krw']} KRW")
-        return {"expect": "the flash crash trips the kill switch", "passed": ok, "detail": why}
+        if not fig["events_changed"]:
+            why = "not exercised: no quote of the venue inside the shock's window, the data is the baseline's"
+        return {"expect": "the flash crash trips the kill switch", "passed": ok, "detail": why,
+                "exercised": fig["events_changed"] > 0}
     if sc.expect == "unhedged_within_policy":
         ok = fig["trips_unhedged_over_policy"] == 0
         why = (f"worst {fig['unhedged_max_s']:.3f} s unhedged ({fig['unhedged_max_trip']}, up to "
@@ -213,7 +243,7 @@ def check(sc: Scenario, fig: dict[str, Any], policy_s: float, base: dict[str, An
                f"{fig['trips_unhedged_over_policy']} trip(s) over it (baseline {base['trips_unhedged_over_policy']}, "
                f"worst {base['unhedged_max_s']:.3f} s); legs expired {fig['legs_expired']}")
         return {"expect": f"no trip unhedged longer than risk.max_unhedged_s ({policy_s:g} s)", "passed": ok,
-                "detail": why}
+                "detail": why, "exercised": fig["events_changed"] > 0}
     return None
 
 
@@ -283,9 +313,10 @@ def run_stress(req: StressRequest) -> dict[str, Any]:
     baseline_sc = Scenario("baseline", "baseline", "the data and costs as recorded")
     runs, risk = replay_routes(datas, req.config)
     base_curve = equity_curve(closed_trips([r.real for r in runs]))
-    base = ScenarioResult("baseline", scenario_figures(runs, risk, req.config), base_curve.ts, base_curve.cum_net_krw)
+    base = ScenarioResult("baseline", {**scenario_figures(runs, risk, req.config), "events_changed": 0},
+                          base_curve.ts, base_curve.cum_net_krw)
     tick("baseline")
-    anchor = anchor_of(runs)
+    anchor = anchor_of(runs, int(req.params.shock_min * MIN_NS))
     placed = [anchor.place(sc) for sc in scens]
     results = _run_all(placed, datas, req.config, req.use_ray, tick)
     if bar is not None:

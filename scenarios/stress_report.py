@@ -15,7 +15,8 @@ from ..infra.report.svg import Series, line_chart
 
 CSV_COLUMNS = ("scenario", "trades", "net_pnl_krw", "delta_net_pnl_krw", "max_drawdown_krw", "unhedged_max_s",
                "unhedged_total_s", "unhedged_max_krw", "trips_unhedged_over_policy", "legs_expired",
-               "kill_switch", "daily_loss_limit", "breaker_trips", "halted_at_end", "rejected_opens", "check")
+               "kill_switch", "daily_loss_limit", "breaker_trips", "halted_at_end", "rejected_opens", "events_changed",
+               "check")
 BASE_COLOR, SCEN_COLOR = "#78909c", "#c62828"
 
 
@@ -30,7 +31,15 @@ def csv_row(row: dict[str, Any]) -> dict[str, object]:
             "kill_switch": halts["kill_switch"], "daily_loss_limit": halts["daily_loss_limit"],
             "breaker_trips": halts["breaker_trip"] + halts["global_breaker_trip"],
             "halted_at_end": f["halted_at_end"], "rejected_opens": f["rejected_opens"],
-            "check": "" if not check else ("passed" if check["passed"] else "FAILED")}
+            "events_changed": f["events_changed"], "check": _verdict(check)}
+
+
+def _verdict(check: dict[str, Any] | None) -> str:
+    if not check:
+        return ""
+    if check["passed"]:
+        return "passed"
+    return "FAILED" if check.get("exercised", True) else "FAILED (not exercised)"
 
 
 def _curve(ts: np.ndarray, krw: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,13 +56,16 @@ def plot(name: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], start: int
     return line_chart(series, title=f"{name}: realized net PnL (KRW) vs baseline", y_label="KRW", include_zero=True)
 
 
+def _css(v: object) -> str:
+    return "bad" if str(v).startswith("FAILED") else "ok" if v == "passed" else ""
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in CSV_COLUMNS)
     body = []
     for row in rows:
         cells = csv_row(row)
-        tds = "".join(f"<td class='{'bad' if v == 'FAILED' else 'ok' if v == 'passed' else ''}'>{escape(str(v))}</td>"
-                      for v in cells.values())
+        tds = "".join(f"<td class='{_css(v)}'>{escape(str(v))}</td>" for v in cells.values())
         body.append(f"<tr>{tds}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 

@@ -152,6 +152,7 @@ def test_stress_on_btc_bars_against_the_baseline(sample_stores: dict[str, Path],
     # the crash meets the anchored open position: a loss well past the stop, and the check reads the risk events
     assert Decimal(crash["figures"]["net_pnl_krw"]) < Decimal(base["net_pnl_krw"])
     assert crash["check"]["passed"] == (crash["figures"]["halts"]["kill_switch"] > 0)
+    assert crash["check"]["exercised"] and crash["figures"]["events_changed"] > 0 == base["events_changed"]
     down = by["venue_down"]["figures"]
     assert down["legs_expired"] >= 1 and down["unhedged_max_s"] > 0  # it hit the trade mid-flight
     assert by["venue_down"]["check"]["passed"] == (down["trips_unhedged_over_policy"] == 0)
