@@ -1,4 +1,5 @@
-"""The one driver loop of the kernel in external mode: paper, live, replay-check and the tests' venue driver.
+"""The one driver loop of the kernel in external mode (paper, live, replay-check, the tests' venue driver), and
+the cursor of the backtest's internal mode over a chunked stream.
 
 The kernel (``core.kernel.route_step``, through ``core.replay.step``) runs until it needs something it cannot
 know itself: a risk verdict for a candidate open, or the outcome of legs whose venue answers. This generator
@@ -53,3 +54,28 @@ def kernel_turns(state: RouteState, chunk: EventBatch, final: bool, params: np.n
         yield Turn(status, int(chunk.ts[i]) if i < n else NO_MORE_EVENTS)
         if status == ST_DONE:
             return
+
+
+class StreamCursor:
+    """The kernel in internal mode over a chunked stream (the backtest without the whole stream in memory):
+    runs it chunk after chunk, the last one ``final``; stops where the kernel asks a question (a risk verdict)
+    and resumes there."""
+
+    def __init__(self, chunks: Iterator[EventBatch]) -> None:
+        self._it = chunks
+        self.cur: EventBatch | None = next(chunks, None)
+        self.nxt: EventBatch | None = next(chunks, None) if self.cur is not None else None
+        self.pos = 0
+
+    def run(self, state: RouteState, params: np.ndarray) -> int:
+        """Kernel status: ST_DONE once the whole stream is replayed, else the question it stopped at."""
+        while self.cur is not None:
+            final = self.nxt is None
+            status, self.pos = step(state, self.cur, self.pos, len(self.cur), final, True, params)
+            if status != ST_DONE:
+                return status
+            if final:
+                self.cur = None
+                break
+            self.cur, self.nxt, self.pos = self.nxt, next(self._it, None), 0
+        return ST_DONE

@@ -16,13 +16,14 @@ kernel does not rewind). Opens stop at the halt; positions open then exit by the
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 
 from .config import P_ASK_RISK, EngineConfig
+from .driver import StreamCursor
 from .events import DECISION_KINDS, EventBatch
 from .kernel import N_COUNTERS, resolve_candidate
 from .replay import RouteResult, build_result, kernel_params, step
@@ -39,6 +40,10 @@ class RouteInput:
     events: EventBatch
     binance: InstrumentRules
     cfg: EngineConfig  # the route's own config (its cost calibration)
+    # a streamed route: its events come in these chunks (``events`` is not replayed) and ``span`` gives its
+    # first and last market time once they are read (bounded memory, same result: scenarios.stream_replay)
+    chunks: Iterator[EventBatch] | None = None
+    span: Callable[[], tuple[int, int]] | None = None
 
 
 @dataclass
@@ -48,6 +53,7 @@ class _Route:
     params: np.ndarray
     feed: RiskFeed
     pos: int = 0
+    cursor: StreamCursor | None = None
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,17 @@ class RiskReplay:
 
 def _advance(r: _Route) -> int | None:
     """Run the route to its next question; its market time, or None when its stream is done."""
-    status, r.pos = step(r.state, r.inp.events, r.pos, len(r.inp.events), True, True, r.params)
+    if r.cursor is not None:
+        status = r.cursor.run(r.state, r.params)
+    else:
+        status, r.pos = step(r.state, r.inp.events, r.pos, len(r.inp.events), True, True, r.params)
     return int(r.state.si[S_CAND_TS]) if status == ST_NEED_RISK else None
 
 
-def _span(events: EventBatch) -> tuple[int, int]:
+def _span(inp: RouteInput) -> tuple[int, int]:
+    if inp.span is not None:
+        return inp.span()
+    events = inp.events
     market = events.ts[events.venue < 2]
     ts = market if market.size else events.ts
     return int(ts[0]), int(ts[-1])
@@ -74,13 +86,14 @@ def replay_with_risk(routes: Sequence[RouteInput], risk: RiskCoordinator, capita
     runs: list[_Route] = []
     flatten_late: set[str] = set()
     for inp in routes:
-        if len(inp.events) == 0:
+        cursor = StreamCursor(inp.chunks) if inp.chunks is not None else None
+        if (cursor.cur is None) if cursor is not None else len(inp.events) == 0:
             raise ValueError(f"route {inp.name}: no events to replay")
         params = kernel_params(inp.cfg, inp.binance)
         params[P_ASK_RISK] = 1.0
-        n_decisions = int(np.isin(inp.events.kind, DECISION_KINDS).sum())
-        runs.append(_Route(inp, RouteState.new(N_COUNTERS, series_hint=n_decisions + 16), params,
-                           RiskFeed(inp.name, inp.cfg)))
+        hint = 1024 if cursor is not None else int(np.isin(inp.events.kind, DECISION_KINDS).sum()) + 16
+        runs.append(_Route(inp, RouteState.new(N_COUNTERS, series_hint=hint), params, RiskFeed(inp.name, inp.cfg),
+                           cursor=cursor))
     names = {r.inp.name: k for k, r in enumerate(runs)}
     seq = RiskSequencer(risk, tuple(names), capital_krw)
     asked: list[tuple[int, int]] = []
@@ -116,6 +129,6 @@ def replay_with_risk(routes: Sequence[RouteInput], risk: RiskCoordinator, capita
         resolve_candidate(s.si, s.sf, s.legs, s.counters, s.trips_i, s.trips_f, s.quotes, r.params, verdict.allowed)
         advance(k)
     seq.book()
-    results = [build_result(r.inp.name, r.state, r.inp.cfg, *_span(r.inp.events)) for r in runs]
+    results = [build_result(r.inp.name, r.state, r.inp.cfg, *_span(r.inp)) for r in runs]
     report: dict[str, object] = {**risk.report(), "flatten_late": sorted(flatten_late)}
     return RiskReplay(results, report)

@@ -37,7 +37,7 @@ class BacktestRequest:
     progress: bool = True
     risk: bool = True  # False: no risk tiers (routes replay independently, as Ray tasks)
     # stream a book route's market data from the store in chunks (scenarios.stream_replay): None = when its
-    # series hold more than STREAM_ABOVE_ROWS rows; same result either way. Risk-tier replays stay in memory.
+    # series hold more than STREAM_ABOVE_ROWS rows; same result either way, with or without the risk tiers.
     stream: bool | None = None
     chunk_rows: int = DEFAULT_CHUNK_ROWS
 
@@ -87,16 +87,34 @@ def _load_routes(req: BacktestRequest, routes: Sequence[str]) -> list[RouteData]
 def _run_routes_with_risk(req: BacktestRequest, routes: Sequence[str],
                           on_done: Callable[[str], None]) -> tuple[list[RouteRun], dict[str, object]]:
     """All routes in one market-time-ordered replay under one RiskCoordinator (core.risk_replay): the risk
-    tiers couple routes, so they cannot run apart."""
-    return replay_routes(_load_routes(req, routes), req.config, on_done)
+    tiers couple routes, so they cannot run apart. Routes that stream (``streams``) are read chunk by chunk
+    as the replay reaches them, so memory stays bounded with risk too."""
+    streamed = {b for b in routes if streams(req, b)}
+    in_memory = [b for b in routes if b not in streamed]
+    loaded = dict(zip(in_memory, _load_routes(req, in_memory), strict=True))
+    datas = [loaded[b] if b in loaded else load_route_stream(req.store, b, req.config.costs, req.start_ns,
+                                                             req.end_ns, universe_of(req), req.chunk_rows)
+             for b in routes]
+    return replay_routes(datas, req.config, on_done)
 
 
 def replay_routes(datas: Sequence[RouteData], cfg: EngineConfig,
                   on_done: Callable[[str], None] | None = None) -> tuple[list[RouteRun], dict[str, object]]:
-    """Loaded routes replayed together under the config's risk (the backtest, and each sweep point)."""
-    inputs = [RouteInput(d.base, d.events, d.binance, cfg.model_copy(update={"costs": d.costs})) for d in datas]
+    """Loaded routes replayed together under the config's risk (the backtest, and each sweep point); a route
+    loaded by ``load_route_stream`` is read from the store in chunks during the replay."""
+    stats = {d.base: StreamStats() for d in datas if d.stream is not None}
+    inputs = [_risk_input(d, cfg, stats.get(d.base)) for d in datas]
     replay = replay_with_risk(inputs, RiskCoordinator(cfg.risk), capital_krw(cfg) * len(datas), on_done)
-    return [RouteRun(d, real) for d, real in zip(datas, replay.results, strict=True)], replay.risk
+    done = [finish_data(d, stats[d.base]) if d.base in stats else d for d in datas]
+    return [RouteRun(d, real) for d, real in zip(done, replay.results, strict=True)], replay.risk
+
+
+def _risk_input(d: RouteData, cfg: EngineConfig, stats: StreamStats | None) -> RouteInput:
+    route_cfg = cfg.model_copy(update={"costs": d.costs})
+    if d.stream is None or stats is None:
+        return RouteInput(d.base, d.events, d.binance, route_cfg)
+    return RouteInput(d.base, d.events, d.binance, route_cfg, chunks=d.stream.chunks(stats),
+                      span=lambda: (stats.first_market, stats.last_market))
 
 
 def _run_routes(req: BacktestRequest, routes: Sequence[str],

@@ -24,10 +24,11 @@ import numpy as np
 from numba import njit
 
 from ..core.config import CostConfig, EngineConfig
+from ..core.driver import StreamCursor
 from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_UPBIT, EventBatch
 from ..core.kernel import N_COUNTERS
-from ..core.replay import RouteResult, build_result, kernel_params, step
-from ..core.route_state import ST_DONE, RouteState
+from ..core.replay import RouteResult, build_result, kernel_params
+from ..core.route_state import RouteState
 from ..core.rules import InstrumentRules
 from ..infra.data.store import Store
 from ..infra.data.stream_reader import (
@@ -257,30 +258,6 @@ def load_route_stream(store_root: Path, base: str, costs: CostConfig, start: int
     return RouteData(base, EventBatch.concat_sorted([fx, status]), "book", fx_source, rules, rules_source, costs,
                      upbit_traded_value(store, base, chunk_rows), usd_krw_series(store, fx_source, start, end),
                      periods, universe, stream=plan)
-
-
-class StreamCursor:
-    """The kernel's position in a chunked stream: runs it chunk after chunk, the last one ``final``; stops
-    where the kernel asks a question (a risk verdict) and resumes there."""
-
-    def __init__(self, chunks: Iterator[EventBatch]) -> None:
-        self._it = chunks
-        self.cur: EventBatch | None = next(chunks, None)
-        self.nxt: EventBatch | None = next(chunks, None) if self.cur is not None else None
-        self.pos = 0
-
-    def run(self, state: RouteState, params: np.ndarray) -> int:
-        """Kernel status: ST_DONE once the whole stream is replayed, else the question it stopped at."""
-        while self.cur is not None:
-            final = self.nxt is None
-            status, self.pos = step(state, self.cur, self.pos, len(self.cur), final, True, params)
-            if status != ST_DONE:
-                return status
-            if final:
-                self.cur = None
-                break
-            self.cur, self.nxt, self.pos = self.nxt, next(self._it, None), 0
-        return ST_DONE
 
 
 def run_route_stream(route: str, plan: RouteStream, cfg: EngineConfig, binance: InstrumentRules,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +250,32 @@ def test_real_binance_l2_store_streams_to_the_same_run(tmp_path: Path) -> None:
         data = load_route_stream(root, "BTC", cfg.costs, None, None, uni, chunk_rows=chunk_rows)
         assert data.stream is not None
         _same(ref, run_route_stream("BTC", data.stream, cfg, data.binance))
+
+
+def test_the_risk_tier_backtest_streams_to_the_same_run(tmp_path: Path) -> None:
+    """Two routes under one RiskCoordinator whose venue exposure fits one position only: streamed routes (read
+    in chunks as the replay reaches them) give the in-memory replay's trips, refusals and risk report."""
+    from arbitrage_lite.core.risk import RiskLimits
+    from arbitrage_lite.scenarios.backtest import replay_routes
+
+    root = tmp_path / "store"
+    write_route(root, "BTC", hours=6, step_s=4.0, seed=11)
+    write_route(root, "SOL", hours=6, step_s=4.0, seed=12)
+    cfg = _cfg().model_copy(update={"risk": RiskLimits(max_venue_exposure_krw=Decimal(15_000_000))})
+    uni = Universe(("BTC", "SOL"), "both", guard=GuardConfig(min_history_s=600.0))
+    mem, risk_mem = replay_routes([load_route(root, b, cfg.costs, None, None, uni) for b in ("BTC", "SOL")], cfg)
+    streamed = [load_route_stream(root, b, cfg.costs, None, None, uni, chunk_rows=700) for b in ("BTC", "SOL")]
+    got, risk_got = replay_routes(streamed, cfg)
+    assert sum(r.real.counters["rejected_risk"] for r in mem) > 0  # the limit couples the routes
+    for a, b in zip(mem, got, strict=True):
+        _same(a.real, b.real)
+        assert b.data.event_count == a.data.event_count
+    assert risk_got == risk_mem
+    from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
+
+    def backtest(stream: bool) -> dict[str, object]:
+        return run_backtest(BacktestRequest(store=root, routes="BTC,SOL", out=tmp_path / f"bt{stream}", config=cfg,
+                                            use_ray=False, progress=False, stream=stream))
+
+    a, b = backtest(False), backtest(True)
+    assert (a["net_pnl_krw"], a["trades"], a["risk"]) == (b["net_pnl_krw"], b["trades"], b["risk"])
