@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class LiveSpec:
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)  # needs a journal (else off)
     record_dir: str | None = None  # record what the routes ran and decided (infra.live.run_record)
     intent_log: bool = True  # intents durable by fdatasync of an append-only log, SQL filled after (journal_intents)
+    intent_log_inline: bool = False  # the intent log's sync on the loop's thread (no hand-off; the loop waits)
     eager: bool = True  # the route's turn, the journal and the gateway start at once, not a loop turn later
 
 
@@ -170,7 +172,8 @@ class LiveHostActor(RiskFacade):
         jdir.mkdir(parents=True, exist_ok=True)
         log = jdir / f"{self.spec.run_id}{INTENTS_SUFFIX}" if self.spec.intent_log else None
         actor = JournalActor(jdir / f"{self.spec.run_id}.overflow.jsonl", self.spec.journal_dsn,
-                             sqlite_path=jdir / "journal.sqlite3", intent_log=log)
+                             sqlite_path=jdir / "journal.sqlite3", intent_log=log,
+                             intent_log_inline=self.spec.intent_log_inline)
         await actor.start()
         if self.alerts is not None:
             await actor.watch_backend(self.alerts)  # a journal that cannot write is a P0 (journal_down)
@@ -247,7 +250,7 @@ class LiveHostActor(RiskFacade):
                             "net_krw": str(r.net_krw), "trips": len(r.feed.reported_closes), "wins": r.wins,
                             "orders": len(r.issued)}
         fx_ts = self.market.fx_ts_venue  # the venue time the rate in use came with (-1: none yet)
-        return {"uptime_s": (time.time_ns() - self.started_ns) / 1e9, "fx": self.market.fx_rate,
+        return {"uptime_s": (time.time_ns() - self.started_ns) / 1e9, "pid": os.getpid(), "fx": self.market.fx_rate,
                 "fx_age_s": (time.time_ns() - fx_ts) / 1e9 if fx_ts > 0 else None,
                 "feeds": {v: {"books": c.books, "deltas": c.deltas, "rejected": dict(c.rejected),
                               "restarts": self.feed_restarts[v]} for v, c in self.market.counts.items()},

@@ -58,11 +58,9 @@ async def _run(trips: int, every_s: float, root: Path) -> dict[str, list[int]]:
         d = root / mode
         writers[mode] = JournalWriter(SqliteJournal(d / "journal.sqlite3"), d / "bench.overflow.jsonl",
                                       owns_backend=True,
-                                      intent_log=None if mode == "sql" else d / "bench.intents.jsonl")
+                                      intent_log=None if mode == "sql" else d / "bench.intents.jsonl",
+                                      intent_log_inline=mode == "inline")
         await writers[mode].start()
-        if mode == "inline":
-            assert writers[mode]._log is not None
-            writers[mode]._log.inline = True
     out: dict[str, list[int]] = {m: [] for m in writers}
     for trip in range(trips):
         mode = MODES[trip % len(MODES)]

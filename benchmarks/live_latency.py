@@ -2,7 +2,7 @@
 order request that frame triggered (issue 13 §4).
 
     python benchmarks/live_latency.py [--routes 50] [--seconds 60] [--trips-per-s 1] [--no-journal]
-        [--journal sql|log] [--task-hops]
+        [--journal log|inline|sql] [--task-hops] [--ab]
 
 Three kinds of process, as a live run has them: the fake venues (``FakeVenues`` with the SYNTHETIC market, the
 same as ``arbitrage-lite fake-venues --synthetic top:N``) in a subprocess of their own, so their CPU is not the
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -210,19 +211,32 @@ def _start_fakes(args: argparse.Namespace, wirelog: Path) -> tuple[subprocess.Po
     return proc, json.loads(line)
 
 
-def _host_pid(timeout_s: float = 30.0) -> int:
-    """The Ray worker process that holds the LiveHostActor (a descendant of this driver)."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        for pid in _tree(os.getpid()):
-            if _title(pid).startswith("ray::LiveHostActor"):
-                return pid
-        time.sleep(0.2)
-    raise SystemExit("no ray::LiveHostActor process found")
+@dataclass(frozen=True)
+class Stack:
+    """One live engine's way of working: its journal mode (log | inline | sql | off) and task hops."""
+
+    label: str
+    journal: str
+    task_hops: bool
+
+    def describe(self) -> str:
+        return (f"journal: {JOURNAL_MODES[self.journal]}; "
+                f"{'task hops' if self.task_hops else 'started at once'}")
+
+
+JOURNAL_MODES = {"log": "intent log + SQLite", "inline": "intent log inline + SQLite", "sql": "SQLite commit",
+                 "off": "off"}
+
+
+def stacks(args: argparse.Namespace) -> list[Stack]:
+    """The engines to run: one (the options given), or with ``--ab`` the old way and the new side by side."""
+    now = Stack("after" if args.ab else "", "off" if args.no_journal else args.journal, args.task_hops)
+    return [Stack("before", "sql", True), now] if args.ab else [now]
 
 
 async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int, tmp: Path) -> dict[str, Any]:
-    """What ``arbitrage-lite live`` does (scenarios.live._run), with the tracer on and a measured window."""
+    """What ``arbitrage-lite live`` does (scenarios.live._run), with the tracer on and a measured window; with
+    ``--ab``, two such runs side by side on the same fakes (every other route each), measured in the same window."""
     from arbitrage_lite.actors.alert import AlertActor
     from arbitrage_lite.actors.live_host import LiveHostActor, LiveSpec
     from arbitrage_lite.actors.portfolio import PortfolioActor
@@ -238,40 +252,50 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
     bases = pick_routes(f"top:{args.routes}", info["binance"]["markets"], info["upbit"]["markets"])
     rules = await _binance_rules(binance, bases)
     cfg = apply_sets(EngineConfig(), eager(args.routes, args.trips_per_s) + args.set)
-    capital = capital_krw(cfg) * len(bases)
     caps = OrderCaps(Decimal(2_000_000), Decimal(10) ** 13, override=True)  # fakes only: no daily cap in the way
     routes = {b: (apply_sets(cfg, stagger(len(bases), args.trips_per_s, i)), rules[b]) for i, b in enumerate(bases)}
-    spec = LiveSpec(routes, binance, upbit, "latbench", cfg.risk, capital, False, caps,
-                    journal_dir=None if args.no_journal else str(tmp / "journal"), trace=True,
-                    intent_log=args.journal == "log", eager=not args.task_hops)
     warm_up()
     ray = ensure_ray()
-    alerts = ray.remote(AlertActor).remote("latbench", None, None)
-    portfolio = ray.remote(PortfolioActor).remote(None, None)
-    host = ray.remote(LiveHostActor).remote(spec, portfolio, alerts)
-    await host.start.remote()
-    await portfolio.connect.remote(host, {b: host for b in bases}, alerts, capital)
-    engine = _host_pid()
-    print(f"live: {len(bases)} routes on the fakes (pid {fakes_pid}); engine pid {engine}; warming up "
-          f"{args.warmup if args.warmup is not None else cycle_s(len(bases), args.trips_per_s) + 5:g} s (staggered "
-          f"starts), then measuring {args.seconds:g} s", file=sys.stderr, flush=True)
+    runs: list[dict[str, Any]] = []
+    todo = stacks(args)
+    for k, st in enumerate(todo):
+        mine = {b: routes[b] for b in bases[k::len(todo)]}
+        capital = capital_krw(cfg) * len(mine)
+        run_id = f"lb{st.label}"[:8] if st.label else "latbench"  # core.client_ids: 1-8 letters and digits
+        spec = LiveSpec(mine, binance, upbit, run_id, cfg.risk, capital, False, caps,
+                        journal_dir=None if st.journal == "off" else str(tmp / f"journal-{k}"), trace=True,
+                        intent_log=st.journal in ("log", "inline"), intent_log_inline=st.journal == "inline",
+                        eager=not st.task_hops)
+        alerts = ray.remote(AlertActor).remote(run_id, None, None)
+        portfolio = ray.remote(PortfolioActor).remote(None, None)
+        host = ray.remote(LiveHostActor).remote(spec, portfolio, alerts)
+        await host.start.remote()
+        await portfolio.connect.remote(host, dict.fromkeys(mine, host), alerts, capital)
+        pid = (await host.status.remote())["pid"]
+        runs.append({"stack": st, "bases": list(mine), "actors": (host, portfolio, alerts), "engine": pid})
     warmup = args.warmup if args.warmup is not None else cycle_s(len(bases), args.trips_per_s) + 5
+    print(f"live: {len(bases)} routes on the fakes (pid {fakes_pid}); engine pid(s) "
+          f"{', '.join(str(r['engine']) for r in runs)}; warming up {warmup:g} s (staggered starts), then measuring "
+          f"{args.seconds:g} s", file=sys.stderr, flush=True)
     await asyncio.sleep(warmup)
-    mine = {os.getpid(), engine, *_tree(fakes_pid)}
-    group = Group({"engine": [engine], "fakes": [fakes_pid], "driver": [os.getpid()],
-                   "ray_rest": [p for p in _tree(os.getpid()) if p not in mine]})
+    engines = {f"engine{'_' + r['stack'].label if r['stack'].label else ''}": [r["engine"]] for r in runs}
+    mine_pids = {os.getpid(), *(r["engine"] for r in runs), *_tree(fakes_pid)}
+    group = Group(engines | {"fakes": [fakes_pid], "driver": [os.getpid()],
+                             "ray_rest": [p for p in _tree(os.getpid()) if p not in mine_pids]})
     t0 = time.time_ns()
     group.begin()
     await asyncio.sleep(args.seconds)
     group.end()
     t1 = time.time_ns()
-    status = await host.status.remote()
-    stopped = await host.stop.remote()
-    traces = await host.trace.remote()
-    for h in (host, portfolio, alerts):
-        ray.kill(h)
-    return {"bases": bases, "warmup": warmup, "t0": t0, "t1": t1, "group": group, "status": status, "stopped": stopped,
-            "traces": traces}
+    for r, key in zip(runs, engines, strict=True):
+        host = r["actors"][0]
+        r["status"] = await host.status.remote()
+        r["stopped"] = await host.stop.remote()
+        r["traces"] = await host.trace.remote()
+        r["engine_key"] = key
+        for h in r["actors"]:
+            ray.kill(h)
+    return {"routes": len(bases), "warmup": warmup, "t0": t0, "t1": t1, "group": group, "runs": runs}
 
 
 def pct(xs: list[int], q: float) -> float:
@@ -280,17 +304,19 @@ def pct(xs: list[int], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] / 1e6 if s else float("nan")
 
 
-def report(args: argparse.Namespace, run: dict[str, Any], log: WireLog, joined: Joined) -> dict[str, Any]:
+def report(run: dict[str, Any], r: dict[str, Any], log: WireLog, joined: Joined) -> dict[str, Any]:
+    """One engine's figures (``r``: one of ``run["runs"]``), printed, and its JSON row."""
     g: Group = run["group"]
+    st: Stack = r["stack"]
     window_s = (run["t1"] - run["t0"]) / 1e9
     frames = sum(1 for t in log.sent.values() if run["t0"] <= t < run["t1"])
-    gw = run["stopped"]["gateways"]
+    gw = r["stopped"]["gateways"]
     n = len(joined.total)
     p50, p99, p999 = (pct(joined.total, q) for q in (0.5, 0.99, 0.999))
     out = sys.stderr
-    print(f"\nwire to wire, {len(run['bases'])} routes, {window_s:.0f} s measured after {run['warmup']:g} s warm-up "
-          f"(journal: {_journal_mode(args)}; {'task hops' if args.task_hops else 'started at once'}); "
-          f"{frames / window_s:,.0f} book frames/s sent", file=out)
+    label = f"[{st.label}] " if st.label else ""
+    print(f"\n{label}wire to wire, {len(r['bases'])} of {run['routes']} routes, {window_s:.0f} s measured after "
+          f"{run['warmup']:g} s warm-up ({st.describe()}); {frames / window_s:,.0f} book frames/s sent", file=out)
     print(f"  orders joined n={n}: p50 {p50:.3f} ms  p99 {p99:.3f} ms  p99.9 {p999:.3f} ms  max "
           f"{max(joined.total, default=0) / 1e6:.3f} ms" + ("  (p99.9 from < 1000 orders: ~ the max)"
                                                             if n < 1000 else ""), file=out)
@@ -323,25 +349,22 @@ def report(args: argparse.Namespace, run: dict[str, Any], log: WireLog, joined: 
     print(f"  orders whose route took an earlier order's answer in during the turn (fills): {waited}", file=out)
     cores = {k: g.cores(k) for k in g.pids}
     rss = {k: v / 2**20 for k, v in g.peak_rss.items()}
-    print(f"  CPU (cores): engine {cores['engine']:.2f}, fakes {cores['fakes']:.2f}, Ray rest {cores['ray_rest']:.2f}, "
+    me = r["engine_key"]
+    print(f"  CPU (cores): engine {cores[me]:.2f}, fakes {cores['fakes']:.2f}, Ray rest {cores['ray_rest']:.2f}, "
           f"driver {cores['driver']:.2f}; machine {g.machine_cores():.2f} of {os.cpu_count()}", file=out)
-    print(f"  RSS peak (MB): engine {rss['engine']:.0f}, fakes {rss['fakes']:.0f}, Ray rest {rss['ray_rest']:.0f}, "
+    print(f"  RSS peak (MB): engine {rss[me]:.0f}, fakes {rss['fakes']:.0f}, Ray rest {rss['ray_rest']:.0f}, "
           f"driver {rss['driver']:.0f}", file=out)
-    row = {"routes": len(run["bases"]), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "p999_ms": round(p999, 3),
-           "rss_mb": round(rss["engine"]), "cpu_cores": round(cores["engine"], 3)}
+    row = {"routes": len(r["bases"]), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "p999_ms": round(p999, 3),
+           "rss_mb": round(rss[me]), "cpu_cores": round(cores[me], 3)}
     miss = {k: f"{row[k]} vs < {v:g}" for k, v in TARGETS.items() if not row[k] < v}
     print(f"  targets (p50 < 1 ms, p99 < 5 ms, RSS < 8 GB, < 80 % of the cores): "
           f"{'met' if not miss else 'missed: ' + str(miss)}", file=out)
-    return row | {"n": n, "seconds": round(window_s, 1), "journal": _journal_mode(args), "task_hops": args.task_hops,
+    return row | {"n": n, "seconds": round(window_s, 1), "journal": st.journal, "task_hops": st.task_hops,
                   "stages_p50_ms": {s: round(pct(joined.stages[s], 0.5), 3) for s in STAGES},
                   "stages_p99_ms": {s: round(pct(joined.stages[s], 0.99), 3) for s in STAGES},
                   "fakes_cpu_cores": round(cores["fakes"], 3), "ray_rest_cpu_cores": round(cores["ray_rest"], 3),
                   "machine_cpu_cores": round(g.machine_cores(), 3), "frames_per_s": round(frames / window_s),
                   "cpu_count": os.cpu_count()}
-
-
-def _journal_mode(args: argparse.Namespace) -> str:
-    return "off" if args.no_journal else {"log": "intent log + SQLite", "sql": "SQLite commit"}[args.journal]
 
 
 def main() -> None:
@@ -352,9 +375,10 @@ def main() -> None:
                     help="seconds traded before the window (default: one strategy cycle + 5 s, so that every "
                          "route's staggered start is behind)")
     ap.add_argument("--no-journal", action="store_true", help="no SQLite journal (intents not made durable)")
-    ap.add_argument("--journal", choices=("log", "sql"), default="log",
-                    help="log: the intent is durable by fdatasync of the intent log, SQLite filled after (the "
-                         "default, infra/journal_intents.py); sql: the order waits for SQLite's commit (before)")
+    ap.add_argument("--journal", choices=("log", "inline", "sql"), default="log",
+                    help="log: the intent is durable by fdatasync of the intent log on its worker thread, SQLite "
+                         "filled after (the default, infra/journal_intents.py); inline: that sync on the event "
+                         "loop's thread; sql: the order waits for SQLite's commit (before)")
     ap.add_argument("--task-hops", action="store_true",
                     help="the route's turn, the intent write and the gateway each start as a new task, a loop turn "
                          "later (before); default: started at once (infra/live/eager.py)")
@@ -369,6 +393,9 @@ def main() -> None:
                     help="round trips a second over all routes the strategy aims at (each: 2 Upbit + 2 Binance "
                          "orders); the recorded Binance limit is 50 orders / 10 s and the clients queue orders "
                          "above their venue's limit (up to 2 s, then refuse them)")
+    ap.add_argument("--ab", action="store_true",
+                    help="two engines side by side on the same fakes, every other route each, measured in the same "
+                         "window: 'before' (--journal sql --task-hops) and 'after' (the options given)")
     ap.add_argument("--set", action="append", default=[], help="config override (after the eager strategy)")
     ap.add_argument("--role", choices=("driver", "fakes"), default="driver", help=argparse.SUPPRESS)
     ap.add_argument("--wirelog", help=argparse.SUPPRESS)
@@ -386,9 +413,8 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
         log = WireLog.load(wirelog.read_text(encoding="utf-8"))
-    joined = join(run["traces"], log, run["t0"], run["t1"])
-    row = report(args, run, log, joined)
-    print(json.dumps({"benchmark": "live_latency"} | row))
+    rows = {r["stack"].label: report(run, r, log, join(r["traces"], log, run["t0"], run["t1"])) for r in run["runs"]}
+    print(json.dumps({"benchmark": "live_latency"} | (rows.get("") or {"ab": True, **rows})))
 
 
 if __name__ == "__main__":

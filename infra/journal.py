@@ -233,7 +233,7 @@ class JournalWriter:
                  batch_size: int = 500, flush_interval: float = 0.05, intent_timeout: float = 0.5,
                  retry_initial: float = 0.05, retry_max: float = 1.0, open_timeout: float = 5.0,
                  low_priority: frozenset[Kind] = LOW_PRIORITY, owns_backend: bool = False,
-                 intent_log: str | Path | None = None) -> None:
+                 intent_log: str | Path | None = None, intent_log_inline: bool = False) -> None:
         if buffer_size < 1 or batch_size < 1:
             raise ValueError("buffer_size and batch_size must be >= 1")
         self.backend, self.overflow_path = backend, Path(overflow_path)
@@ -248,6 +248,7 @@ class JournalWriter:
         self._closed, self._backend_ok = False, True
         self._last_error: str | None = None
         self.intent_log_path = None if intent_log is None else Path(intent_log)
+        self.intent_log_inline = intent_log_inline  # synced on the loop's thread (journal_intents.IntentLog)
         self._log: IntentLog | None = None  # intents durable here before their order leaves (journal_intents)
         self._cut_at = 0  # the log's append count when its cut was last asked for
         self._n = dict.fromkeys(("submitted", "written", "duplicates", "spilled", "dropped", "retries",
@@ -275,7 +276,7 @@ class JournalWriter:
         if self.intent_log_path is not None:  # what a crash left in the log first (into the overflow file, fsync'ed)
             if self.intent_log_path.exists() and await self.adopt(self.intent_log_path) < 0:
                 raise RuntimeError(f"intent log {self.intent_log_path} is used by another journal writer")
-            self._log = IntentLog(self.intent_log_path)
+            self._log = IntentLog(self.intent_log_path, inline=self.intent_log_inline)
 
     def submit(self, record: JournalRecord) -> bool:
         """Queue a record without waiting. False only for a low-priority record dropped under backpressure."""
