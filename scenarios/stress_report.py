@@ -42,18 +42,25 @@ def _verdict(check: dict[str, Any] | None) -> str:
     return "FAILED" if check.get("exercised", True) else "FAILED (not exercised)"
 
 
-def _curve(ts: np.ndarray, krw: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
-    """The curve from 0 at the data's start (a step per closed trip)."""
-    return (np.concatenate([[start], ts]).astype(np.int64), np.concatenate([[0.0], krw]).astype(np.float64))
+def _curve(ts: np.ndarray, krw: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """The curve from 0 at the data's start to its end (a step per closed trip)."""
+    last = float(krw[-1]) if krw.size else 0.0
+    return (np.concatenate([[start], ts, [max(end, int(ts[-1]) if ts.size else end)]]).astype(np.int64),
+            np.concatenate([[0.0], krw, [last]]).astype(np.float64))
 
 
-def plot(name: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], start: int) -> str:
-    bx, by = _curve(*curves["baseline"], start)
+def plot(name: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], start: int, end: int) -> str:
+    bx, by = _curve(*curves["baseline"], start, end)
     series = [Series(bx, by, "baseline", BASE_COLOR, step=True)]
     if name != "baseline":
-        sx, sy = _curve(*curves[name], start)
+        sx, sy = _curve(*curves[name], start, end)
         series.append(Series(sx, sy, name, SCEN_COLOR, step=True))
     return line_chart(series, title=f"{name}: realized net PnL (KRW) vs baseline", y_label="KRW", include_zero=True)
+
+
+def _whole(v: object) -> str:
+    """Money to whole KRW for the page (stress.csv and stress.json keep it exact)."""
+    return f"{float(str(v)):,.0f}"
 
 
 def _css(v: object) -> str:
@@ -61,10 +68,10 @@ def _css(v: object) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in CSV_COLUMNS)
+    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in CSV_COLUMNS)  # spaces: headers wrap
     body = []
     for row in rows:
-        cells = csv_row(row)
+        cells = {k: _whole(v) if k.endswith("_krw") else v for k, v in csv_row(row).items()}
         tds = "".join(f"<td class='{_css(v)}'>{escape(str(v))}</td>" for v in cells.values())
         body.append(f"<tr>{tds}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
@@ -106,12 +113,12 @@ def write_stress(out: Path, report: dict[str, Any], curves: dict[str, tuple[np.n
         w.writeheader()
         for row in report["scenarios"]:
             w.writerow(csv_row(row))
-    start = int(np.datetime64(report["data"]["from"].rstrip("Z"), "ns").astype(np.int64))
+    start, end = (int(np.datetime64(report["data"][k].rstrip("Z"), "ns").astype(np.int64)) for k in ("from", "to"))
     (out / "plots").mkdir(exist_ok=True)
     svgs = {}
     for name in curves:
         if name == "baseline":
             continue
-        svgs[name] = plot(name, curves, start)
+        svgs[name] = plot(name, curves, start, end)
         (out / "plots" / f"{name}.svg").write_text(svgs[name] + "\n")
     (out / "stress.html").write_text(render_html(report, svgs))
