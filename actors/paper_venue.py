@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from ..core.book import MAX_LEVELS
 from ..core.domain import Venue
 from ..core.events import EventBatch
 from ..core.paper_venue import ExecutionReport, PaperVenue, VenueOrder
@@ -31,8 +32,8 @@ class PaperVenueActor:
         self._lookups_waiting = 0
 
     async def list_symbol(self, symbol: str, rules: InstrumentRules, half_spread_bps: float,
-                          impact_bps_per_m: float, binance_tick_units: int) -> None:
-        self._venue.list_symbol(symbol, rules, half_spread_bps, impact_bps_per_m, binance_tick_units)
+                          impact_bps_per_m: float, binance_tick_units: int, levels: int = MAX_LEVELS) -> None:
+        self._venue.list_symbol(symbol, rules, half_spread_bps, impact_bps_per_m, binance_tick_units, levels)
 
     async def on_events(self, symbol: str, seq: int, upto_ns: int, events: EventBatch) -> None:
         async with self._progress:

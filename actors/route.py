@@ -26,12 +26,12 @@ from ..core.config import EngineConfig
 from ..core.domain import Currency, Side, Venue
 from ..core.driver import kernel_turns
 from ..core.events import EventBatch, empty_batch
-from ..core.kernel import ACTION_OPEN, N_COUNTERS, resolve_candidate
+from ..core.kernel import ACTION_OPEN, resolve_candidate
 from ..core.ledger import Fill, units_to_dec
 from ..core.legs import out_legs, settled_legs
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
-from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params
+from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, new_state
 from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through
 from ..core.risk_sequencer import RiskFact, risk_facts
 from ..core.route_state import (
@@ -47,7 +47,6 @@ from ..core.route_state import (
     S_PDEC,
     S_POS_DIR,
     S_PTRIP,
-    RouteState,
 )
 from ..core.rules import InstrumentRules
 from ..infra.journal import (
@@ -78,7 +77,7 @@ class RouteActor:
         self.route = route
         self.cfg = cfg
         self.params = kernel_params(cfg, binance)
-        self.state = RouteState.new(N_COUNTERS)
+        self.state = new_state(cfg)
         self.ids = ClientIdFactory(run_id)
         self.venues, self.risk, self.portfolio, self.alerts, self.metrics = venues, risk, portfolio, alerts, metrics
         self.net_krw = Decimal(0)

@@ -65,9 +65,18 @@ def set_level(book_px: np.ndarray, book_q: np.ndarray, quotes: np.ndarray, v: in
         book_px[v, sidx, n] = price
         book_q[v, sidx, n] = qty
         return n + 1
-    i = 0  # the first level not better than price = the number of better ones (branch-free, vectorized)
-    for j in range(n):
-        i += sgn * book_px[v, sidx, j] < key
+    i = 0  # the first level not better than price = the number of better ones
+    if n <= 32:  # branch-free and vectorized: faster than a search on a shallow book
+        for j in range(n):
+            i += sgn * book_px[v, sidx, j] < key
+    else:  # a deep book (raw exchange L2, costs.book_levels): binary search over the sorted levels
+        hi = n
+        while i < hi:
+            mid = (i + hi) >> 1
+            if sgn * book_px[v, sidx, mid] < key:
+                i = mid + 1
+            else:
+                hi = mid
     # shifts index with np.uint64: no negative-index wraparound, so LLVM vectorizes them
     if book_px[v, sidx, i] == price:
         if qty > 0.0:

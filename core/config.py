@@ -74,6 +74,13 @@ class CostConfig(BaseModel):
         "traded back). None: by the venue's data, 90 s for 1-minute bars (the next bar's close), 600 s for "
         "last-price snapshots (the next snapshot, ~5 min apart), 2 s for L2 books (updates every 100 ms)")
 
+    book_levels: int | None = Field(
+        None, ge=8, le=16384, description="price levels each side of the engine's book keeps per venue (the "
+        "backtest kernel and the paper venue alike). A side that drops levels for room knows the venue's book only "
+        "down to them, and its best price becomes unknown when they are gone (core/book.py). None: by the data, 64, "
+        "or for a book route whose stored snapshots are deeper (raw exchange L2: a 1,000-level REST snapshot, then "
+        "diffs at every depth) that depth plus a quarter, so the best price stays known; deeper books replay slower")
+
     def fill_waits_s(self) -> tuple[float, float, float]:
         """(bars, last-price snapshots, L2 books): the maximum wait for a quote after a leg's arrival."""
         if self.max_fill_wait_s is not None:

@@ -83,8 +83,12 @@ class PaperVenue:
         self._tmp_qty = np.zeros(MAX_LEVELS, np.int64)
 
     def list_symbol(self, symbol: str, rules: InstrumentRules, half_spread_bps: float, impact_bps_per_m: float,
-                    binance_tick_units: int) -> None:
-        self._markets[symbol] = _SymbolMarket(rules, half_spread_bps, impact_bps_per_m, binance_tick_units)
+                    binance_tick_units: int, levels: int = MAX_LEVELS) -> None:
+        """``levels``: the depth a side of this symbol's book keeps, the route kernel's (``costs.book_levels``)."""
+        self._markets[symbol] = _SymbolMarket(rules, half_spread_bps, impact_bps_per_m, binance_tick_units,
+                                              new_books(levels))
+        if levels > len(self._tmp_px):  # a leg's walk writes at most one fill per level
+            self._tmp_px, self._tmp_qty = np.zeros(levels, np.int64), np.zeros(levels, np.int64)
 
     def on_events(self, symbol: str, upto_ns: int, events: EventBatch) -> None:
         """Market events of this venue for ``symbol``; none before ``upto_ns`` will follow."""

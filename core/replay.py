@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 
 from .accounting import LegSummary, TripPnl, fx_to_dec, trip_pnl
-from .book import Q_MID
+from .book import MAX_LEVELS, Q_MID
 from .config import EngineConfig, to_kernel_params
 from .domain import Currency, Side, Venue
 from .events import DECISION_KINDS, EventBatch
@@ -107,6 +107,16 @@ def kernel_params(cfg: EngineConfig, binance: InstrumentRules) -> np.ndarray:
     return to_kernel_params(cfg, binance.tick_units, binance.step_units, float(binance.min_notional))
 
 
+def book_levels(cfg: EngineConfig) -> int:
+    """Levels a side of the route's books keeps (``costs.book_levels``; None: the default depth)."""
+    return cfg.costs.book_levels or MAX_LEVELS
+
+
+def new_state(cfg: EngineConfig, series_hint: int = 1024) -> RouteState:
+    """A fresh kernel state for a route replayed or traded under ``cfg`` (its book depth)."""
+    return RouteState.new(N_COUNTERS, series_hint=series_hint, levels=book_levels(cfg))
+
+
 def step(state: RouteState, events: EventBatch, lo: int, hi: int, final: bool, internal: bool,
          params: np.ndarray) -> tuple[int, int]:
     """Run the kernel on events[lo:hi] until done or until it needs fills / a risk verdict."""
@@ -142,7 +152,7 @@ def run_route(route: str, events: EventBatch, cfg: EngineConfig, binance: Instru
     if len(events) == 0:
         raise ValueError(f"route {route}: no events to replay")
     n_decisions = int(np.isin(events.kind, DECISION_KINDS).sum())
-    state = RouteState.new(N_COUNTERS, series_hint=n_decisions + 16)
+    state = new_state(cfg, series_hint=n_decisions + 16)
     step(state, events, 0, len(events), True, True, kernel_params(cfg, binance))
     market_ts = events.ts[events.venue < 2]  # the run's span is the market data's, not the FX's
     return build_result(route, state, cfg, int(market_ts[0]) if market_ts.size else int(events.ts[0]),

@@ -25,8 +25,8 @@ import numpy as np
 from .config import P_ASK_RISK, EngineConfig
 from .driver import StreamCursor
 from .events import DECISION_KINDS, EventBatch
-from .kernel import N_COUNTERS, resolve_candidate
-from .replay import RouteResult, build_result, kernel_params, step
+from .kernel import resolve_candidate
+from .replay import RouteResult, build_result, kernel_params, new_state, step
 from .risk import RiskCoordinator
 from .risk_feed import RiskFeed, candidate_notionals
 from .risk_sequencer import RiskSequencer, risk_facts
@@ -92,7 +92,7 @@ def replay_with_risk(routes: Sequence[RouteInput], risk: RiskCoordinator, capita
         params = kernel_params(inp.cfg, inp.binance)
         params[P_ASK_RISK] = 1.0
         hint = 1024 if cursor is not None else int(np.isin(inp.events.kind, DECISION_KINDS).sum()) + 16
-        runs.append(_Route(inp, RouteState.new(N_COUNTERS, series_hint=hint), params, RiskFeed(inp.name, inp.cfg),
+        runs.append(_Route(inp, new_state(inp.cfg, series_hint=hint), params, RiskFeed(inp.name, inp.cfg),
                            cursor=cursor))
     names = {r.inp.name: k for k, r in enumerate(runs)}
     seq = RiskSequencer(risk, tuple(names), capital_krw)

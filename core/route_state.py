@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .book import new_books
+from .book import MAX_LEVELS, new_books
 
 # integer state slots
 (S_FX_TS, S_REF_TS, S_WARM, S_POS_DIR, S_POS_QTY, S_POS_TRIP, S_ENTRY_TS, S_COOL, S_FUNDED, S_COIN0, S_COIN1,
@@ -68,10 +68,10 @@ class RouteState:
     series_f: np.ndarray  # premium, deviation, reference premium
 
     @classmethod
-    def new(cls, n_counters: int, series_hint: int = 1024) -> RouteState:
+    def new(cls, n_counters: int, series_hint: int = 1024, levels: int = MAX_LEVELS) -> RouteState:
         si = np.zeros(N_SI, np.int64)
         si[S_REF_TS] = si[S_WARM] = si[S_POS_TRIP] = si[S_ENTRY_TS] = si[S_COOL] = si[S_FX_TS] = -1
-        book_px, book_q, book_n, quotes = new_books()
+        book_px, book_q, book_n, quotes = new_books(levels)
         trips_i = np.full((256, N_TI), -1, np.int64)
         return cls(si=si, sf=np.zeros(N_SF), legs=np.zeros((4, N_LF), np.int64), init_units=np.zeros(4, np.int64),
                    counters=np.zeros(n_counters, np.int64), book_px=book_px, book_q=book_q, book_n=book_n,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..actors.recovery import RESTARTABLE, RecoveryConfig
+from ..core.book import MAX_LEVELS
 from ..core.config import EngineConfig
 from ..core.domain import Venue
 from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_STATUS, VENUE_UPBIT, EventBatch
@@ -177,10 +178,11 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
             rcfg = cfg.model_copy(update={"costs": d.costs})
             routes[base] = ray.remote(RouteActor).options(**{**route_opts, **opts(route_role[base])}).remote(
                 base, rcfg, d.binance, req.run_id, venues, risk, portfolio, alerts, metrics, rec, journal=journal)
+        levels = d.costs.book_levels or MAX_LEVELS  # the route kernel's depth (core.replay.book_levels)
         await venues[0].list_symbol.remote(f"{base}-KRW", upbit_krw_rules(), d.costs.upbit.half_spread_bps,
-                                           d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units)
+                                           d.costs.upbit.impact_bps_per_m_quote, d.binance.tick_units, levels)
         await venues[1].list_symbol.remote(f"{base}-USDT", d.binance, d.costs.binance.half_spread_bps,
-                                           d.costs.binance.impact_bps_per_m_quote, d.binance.tick_units)
+                                           d.costs.binance.impact_bps_per_m_quote, d.binance.tick_units, levels)
     if rec is None:
         await portfolio.connect.remote(risk, routes, alerts, capital_krw(cfg) * len(data))
     if risk is not None:  # answer in market-time order, ties in route order (as the backtest's risk driver)

@@ -42,9 +42,9 @@ from ..core.config import P_HS_B, P_HS_U, P_IMP_B, P_IMP_U, P_TICK_B, EngineConf
 from ..core.decisions import ACTIONS, DecisionObserver, Record, leg_key
 from ..core.driver import kernel_turns
 from ..core.events import EventBatch
-from ..core.kernel import N_COUNTERS, resolve_candidate
+from ..core.kernel import resolve_candidate
 from ..core.legs import settled_legs
-from ..core.replay import inject_report, kernel_params
+from ..core.replay import inject_report, kernel_params, new_state
 from ..core.route_state import (
     L_DUE,
     L_QTY,
@@ -196,7 +196,7 @@ def drive(rec: RouteRecording, chunks: list[tuple[int, EventBatch]], fills: str,
     if fills not in FILLS:
         raise ValueError(f"fills must be one of {FILLS}")
     params = kernel_params(rec.cfg, rec.rules)
-    state = RouteState.new(N_COUNTERS)
+    state = new_state(rec.cfg)
     obs = DecisionObserver()
     live_fills: dict[tuple[str, int, int], list[Record]] = defaultdict(list)
     for r in rec.live:

@@ -26,9 +26,7 @@ from numba import njit
 from ..core.config import CostConfig, EngineConfig
 from ..core.driver import StreamCursor
 from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_UPBIT, EventBatch
-from ..core.kernel import N_COUNTERS
-from ..core.replay import RouteResult, build_result, kernel_params
-from ..core.route_state import RouteState
+from ..core.replay import RouteResult, build_result, kernel_params, new_state
 from ..core.rules import InstrumentRules
 from ..infra.data.store import Store
 from ..infra.data.stream_reader import (
@@ -49,6 +47,7 @@ from .market_data import (
     route_resolution,
     route_status,
     usd_krw_series,
+    with_book_depth,
 )
 from .universe import Universe
 
@@ -255,7 +254,8 @@ def load_route_stream(store_root: Path, base: str, costs: CostConfig, start: int
     fx = fx_from(fx, first_market)
     rules, rules_source = binance_usdt_rules(base)
     plan = RouteStream(sources, fx, status, start, end, chunk_rows, first_market)
-    return RouteData(base, EventBatch.concat_sorted([fx, status]), "book", fx_source, rules, rules_source, costs,
+    return RouteData(base, EventBatch.concat_sorted([fx, status]), "book", fx_source, rules, rules_source,
+                     with_book_depth(store, base, costs),
                      upbit_traded_value(store, base, chunk_rows), usd_krw_series(store, fx_source, start, end),
                      periods, universe, stream=plan)
 
@@ -264,7 +264,7 @@ def run_route_stream(route: str, plan: RouteStream, cfg: EngineConfig, binance: 
                      stats: StreamStats | None = None) -> RouteResult:
     """``replay.run_route`` over the store in chunks: same trades, PnL and counters, bounded memory."""
     stats = stats if stats is not None else StreamStats()
-    state = RouteState.new(N_COUNTERS)
+    state = new_state(cfg)
     cursor = StreamCursor(plan.chunks(stats))
     if cursor.cur is None:
         raise ValueError(f"route {route}: no events to replay")

@@ -250,6 +250,12 @@ def test_real_binance_l2_store_streams_to_the_same_run(tmp_path: Path) -> None:
         data = load_route_stream(root, "BTC", cfg.costs, None, None, uni, chunk_rows=chunk_rows)
         assert data.stream is not None
         _same(ref, run_route_stream("BTC", data.stream, cfg, data.binance))
+    # the route's own costs keep the whole 1,000-level REST snapshot (+ a quarter): the best price stays known
+    assert mem.costs.book_levels == data.costs.book_levels == 1280
+    deep_cfg = cfg.model_copy(update={"costs": mem.costs})
+    deep = run_route("BTC", mem.events, deep_cfg, mem.binance)
+    assert ref.counters["rejected_book_unknown"] > 1000 and deep.counters["rejected_book_unknown"] == 0
+    _same(deep, run_route_stream("BTC", data.stream, deep_cfg, data.binance))
 
 
 def test_the_risk_tier_backtest_streams_to_the_same_run(tmp_path: Path) -> None:
