@@ -66,7 +66,7 @@ def set_level(book_px: np.ndarray, book_q: np.ndarray, quotes: np.ndarray, v: in
         book_q[v, sidx, n] = qty
         return n + 1
     i = 0  # the first level not better than price = the number of better ones
-    if n <= 32:  # branch-free and vectorized: faster than a search on a shallow book
+    if n <= MAX_LEVELS:  # branch-free and vectorized (the default depth: as fast as before deep books)
         for j in range(n):
             i += sgn * book_px[v, sidx, j] < key
     else:  # a deep book (raw exchange L2, costs.book_levels): binary search over the sorted levels
