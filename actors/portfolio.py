@@ -7,13 +7,18 @@ comes back from the newest snapshot after a restart; its peers are then found by
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal, localcontext
 from typing import Any
 
 from ..core.domain import Currency, Venue
 from ..core.ledger import EXACT, Fill, Ledger
+from ..core.recent import RecentIds
 from .recovery import Named, RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
+
+SEEN_KEPT = 4096  # fill ids and closed trips remembered per route (a restarted route resends since its snapshot)
+TRIP_LOG_KEPT = 10_000  # closed trips kept for the dashboard's reader
 
 
 class PortfolioActor:
@@ -21,11 +26,16 @@ class PortfolioActor:
         """``wiring``: Ray names of the peers ({"risk": name | None, "routes": {route: name}, "alerts": name,
         "capital_krw": str}) — what ``connect`` is given as handles, in a form that survives a restart."""
         self._ledgers: dict[str, Ledger] = {}
-        self._seen: set[str] = set()
+        # fill ids and closed trips already applied, per route its last SEEN_KEPT (repeats come from a restarted
+        # route's recent past); ids from an older snapshot that kept them all: _legacy, never added to
+        self._seen = RecentIds(SEEN_KEPT)
+        self._closed = RecentIds(SEEN_KEPT)
+        self._legacy: set[str] = set()
+        self._fills_applied = 0
         self._pnl: dict[str, dict[str, Decimal]] = {}
         self._trips: dict[str, int] = {}
-        self._closed: set[str] = set()
-        self._trip_log: list[dict[str, Any]] = []  # closed trips in arrival order (the dashboard reads them)
+        self._trip_log: deque[dict[str, Any]] = deque(maxlen=TRIP_LOG_KEPT)  # the last closed trips, in arrival
+        self._trip_log_total = 0  # order (the dashboard reads them), and how many there were
         self.duplicates = 0
         self._risk: Any = None
         self._routes: dict[str, Any] = {}
@@ -61,10 +71,11 @@ class PortfolioActor:
             raise ValueError(f"route {route} was never funded (portfolio: {came})")
         new = 0
         for fill_id, fill in fills:
-            if fill_id in self._seen:
+            if self._seen.seen(route, fill_id) or fill_id in self._legacy:
                 self.duplicates += 1
                 continue
-            self._seen.add(fill_id)
+            self._seen.add(route, fill_id)
+            self._fills_applied += 1
             ledger.apply(fill)
             new += 1
         if new:
@@ -75,10 +86,10 @@ class PortfolioActor:
                              now_ns: int = 0, trip: int | None = None) -> None:
         if trip is not None:
             key = f"{route}:{trip}"
-            if key in self._closed:
+            if self._closed.seen(route, key) or key in self._legacy:
                 self.duplicates += 1
                 return
-            self._closed.add(key)
+            self._closed.add(route, key)
         acc = self._pnl.setdefault(route, dict.fromkeys(("gross", "fees", "slippage", "net"), Decimal(0)))
         with localcontext(EXACT):
             acc["gross"] += gross
@@ -86,6 +97,7 @@ class PortfolioActor:
             acc["slippage"] += slippage
             acc["net"] += net
         self._trips[route] = self._trips.get(route, 0) + 1
+        self._trip_log_total += 1
         self._trip_log.append({"route": route, "trip": trip, "ts_ns": now_ns, "gross_krw": format(gross, "f"),
                                "fees_krw": format(fees, "f"), "slippage_krw": format(slippage, "f"),
                                "net_krw": format(net, "f")})
@@ -143,14 +155,16 @@ class PortfolioActor:
         per_route = {r: {k: format(v, "f") for k, v in acc.items()} | {"trades": self._trips.get(r, 0)}
                      for r, acc in sorted(self._pnl.items())}
         return {"routes": per_route, "net_pnl_krw": format(self.net_pnl_krw(), "f"), "halted": self.halted,
-                "fills_applied": len(self._seen), "duplicates_ignored": self.duplicates}
+                "fills_applied": self._fills_applied, "duplicates_ignored": self.duplicates}
 
     def trips_since(self, start: int) -> dict[str, Any]:
         """Closed trips from the ``start``-th on, in arrival order, and how many there are: a reader polls only
         what is new. Not in the snapshot: a restarted portfolio starts a new log (``total`` < what the reader
-        has read: it starts over with the trips given, all of them)."""
-        n = len(self._trip_log)
-        return {"total": n, "trips": self._trip_log[start:] if start <= n else list(self._trip_log)}
+        has read: it starts over with the trips given, all of them). Only the last TRIP_LOG_KEPT are kept: a
+        reader further behind gets those."""
+        n, first = self._trip_log_total, self._trip_log_total - len(self._trip_log)
+        log = list(self._trip_log)
+        return {"total": n, "trips": log[max(start - first, 0):] if start <= n else log}
 
     def ping(self) -> dict[str, Any]:
         return incarnation()
@@ -162,7 +176,9 @@ class PortfolioActor:
         ledgers = {route: {"balances": [[int(v), int(c), b] for (v, c), b in lg.balances.items()],
                            "fees": [[int(v), int(c), b] for (v, c), b in lg.fees_paid.items()],
                            "applied": lg.applied} for route, lg in self._ledgers.items()}
-        self.snaps.save({"ledgers": ledgers, "seen": sorted(self._seen), "closed": sorted(self._closed),
+        self.snaps.save({"ledgers": ledgers, "seen_by_route": self._seen.to_dict(),
+                         "closed_by_route": self._closed.to_dict(), "legacy_seen": sorted(self._legacy),
+                         "fills_applied": self._fills_applied,
                          "pnl": self._pnl, "trips": self._trips, "duplicates": self.duplicates,
                          "halted": self.halted, "last_now_ns": self._last_now_ns})
 
@@ -178,7 +194,10 @@ class PortfolioActor:
             ledger.fees_paid = {(Venue(v), Currency(c)): Decimal(b) for v, c, b in lg["fees"]}
             ledger.applied = int(lg["applied"])
             self._ledgers[route] = ledger
-        self._seen, self._closed = set(snap["seen"]), set(snap["closed"])
+        self._seen = RecentIds.from_dict(SEEN_KEPT, snap.get("seen_by_route", {}))
+        self._closed = RecentIds.from_dict(SEEN_KEPT, snap.get("closed_by_route", {}))
+        self._legacy = {*snap.get("legacy_seen", ()), *snap.get("seen", ()), *snap.get("closed", ())}
+        self._fills_applied = int(snap.get("fills_applied", len(snap.get("seen", ()))))
         self._pnl = {r: {k: Decimal(v) for k, v in acc.items()} for r, acc in snap["pnl"].items()}
         self._trips = {r: int(n) for r, n in snap["trips"].items()}
         self.duplicates, self.halted = int(snap["duplicates"]), bool(snap["halted"])

@@ -63,9 +63,16 @@ def restarted() -> bool:
     plain object)."""
     import ray
 
-    if not ray.is_initialized() or ray.get_runtime_context().get_actor_id() is None:
+    if not ray.is_initialized() or (actor := ray.get_runtime_context().get_actor_id()) is None:
         return False
-    return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    if actor not in _RESTARTED:  # asked once per incarnation: the answer is a query of the GCS's actor table,
+        # and health pings ask it (the supervisor's, every 50 ms per child): uncached, a loaded machine's pings
+        # kept a feed's event loop busy answering them, so it stopped feeding
+        _RESTARTED[actor] = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    return _RESTARTED[actor]
+
+
+_RESTARTED: dict[str, bool] = {}  # actor id -> whether this incarnation is a restart
 
 
 def _process_start() -> float | None:

@@ -15,6 +15,7 @@ first answer and changes nothing.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from ..core.risk import RiskCoordinator, RiskLimits, RiskVerdict
 from ..core.risk_sequencer import RiskFact, RiskSequencer
 from .recovery import RecoveryConfig, Snapshots, incarnation, mark_ready, restarted
 
+VERDICTS_KEPT = 64  # answered questions kept per route, for repeats after a restart
 ORDER_WAIT_S = 60.0  # a question waits this long for slower routes before it is answered anyway
 
 
@@ -34,6 +36,8 @@ class RiskCoordinatorActor:
                  restore: bool | None = None) -> None:
         self._risk = RiskCoordinator(limits)
         self._verdicts: dict[str, RiskVerdict] = {}
+        self._open_questions: dict[str, asyncio.Future[RiskVerdict]] = {}  # key -> its answer, while it waits
+        self._answered: dict[str, deque[str]] = {}  # route -> the keys of its last VERDICTS_KEPT answers
         self.repeated_calls = 0
         self.order_timeouts: list[dict[str, Any]] = []  # questions answered before the routes they waited for
         self.wait_s = ORDER_WAIT_S
@@ -73,6 +77,29 @@ class RiskCoordinatorActor:
         if key is not None and key in self._verdicts:
             self.repeated_calls += 1
             return self._verdicts[key]
+        if key is not None and key in self._open_questions:  # asked again while the first still waits (a
+            # restarted route host repeats its last incarnation's question): one turn, one answer for both
+            self.repeated_calls += 1
+            return await asyncio.shield(self._open_questions[key])
+        if key is None:
+            return await self._check_open(route, symbol, venue_notionals, now_ns, fx_stale, key, facts)
+        answer = self._open_questions[key] = asyncio.get_running_loop().create_future()
+        try:
+            verdict = await self._check_open(route, symbol, venue_notionals, now_ns, fx_stale, key, facts)
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        except Exception as exc:
+            answer.set_exception(exc)
+            answer.exception()  # retrieved: a repeat that never came must not log "never retrieved"
+            raise
+        finally:
+            self._open_questions.pop(key, None)
+        answer.set_result(verdict)
+        return verdict
+
+    async def _check_open(self, route: str, symbol: str, venue_notionals: Mapping[Venue, Decimal], now_ns: int,
+                          fx_stale: bool, key: str | None, facts: Sequence[RiskFact]) -> RiskVerdict:
         if not self._seq.ordered:
             self._seq.progress(route, now_ns - 1, facts)
             verdict = self._risk.check_open(route, symbol, venue_notionals, now_ns, fx_stale=fx_stale)
@@ -82,10 +109,20 @@ class RiskCoordinatorActor:
             await self._wait_turn(route, now_ns)
             verdict = self._seq.answer(route, venue_notionals)
         if key is not None:
-            self._verdicts[key] = verdict
+            self._remember(route, key, verdict)
         self._save()
         await self._wake()
         return verdict
+
+    def _remember(self, route: str, key: str, verdict: RiskVerdict) -> None:
+        """Keep the answer for a repeat of the question, a route's last VERDICTS_KEPT only: a restarted route
+        asks again only what it asked since its last snapshot (one per window). Every answer ever kept grew
+        without end and went into every snapshot of this actor (one per question and per progress report)."""
+        self._verdicts[key] = verdict
+        keys = self._answered.setdefault(route, deque())
+        keys.append(key)
+        while len(keys) > VERDICTS_KEPT:
+            self._verdicts.pop(keys.popleft(), None)
 
     async def _wait_turn(self, route: str, now_ns: int) -> None:
         if self._turn is None:
@@ -212,5 +249,6 @@ class RiskCoordinatorActor:
         self._risk.restore(snap["risk"])
         if "sequencer" in snap:  # snapshots of runs from before routes reported through progress have none
             self._seq = RiskSequencer.restore(self._risk, snap["sequencer"])
-        self._verdicts = {k: RiskVerdict(bool(a), ft, tier, tuple(reasons), str(v))
-                          for k, (a, ft, tier, reasons, v) in snap["verdicts"].items()}
+        self._verdicts = {}
+        for k, (a, ft, tier, reasons, v) in snap["verdicts"].items():  # keys are "{route}:{n}", oldest first
+            self._remember(k.rsplit(":", 1)[0], k, RiskVerdict(bool(a), ft, tier, tuple(reasons), str(v)))

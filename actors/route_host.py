@@ -105,6 +105,7 @@ class RouteHostActor(RiskFacade):
         gc.freeze()
         gc.disable()
         self.windows_done = 0
+        self._latencies_taken: dict[str, int] = {}  # route -> latencies take_latencies handed out
 
     async def on_events_many(self, source: str, seq: int, upto_ns: int, parts: Batches) -> int:
         """One feed message for several routes (each route keeps its own per-source order). Every route takes
@@ -140,6 +141,16 @@ class RouteHostActor(RiskFacade):
                                 "next_window": min(r.applied_window for r in self.routes.values()),
                                 "finished": all(r.finished.is_set() for r in self.routes.values()),
                                 "premium_bps": {k: v for r in self.routes.values() for k, v in r.premium_bps().items()}}
+
+    def take_latencies(self) -> list[float]:
+        """The feed-to-intent latencies the routes recorded since the last call (a watcher buckets them by
+        market time, the soak's)."""
+        taken = self._latencies_taken
+        out: list[float] = []
+        for name, r in self.routes.items():
+            out += r.latencies_s[taken.get(name, 0):]
+            taken[name] = len(r.latencies_s)
+        return out
 
     async def flatten(self, route: str) -> None:
         await self.routes[route].flatten()

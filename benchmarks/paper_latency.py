@@ -34,11 +34,12 @@ from arbitrage_lite.actors.route_host import RouteHostActor, _Local
 from arbitrage_lite.core.config import CostConfig, EngineConfig, StrategyConfig
 from arbitrage_lite.core.event_builders import depth_diffs_to_events, fx_to_events, trades_to_events
 from arbitrage_lite.core.events import VENUE_BINANCE, EventBatch
-from arbitrage_lite.core.replay import RouteResult, run_route
+from arbitrage_lite.core.replay import RouteResult
 from arbitrage_lite.core.risk import RiskLimits
 from arbitrage_lite.core.rules import InstrumentRules, binance_rules
 from arbitrage_lite.scenarios.market_data import RouteData
 from arbitrage_lite.scenarios.paper import PaperRequest, _run_actors
+from arbitrage_lite.scenarios.soak import parity
 
 REPO = Path(__file__).resolve().parents[1]
 UPBIT_WS = "fixtures/cryptofeed/UPBIT.ws.62.0.gz"  # a real Upbit WS session (orderbook receive times)
@@ -227,15 +228,7 @@ class Outcome:
 
 def check_parity(data: dict[str, RouteData], results: dict[str, RouteResult], cfg: EngineConfig) -> tuple[str, int]:
     """Paper = backtest, route by route: the same fills, round trips and funnel counters."""
-    bad, trips = [], 0
-    for name, d in data.items():
-        bt, pa = run_route(name, d.events, cfg, d.binance), results[name]
-        trips += len(pa.trips)
-        same = (bt.fills == pa.fills and bt.counters == pa.counters
-                and [(t.trip, t.ts, t.qty, t.exit_reason, t.pnl.net_krw) for t in bt.trips]
-                == [(t.trip, t.ts, t.qty, t.exit_reason, t.pnl.net_krw) for t in pa.trips])
-        if not same:
-            bad.append(name)
+    bad, trips = parity(data, results, cfg)
     return ("identical" if not bad else f"DIFFERS on {len(bad)} routes: {', '.join(bad[:5])}"), trips
 
 

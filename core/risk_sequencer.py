@@ -25,6 +25,21 @@ from .risk import KILL_SWITCH, RiskCoordinator, RiskVerdict
 from .risk_feed import NEVER_NS, Fact, TripOpened
 
 NEVER = NEVER_NS
+KINDS = ("open", "close")  # a trip's facts in the order they happen
+
+
+def _order_in_route(kind: str, trip: int) -> tuple[int, int]:
+    return trip, KINDS.index(kind)
+
+
+def _high_waters(keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """The last fact booked per route, from booked fact keys (``route:kind:trip``; older snapshots hold every
+    key booked, newer ones the last per route)."""
+    out: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        route, kind, trip = key.rsplit(":", 2)
+        out[route] = max(out.get(route, (-1, -1)), _order_in_route(kind, int(trip)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +89,10 @@ class RiskSequencer:
     done_through: dict[str, int] = field(default_factory=dict)
     asking: dict[str, int] = field(default_factory=dict)  # route -> market time of its open question
     pending: dict[str, RiskFact] = field(default_factory=dict)  # by key, not booked yet
-    booked: set[str] = field(default_factory=set)
+    # route -> (trip, kind rank) of the last fact booked. A route's facts are booked in its own order (open,
+    # close, next open...), so a fact at or before it is a repeat: the seen-fact set, bounded to one per route
+    # (a set of every key ever booked grew by two per round trip and went into every snapshot)
+    booked: dict[str, tuple[int, int]] = field(default_factory=dict)
     flatten: set[str] = field(default_factory=set)  # routes the kill switch told to flatten
     ordered: bool = True  # False (live, one clock): facts are booked as they arrive, questions answered at once
 
@@ -87,7 +105,7 @@ class RiskSequencer:
         """``route`` has reported every fact at or before ``done_through`` (repeats are ignored)."""
         self._known(route)
         for f in facts:
-            if f.key not in self.booked:
+            if not self.is_booked(f):
                 self.pending[f.key] = f
         self.done_through[route] = max(self.done_through.get(route, -1), done_through)
         self.book(self.safe_ns() if self.ordered else NEVER)
@@ -140,7 +158,7 @@ class RiskSequencer:
                      key=lambda f: (f.ts_ns, self._order.get(f.route, len(self._order)), f.kind != "open", f.trip))
         for f in due:
             del self.pending[f.key]
-            self.booked.add(f.key)
+            self.booked[f.route] = max(self.booked.get(f.route, (-1, -1)), _order_in_route(f.kind, f.trip))
             if f.kind == "open":
                 self.risk.on_position_opened(f.route, f.route, f.legs())
                 continue
@@ -151,6 +169,10 @@ class RiskSequencer:
             if KILL_SWITCH in self.risk.on_round_trip_closed(f.route, net, f.ts_ns):  # the trip's own loss
                 self.flatten.update(self.risk.state.positions)
 
+    def is_booked(self, f: RiskFact) -> bool:
+        last = self.booked.get(f.route)
+        return last is not None and _order_in_route(f.kind, f.trip) <= last
+
     def _known(self, route: str) -> None:
         if self.ordered and route not in self._order:
             raise ValueError(f"route {route!r} is not one of the sequenced routes {list(self.routes)}")
@@ -158,7 +180,8 @@ class RiskSequencer:
     def snapshot(self) -> dict[str, Any]:
         return {"routes": list(self.routes), "capital_krw": str(self.capital_krw), "net_krw": str(self.net_krw),
                 "done_through": dict(self.done_through), "asking": dict(self.asking),
-                "pending": [f.to_list() for f in self.pending.values()], "booked": sorted(self.booked),
+                "pending": [f.to_list() for f in self.pending.values()],
+                "booked": [f"{r}:{KINDS[k]}:{t}" for r, (t, k) in sorted(self.booked.items())],
                 "flatten": sorted(self.flatten), "ordered": self.ordered}
 
     @classmethod
@@ -167,4 +190,4 @@ class RiskSequencer:
         return cls(risk, tuple(snap["routes"]), Decimal(snap["capital_krw"]), Decimal(snap["net_krw"]),
                    {k: int(v) for k, v in snap["done_through"].items()},
                    {k: int(v) for k, v in snap["asking"].items()}, {f.key: f for f in pending},
-                   set(snap["booked"]), set(snap["flatten"]), bool(snap["ordered"]))
+                   _high_waters(snap["booked"]), set(snap["flatten"]), bool(snap["ordered"]))

@@ -60,7 +60,7 @@ def test_facts_are_booked_once_in_market_time_order() -> None:
     assert "A" in seq.risk.state.positions  # everything up to 50 is safe to book at once
     seq.progress("A", 80, [RiskFact("open", "A", 0, 40, ((0, "1000000"), (1, "1000000"))), loss("A", 0, 70)])
     seq.finish("B")
-    assert seq.booked == {"A:open:0", "A:close:0"} and not seq.pending
+    assert seq.booked == {"A": (0, 1)} and not seq.pending  # the last fact booked per route: trip 0's close
     assert seq.risk.state.global_loss_streak == 1  # the repeated open was not booked twice
 
 
