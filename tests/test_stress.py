@@ -212,3 +212,29 @@ def test_stress_cli_checks_input_and_exits_by_the_checks(sample_stores: dict[str
                "--no-progress", "--scenarios", "fee_surge,flash_crash"])
     rep = json.loads((tmp_path / "b" / "stress.json").read_text())
     assert rc == (0 if rep["checks_passed"] else 1) and set(rep["checks"]) == {"flash_crash"}
+
+
+def test_paper_under_the_flash_crash_trips_the_same_kill_switch_and_pages(sample_stores: dict[str, Path],
+                                                                           tmp_path: Path,
+                                                                           ray_session: object) -> None:
+    """With risk tiers on, paper (the RiskCoordinator actor) halts where the backtest halts and raises the P0."""
+    import functools
+
+    from arbitrage_lite.scenarios.backtest import _load_routes, replay_routes
+    from arbitrage_lite.scenarios.paper import PaperRequest, run_paper
+    from arbitrage_lite.scenarios.stress import anchor_of, apply_route, prepare
+
+    store = sample_stores["btc"]
+    req = BacktestRequest(store=store, routes="BTC", out=tmp_path, use_ray=False, progress=False)
+    datas = _load_routes(req, ["BTC"])
+    base, _ = replay_routes(datas, req.config)
+    sc = anchor_of(base).place(catalogue(StressParams())["flash_crash"])
+    _, bt_risk = replay_routes(*prepare(sc, datas, req.config))
+    kills = [e for e in bt_risk["events"] if e["action"] == "kill_switch"]  # type: ignore[union-attr]
+    paper = run_paper(PaperRequest(store=store, routes="BTC", out=tmp_path / "paper",
+                                   config=sc.apply_config(req.config), transform=functools.partial(apply_route, sc)))
+    assert [(e["ts_ns"], e["reason"]) for e in paper["risk"]["events"] if e["action"] == "kill_switch"] == [
+        (k["ts_ns"], k["reason"]) for k in kills]
+    assert len(kills) == 1 and paper["paper"]["portfolio"]["halted"] is True
+    page = [a for a in paper["paper"]["alerts"] if a["rule"] == "kill_switch"]
+    assert len(page) == 1 and page[0]["severity"] == "P0"
