@@ -69,6 +69,18 @@ def _trip_fx(state: RouteState, trip: int, col: int) -> Decimal:
     return fx_to_dec(x) if x > 0 else fx_to_dec(float(state.sf[F_FX]))
 
 
+def closed_trip_pnl(fills: tuple[Fill, ...], fx: Decimal) -> TripPnl:
+    """A closed trip's PnL as risk books it. Units it left on a venue (an unwind that expired, dust under a
+    venue minimum, a position left as dust) are valued at the trip's last decision mid on that venue: a
+    price of the trip's own time, the same in every mode. Valued at zero they were booked as lost: a 10M KRW
+    leg left by a venue outage read as a 10M loss and tripped the drawdown kill switch (the summary, which
+    marks them at the data's end, showed -1.6M for that trip)."""
+    marks = [Decimal(0), Decimal(0)]
+    for f in fills:  # in fill order: the last one's decision mid
+        marks[0 if f.venue is Venue.UPBIT else 1] = f.ref_price
+    return trip_pnl(fills, fx, (marks[0], marks[1]))
+
+
 @dataclass
 class RiskFeed:
     """Reads a route's newly opened and closed trips, each once (a restored route keeps ``reported_*``)."""
@@ -101,8 +113,7 @@ class RiskFeed:
                 self.reported_closes.add(trip)
                 rows = np.flatnonzero(state.fills[:nf, FI_TRIP] == trip)
                 fills = tuple(fill_at(state, int(r), self.cfg) for r in rows)
-                out.append(TripClosed(self.route, trip, ts3, trip_pnl(fills, _trip_fx(state, trip, 5),
-                                                                      (Decimal(0), Decimal(0))), fills))
+                out.append(TripClosed(self.route, trip, ts3, closed_trip_pnl(fills, _trip_fx(state, trip, 5)), fills))
             if ts1 < 0 or (up_to_ns is not None and ts1 > up_to_ns):
                 break  # trips open in order: nothing later is due yet
         return out

@@ -283,3 +283,18 @@ def test_snapshot_restore_round_trip() -> None:
     assert restored.check_close("BTC", "BTC", probe, T0 + 4 * S) == rc.check_close("BTC", "BTC", probe, T0 + 4 * S)
     with pytest.raises(ValueError, match="version"):
         restored.restore({**wire, "version": 99})
+
+
+def test_risk_books_units_a_trip_left_on_a_venue_at_the_trips_own_mid_not_zero() -> None:
+    """A trip whose Binance leg never filled and whose Upbit unwind expired leaves 0.1 BTC on Upbit: risk books
+    the fees and slippage it cost, not the 10M KRW the coin is worth (which tripped the drawdown kill switch in
+    the venue-outage stress scenario)."""
+    from arbitrage_lite.core.domain import Side, Venue
+    from arbitrage_lite.core.ledger import Fill
+    from arbitrage_lite.core.risk_feed import closed_trip_pnl
+
+    buy = Fill(0, Venue.UPBIT, Side.BUY, Decimal("100010000"), Decimal("0.1"), Decimal("5000.5"),
+               Decimal("100000000"), 1, 2, 3, "open")
+    pnl = closed_trip_pnl((buy,), Decimal("1400"))
+    assert pnl.net_krw == -(Decimal("5000.5") + Decimal("1000"))  # the fee and 10,000 KRW x 0.1 of slippage
+    assert pnl.residual_coin == (Decimal("0.1"), Decimal(0))
