@@ -12,7 +12,9 @@ Trials, folds and the spec live in a study database (``infra.study_db``), writte
 ``resume`` skips finished folds and finished trials (Optuna is told their results instead of running them).
 Sharing a cluster: trials take ``trial_cpus`` CPUs each and at most (cluster CPUs - ``reserve_cpus``) in all,
 so a paper or live system keeps its reserved CPUs; where the cluster has a ``tune_cpu`` custom resource
-(``ray start --resources``), trials also need it, so the scheduler caps all tuning jobs together.
+(``ray start --resources``), trials also need it, so the scheduler caps all tuning jobs together. Those are
+logical CPUs: trials also run at a lower OS priority (nice 10), so the cores they share with a paper or live
+actor go to the actor first.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ SEARCHES = ("optuna", "random", "grid")
 INVALID_SCORE = -1e18  # a point that breaks a config rule (exit above entry): the searcher learns it is bad
 SUMS = ("trades", "wins", "gross_pnl_krw", "fees_krw", "slippage_krw", "net_pnl_krw")
 TUNE_RESOURCE = "tune_cpu"
+TRIAL_NICE = 10  # trials and judging tasks yield the cores to the system they share the node with
+
+
+def lower_priority() -> None:
+    """Run this process at niceness TRIAL_NICE or lower priority: Ray's reservation is of logical CPUs, and on
+    a node with few cores a replay at full speed still takes time from a paper/live actor beside it."""
+    current = os.nice(0)
+    if current < TRIAL_NICE:
+        os.nice(TRIAL_NICE - current)
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ def _trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     import ray
     from ray import tune
 
+    lower_priority()
     started = time.time()
     node = ray.get_runtime_context().get_node_id()
     values = ctx["points"][config["point"]] if ctx["points"] is not None else {
@@ -112,6 +124,11 @@ def _trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
             total[k] += Decimal(str(m[k]))
         tune.report({"score": float(total["net_pnl_krw"]), "slice": j + 1, "invalid": False, "values": values,
                      "started_at": started, "node_id": node, **{k: str(v) for k, v in total.items()}})
+
+
+def _judge_task(store: Path, routes: list[str], cfg: EngineConfig, a: int, b: int) -> dict[str, Any]:
+    lower_priority()  # a worker of this job only: Ray does not lend workers to other jobs
+    return evaluate_window(store, routes, cfg, a, b)
 
 
 def evaluate_window(store: Path, routes: list[str], cfg: EngineConfig, a: int, b: int) -> dict[str, Any]:
@@ -238,7 +255,7 @@ def _evaluate_all(spec: dict[str, Any], jobs: list[tuple[dict[str, float], tuple
     ray = ensure_ray()
     resources, concurrent = share
     extra = {k: v for k, v in resources.items() if k != "cpu"}
-    task = ray.remote(evaluate_window).options(num_cpus=resources["cpu"], resources=extra or None)
+    task = ray.remote(_judge_task).options(num_cpus=resources["cpu"], resources=extra or None)
     base = EngineConfig.model_validate(spec["config"])
     store, routes = Path(spec["store"]), spec["routes"]
     refs: list[Any] = []
