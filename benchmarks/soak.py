@@ -27,6 +27,7 @@ from typing import Any
 import paper_latency as pl
 import replay_throughput as rt
 
+from arbitrage_lite.actors.risk import ORDER_WAIT_S
 from arbitrage_lite.scenarios.soak import SoakPlan, run_soak
 
 MAIN_ROLES = ("route:host0", "portfolio", "risk", "alert", "fx", "feed:upbit", "driver")
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="run directory (default: a new temporary one)")
     ap.add_argument("--data-dir", type=Path, default=rt.SHARED)
     ap.add_argument("--seed", type=int, default=pl.SEED)
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0",
+                    help="snapshots to this Redis, as deployed ('none': the file store only, every save fsync'd)")
     args = ap.parse_args(argv)
     if args.routes <= 0 or args.hours <= 0 or args.stretch <= 0 or args.window_s <= 0 or args.kills < 0:
         raise SystemExit("--routes, --hours, --stretch and --window-s must be positive, --kills >= 0")
@@ -75,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     pl.start_ray()
     try:
         rep = run_soak(data, SoakPlan(out, pl.latency_config(), pl.bench_limits(), int(args.window_s * 1e9),
-                                      args.kills, seed=args.seed, progress_s=30.0))
+                                      args.kills, seed=args.seed, progress_s=30.0,
+                                      run_id=f"s{int(time.time()) % 10**7}",  # Ray names, snapshot keys: fresh
+                                      redis_url=None if args.redis == "none" else args.redis))
     finally:
         import ray
 
@@ -98,6 +103,7 @@ def print_report(rep: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"\ncrashes {rep['crashes']} (run error: {rep['error']}; supervisor halted: {rep['halted']})")
     print(f"chaos kills {rep['kills']}, recovered {rep['recovered']} (slowest {rep['recover_s_max']} s); restarts "
           f"(supervisor) {rep['restarts']}; pids changed: {rep['restarts_seen_by_pid']}")
+    print(f"risk questions answered after waiting {ORDER_WAIT_S:g} s for slower routes: {rep['risk_order_timeouts']}")
     print(f"alerts raised {rep['alerts_raised']} {rep['alerts_by_rule']}, delivered to the webhook "
           f"{rep['alerts_delivered']}")
     print(f"nothing lost: {rep['nothing_lost']} (routes differing from the backtest: "

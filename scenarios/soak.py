@@ -56,7 +56,8 @@ class SoakPlan:
     seed: int = 0
     sample_s: float = 1.0  # watcher period (wall time)
     progress_s: float | None = None  # print the market hour reached and RSS this often (wall s)
-    run_id: str = "soak"
+    run_id: str = "soak"  # the run's Ray names and snapshot keys: a fresh one per run (Redis outlives runs)
+    redis_url: str | None = None  # snapshots to Redis (the file store mirrors them, unsynced); None: files, fsync'd
 
     def __post_init__(self) -> None:
         if self.kills < 0 or self.window_ns <= 0 or self.sample_s <= 0:
@@ -146,14 +147,14 @@ async def watch(rec: RecoveryConfig, roles: list[str], plan: SoakPlan, done: asy
                     handles[role] = ray.get_actor(rec.actor_name(role))
         answers = await asyncio.gather(*[ping(h, 2.0) for h in handles.values()])
         got = {role: a for role, a in zip(handles, answers, strict=True) if a is not None}
-        hosts = [r for r in got if r.startswith("route:")]
-        if hosts:
-            hour = min(int(got[r]["next_window"]) for r in hosts) * window_ns / HOUR_NS
-            for r in hosts:
-                with contextlib.suppress(Exception):  # restarting: its samples come next time
-                    seen.latencies[int(hour)].extend(await handles[r].take_latencies.remote())
-        else:
-            hour = seen.samples[-1][1] if seen.samples else 0.0
+        hosts = [r for r in handles if r.startswith("route:")]
+        progress = got.get("feed:binance")  # windows sent (the routes' own counters are inbox positions)
+        hour = (int(progress["next_window"]) * window_ns / HOUR_NS if progress is not None
+                else seen.samples[-1][1] if seen.samples else 0.0)
+        for r in hosts:
+            with contextlib.suppress(Exception):  # restarting or busy: its samples come next time
+                seen.latencies[int(hour)].extend(await asyncio.wait_for(handles[r].take_latencies.remote(),
+                                                                        every_s * 5))
         if n % 10 == 0:  # the pid scan walks /proc: not every sample
             others = titled_workers(OTHER_ACTORS)
         procs = {role: (int(a["pid"]), rss_mb(int(a["pid"]))) for role, a in got.items()}
@@ -286,7 +287,7 @@ def run_soak(data: dict[str, RouteData], plan: SoakPlan) -> dict[str, Any]:
     plan.out.mkdir(parents=True, exist_ok=True)
     hook = webhook_counter()
     cfg = plan.config.model_copy(update={"alerts": alerts_config(plan.out, f"http://127.0.0.1:{hook.server_port}/")})
-    rec = RecoveryConfig(plan.run_id, env="soak", dir=str(plan.out / "snapshots"))
+    rec = RecoveryConfig(plan.run_id, env="soak", redis_url=plan.redis_url, dir=str(plan.out / "snapshots"))
     req = PaperRequest(store=plan.out, routes=",".join(data), out=plan.out, config=cfg, risk=plan.risk,
                        window_ns=plan.window_ns, route_hosts=1, recovery=rec, supervise=True,
                        journal_dir=str(plan.out / "journal"), run_id=plan.run_id)
@@ -324,6 +325,7 @@ def account(data: dict[str, RouteData], plan: SoakPlan, req: PaperRequest, resul
         "crashes": crashes, "error": error, "halted": sup.get("halted"),
         "kills": len(kills), "recovered": sum(1 for k in kills if k.get("recover_s") is not None),
         "restarts": restarts, "restarts_seen_by_pid": seen_restarts,
+        "risk_order_timeouts": len((extras.get("risk_report") or {}).get("order_timeouts", [])),
         "chaos_errors": [c["error"] for c in chaos_out if "error" in c],
         "alerts_raised": len(extras.get("alerts", [])),
         "alerts_by_rule": dict(sorted(Counter(a["rule"] for a in extras.get("alerts", [])).items())),
