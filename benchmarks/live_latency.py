@@ -244,6 +244,7 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
     from arbitrage_lite.core.live_orders import OrderCaps
     from arbitrage_lite.core.replay import warm_up
     from arbitrage_lite.infra.config_tree import apply_sets
+    from arbitrage_lite.infra.live.reconcile_loop import ReconcileSettings
     from arbitrage_lite.infra.ray_runtime import ensure_ray
     from arbitrage_lite.scenarios.backtest import capital_krw
     from arbitrage_lite.scenarios.live import _binance_rules, _endpoints_from_fakes, pick_routes
@@ -258,6 +259,7 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
     ray = ensure_ray()
     runs: list[dict[str, Any]] = []
     todo = stacks(args)
+    off = ReconcileSettings(every_s=-1)
     for k, st in enumerate(todo):
         mine = {b: routes[b] for b in bases[k::len(todo)]}
         capital = capital_krw(cfg) * len(mine)
@@ -265,7 +267,8 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
         spec = LiveSpec(mine, binance, upbit, run_id, cfg.risk, capital, False, caps,
                         journal_dir=None if st.journal == "off" else str(tmp / f"journal-{k}"), trace=True,
                         intent_log=st.journal in ("log", "inline"), intent_log_inline=st.journal == "inline",
-                        eager=not st.task_hops)
+                        eager=not st.task_hops,
+                        reconcile=off if args.ab or args.no_reconcile else ReconcileSettings())
         alerts = ray.remote(AlertActor).remote(run_id, None, None)
         portfolio = ray.remote(PortfolioActor).remote(None, None)
         host = ray.remote(LiveHostActor).remote(spec, portfolio, alerts)
@@ -395,7 +398,10 @@ def main() -> None:
                          "above their venue's limit (up to 2 s, then refuse them)")
     ap.add_argument("--ab", action="store_true",
                     help="two engines side by side on the same fakes, every other route each, measured in the same "
-                         "window: 'before' (--journal sql --task-hops) and 'after' (the options given)")
+                         "window: 'before' (--journal sql --task-hops) and 'after' (the options given); implies "
+                         "--no-reconcile (each would see the other's orders move the shared balances, and hold)")
+    ap.add_argument("--no-reconcile", action="store_true",
+                    help="no reconciliation passes (a pass that times out on a loaded machine holds every route)")
     ap.add_argument("--set", action="append", default=[], help="config override (after the eager strategy)")
     ap.add_argument("--role", choices=("driver", "fakes"), default="driver", help=argparse.SUPPRESS)
     ap.add_argument("--wirelog", help=argparse.SUPPRESS)
