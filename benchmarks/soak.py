@@ -42,7 +42,7 @@ def stretched(cal: pl.Calibration, k: float) -> pl.Calibration:
 def hour_table(rep: dict[str, Any], samples_rss: dict[int, dict[str, float]]) -> list[str]:
     roles = [r for r in MAIN_ROLES if any(r in v for v in samples_rss.values())]
     head = f"{'hour':>4} {'legs':>7} {'p50 ms':>8} {'p99 ms':>8} " + " ".join(f"{r[:12]:>12}" for r in roles)
-    lines = [head + "   (RSS MB, mean over the hour)", "-" * len(head)]
+    lines = [head + "   (private RSS MB, RssAnon, mean over the hour)", "-" * len(head)]
     lat = rep["latency_by_hour"]
     for h in sorted(set(lat) | set(samples_rss)):
         x = lat.get(h, {})

@@ -11,8 +11,9 @@ file outbox to a local webhook) replays the routes as fast as the machine allows
 The report counts crashes (restarts nobody planned, a run that raised, a supervisor that halted), restarts,
 alerts (raised by the AlertActor, queued in its outbox, received by the webhook), and what was lost: every
 route's fills and round trips against the backtest of the same events (``parity``) and the journal's intents
-and fills against what the routes sent and got. Memory: per actor, the RSS slope in MB per market hour,
-fitted within each incarnation (a restart starts a process afresh; a leak shows as the slope inside each).
+and fills against what the routes sent and got. Memory: per actor, the slope of its private resident memory
+(RssAnon) in MB per market hour, fitted within each incarnation (a restart starts a process afresh; a leak
+shows as the slope inside each).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from .market_data import RouteData
 from .paper import PaperRequest, _run_actors
 
 HOUR_NS = 3_600_000_000_000
-PAGE = os.sysconf("SC_PAGE_SIZE")
 CHAOS_TARGETS = ("route:host0", "portfolio", "fx", "alert", "feed:upbit", "risk")
 OTHER_ACTORS = ("PaperVenueActor", "JournalActor", "SupervisorActor")  # no ping: found by process title
 
@@ -94,11 +94,15 @@ def alerts_config(out: Path, url: str) -> AlertsConfig:
 
 # ---------------------------------------------------------------------------------------------- watching
 def rss_mb(pid: int) -> float | None:
+    """The process's private resident memory (RssAnon, MB): its heap. Not RSS: that also counts the pages of
+    Ray's shared object store a process has touched (a feed's RSS grows with the messages it wrote there), and
+    shared libraries."""
     try:
-        st = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    return int(st[st.rfind(")") + 2:].split()[21]) * PAGE / 1e6
+    kb = [line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:")]
+    return int(kb[0]) / 1e3 if kb else None
 
 
 def titled_workers(titles: tuple[str, ...]) -> dict[int, str]:
@@ -174,7 +178,7 @@ async def watch(rec: RecoveryConfig, roles: list[str], plan: SoakPlan, done: asy
 
 
 def memory_slopes(samples: list[tuple[float, float, dict[str, tuple[int, float]]]]) -> dict[str, dict[str, Any]]:
-    """Per role: RSS MB per market hour (least squares within each incarnation, pooled), mean RSS of the first
+    """Per role: private RSS MB per market hour (least squares within each incarnation, pooled), mean RSS of the first
     and the last market hour, and the peak."""
     per: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for _, hour, procs in samples:
