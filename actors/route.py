@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import math
 import time
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +32,7 @@ from ..core.ledger import Fill, units_to_dec
 from ..core.legs import out_legs, settled_legs
 from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
+from ..core.recent import Samples
 from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, new_state
 from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through
 from ..core.risk_sequencer import RiskFact, risk_facts
@@ -65,6 +67,9 @@ from .route_snapshot import restore_route, route_snapshot
 from .route_trades import TradeBook
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
+# long runs stay bounded: client ids, latencies and refusals kept (the last of each), finished orders kept
+RECENT_KEPT = 100_000
+ORDERS_KEPT = 4096
 FULL_GC_EVERY = 100  # windows (a RouteHostActor collects the young generations after every window)
 class RouteActor:
     def __init__(self, route: str, cfg: EngineConfig, binance: InstrumentRules, run_id: str,
@@ -96,13 +101,15 @@ class RouteActor:
         self.sent: dict[int, tuple[tuple[int, ...], str, Any]] = {}  # slot -> (leg key, client id, report ref)
         self.sent_orders: dict[int, VenueOrder] = {}
         self.orders: dict[str, Order] = {}
-        self.issued: list[str] = []  # every client id handed to a venue, in order
+        # the client ids handed to a venue, the last RECENT_KEPT in order, and how many (bounded: long runs)
+        self.issued: deque[str] = deque(maxlen=RECENT_KEPT)
+        self.n_issued = 0
         self.feed = RiskFeed(route, cfg)  # the trips risk and the portfolio have been told about
-        self.latencies_s: list[float] = []
+        self.latencies_s = Samples(RECENT_KEPT)  # feed -> intent, the last RECENT_KEPT (percentiles read these)
         self.latencies_pushed = 0
         self.unhedged_ns_total = 0
         self.max_unhedged_krw = Decimal(0)
-        self.risk_rejections: list[str] = []
+        self.risk_rejections: deque[str] = deque(maxlen=RECENT_KEPT)  # first triggers, the last RECENT_KEPT
         self.funded = False
         self.flatten_requests = 0
         # holds: key (who holds: "reconcile", an operator...) -> why. While any is set, new opens are refused
@@ -355,6 +362,7 @@ class RouteActor:
             action = "u" if leg.is_unwind else ("o" if self._pending_is_open() else "c")
             cid = self.ids.next(self.route[:8], f"{action}{'u' if v == 0 else 'b'}")
             self.issued.append(cid)
+            self.n_issued += 1
             symbol = f"{self.route}-{'KRW' if v == 0 else 'USDT'}"
             order = Order(cid, Venue(v), symbol, side, units_to_dec(qty))
             fresh.setdefault(action, []).append(order)
@@ -457,9 +465,20 @@ class RouteActor:
         for event in order.events[before:]:
             self.trade_book.on_event(cid, event)
         self._watch_unhedged()
+        if len(self.orders) > ORDERS_KEPT:
+            self._retire_orders()
         if self.journal is not None:  # every order event, keyed client id : event number
             for seq in range(before + 1, len(order.events) + 1):
                 self.journal.submit(order_event_record(self.run_id, self.route, order, seq))
+
+    def _retire_orders(self) -> None:
+        """Forget the oldest finished orders past ORDERS_KEPT (their final states stay counted in
+        ``order_counts``, as a restore does): a report only ever comes for a slot's current order."""
+        current = {cid for _, cid, _ in self.sent.values()}
+        for cid in [c for c, o in self.orders.items() if o.is_terminal and c not in current][
+                :len(self.orders) - ORDERS_KEPT]:
+            name = self.orders.pop(cid).status.name
+            self.order_counts[name] = self.order_counts.get(name, 0) + 1
 
     def _apply_report_events(self, cid: str, report: ExecutionReport) -> None:
         order, now = self.orders[cid], time.time_ns()
@@ -533,8 +552,8 @@ class RouteActor:
                 hours = max(self.last_ts - self.first_ts, 1) / 3.6e12
                 self.metrics.route_stats.remote(self.route, float(self.net_krw), n_closed,
                                                 self.wins, int(s.si[S_POS_DIR] != 0), hours)
-                self.metrics.latencies.remote(self.latencies_s[self.latencies_pushed:])
-                self.latencies_pushed = len(self.latencies_s)
+                self.metrics.latencies.remote(self.latencies_s.since(self.latencies_pushed))
+                self.latencies_pushed = self.latencies_s.total
             if self.portfolio is not None and not self.portfolio_waits:  # live: risk has the fact already
                 self._track(self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
                                                                  pnl.slippage_krw, pnl.net_krw, fact.ts_ns, trip=trip))
@@ -575,11 +594,11 @@ class RouteActor:
         import ray
 
         return {"route": self.route, "node_id": ray.get_runtime_context().get_node_id(),
-                "events_in": self.events_in, "latencies_s": self.latencies_s,
-                "orders": len(self.issued), "order_status": statuses,
+                "events_in": self.events_in, "latencies_s": list(self.latencies_s),
+                "orders": self.n_issued, "order_status": statuses,
                 "client_ids_unique": len(set(self.issued)) == len(self.issued),
                 "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
-                "risk_rejections": self.risk_rejections, "flatten_requests": self.flatten_requests,
+                "risk_rejections": list(self.risk_rejections), "flatten_requests": self.flatten_requests,
                 "holds": dict(self.holds), "hold_rejections": self.hold_rejections,
                 "trade_fsm": self.trade_book.stats(),
                 "recovery": {"restores": self.restores, "recovered_orders": self.recovered_orders,

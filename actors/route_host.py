@@ -148,8 +148,8 @@ class RouteHostActor(RiskFacade):
         taken = self._latencies_taken
         out: list[float] = []
         for name, r in self.routes.items():
-            out += r.latencies_s[taken.get(name, 0):]
-            taken[name] = len(r.latencies_s)
+            out += r.latencies_s.since(taken.get(name, 0))
+            taken[name] = r.latencies_s.total
         return out
 
     async def flatten(self, route: str) -> None:

@@ -8,6 +8,7 @@ order itself, so that a restart can ask the venue what became of it.
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
         "processed_until": r.processed_until,
         "first_ts": r.first_ts, "last_ts": r.last_ts,
         "client_seq": r.ids.state(),
-        "issued": list(r.issued),
+        "issued": list(r.issued), "n_issued": r.n_issued,
         "sent": [[slot, list(key), cid] for slot, (key, cid, _) in sorted(r.sent.items())],
         "in_flight": [[slot, o.client_id, o.symbol, int(o.side), o.qty_units, o.arrive_ns, o.expire_ns]
                       for slot, o in sorted(in_flight.items())],
@@ -81,7 +82,8 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     r.saved_seqs = {str(k): int(v) for k, v in snap["next_seqs"].items()}
     r.first_ts, r.last_ts = int(snap["first_ts"]), int(snap["last_ts"])
     r.ids.restore(int(snap["client_seq"]))
-    r.issued = list(snap["issued"])
+    r.issued = deque(snap["issued"], maxlen=r.issued.maxlen)
+    r.n_issued = int(snap.get("n_issued", len(snap["issued"])))
     r.order_counts = {str(k): int(v) for k, v in snap["order_counts"].items()}
     r.orders = {}
     r.sent_orders = {}
@@ -104,7 +106,7 @@ def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     r.risk_asks = int(snap["risk_asks"])
     r.unhedged_ns_total = int(snap["unhedged_ns_total"])
     r.max_unhedged_krw = Decimal(snap["max_unhedged_krw"])
-    r.risk_rejections = [str(x) for x in snap["risk_rejections"]]
+    r.risk_rejections = deque((str(x) for x in snap["risk_rejections"]), maxlen=r.risk_rejections.maxlen)
     r.flatten_requests = int(snap["flatten_requests"])
     r.events_in = {str(k): int(v) for k, v in snap["events_in"].items()}
     r.recovered_orders = int(snap["recovered_orders"])

@@ -19,6 +19,8 @@ from ..core.domain import Side
 from ..core.order_fsm import InvalidTransition, Order, OrderEvent
 from ..core.trade_fsm import Trade
 
+TRADES_KEPT = 2048  # finished trades kept in the book; older ones are folded into the totals (long runs)
+
 
 class TradeBook:
     def __init__(self, run_id: str, route: str, tolerance: Decimal,
@@ -31,6 +33,11 @@ class TradeBook:
         self._on_step = on_step  # (trade, step number) for each new step: the journal
         self.unhedged: set[int] = set()  # trips with one leg's exposure open now (cheap to ask on every event)
         self._paged: set[int] = set()
+        # finished trades folded out of ``trades`` (bounded): their statuses and figures, for ``stats``
+        self.retired: dict[str, int] = {}
+        self.retired_unhedged_ns = 0
+        self.retired_max_notional = Decimal(0)
+        self.retired_paged = 0
 
     def trade_id(self, trip: int) -> str:
         return f"{self.run_id}-{self.route}-{trip}"
@@ -72,6 +79,8 @@ class TradeBook:
     def _store(self, trip: int, trade: Trade) -> None:
         before = len(self.trades[trip].history) if trip in self.trades else 0
         self.trades[trip] = trade
+        if trade.status.is_terminal and len(self.trades) > TRADES_KEPT:
+            self._retire()
         if trade.unhedged_since_ns >= 0:
             self.unhedged.add(trip)
         else:
@@ -79,6 +88,21 @@ class TradeBook:
         if self._on_step is not None:
             for seq in range(before + 1, len(trade.history) + 1):
                 self._on_step(trade, seq)
+
+    def _retire(self) -> None:
+        """Fold the oldest finished trades past TRADES_KEPT into the totals: a finished trade gets no more
+        order events that matter (a late one is counted as untracked)."""
+        done = [t for t, tr in self.trades.items() if tr.status.is_terminal and t not in self.unhedged]
+        for trip in done[:len(self.trades) - TRADES_KEPT]:
+            tr = self.trades.pop(trip)
+            self.retired[tr.status.name] = self.retired.get(tr.status.name, 0) + 1
+            self.retired_unhedged_ns += tr.unhedged_ns_total
+            self.retired_max_notional = max(self.retired_max_notional, tr.max_unhedged_notional)
+            if trip in self._paged:
+                self._paged.discard(trip)
+                self.retired_paged += 1
+            for cid in [c for c, t in self._trip_of.items() if t == trip]:
+                del self._trip_of[cid]
 
     def overdue(self, now_ns: int, limit_ns: int) -> list[Trade]:
         """Trades unhedged longer than ``limit_ns`` (the policy, risk.max_unhedged_s), each returned once: the
@@ -100,12 +124,12 @@ class TradeBook:
                 page(trade, now)
 
     def stats(self) -> dict[str, object]:
-        statuses: dict[str, int] = {}
+        statuses: dict[str, int] = dict(self.retired)
         for t in self.trades.values():
             statuses[t.status.name] = statuses.get(t.status.name, 0) + 1
-        return {"trades": len(self.trades), "status": statuses, "errors": len(self.errors),
-                "first_errors": self.errors[:3], "untracked_events": self.untracked_events,
-                "unhedged_paged": len(self._paged),
-                "unhedged_ns_total": sum(t.unhedged_ns_total for t in self.trades.values()),
-                "max_unhedged_notional_krw": format(max((t.max_unhedged_notional for t in self.trades.values()),
-                                                        default=Decimal(0)), "f")}
+        return {"trades": len(self.trades) + sum(self.retired.values()), "status": statuses,
+                "errors": len(self.errors), "first_errors": self.errors[:3], "untracked_events": self.untracked_events,
+                "unhedged_paged": len(self._paged) + self.retired_paged,
+                "unhedged_ns_total": self.retired_unhedged_ns + sum(t.unhedged_ns_total for t in self.trades.values()),
+                "max_unhedged_notional_krw": format(max([self.retired_max_notional, *(
+                    t.max_unhedged_notional for t in self.trades.values())]), "f")}

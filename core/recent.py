@@ -1,4 +1,5 @@
-"""A seen-id set that forgets: per group (a route), the last ``keep`` ids.
+"""Bounded memory for long runs: a seen-id set that forgets (per group, the last ``keep`` ids) and samples
+kept by their last ``keep`` with a running count.
 
 Receivers drop repeats by id (a restarted route resends what came after its last snapshot). A set of every id
 ever seen grows by one per fill or trip for as long as the engine runs, and goes into every snapshot of its
@@ -7,7 +8,8 @@ actor; repeats only ever come from a sender's recent past, so the last ``keep`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 
 
 class RecentIds:
@@ -40,3 +42,31 @@ class RecentIds:
             for key in ids:
                 out.add(g, key)
         return out
+
+
+class Samples:
+    """Measurements appended for as long as the engine runs (decision latencies): the last ``keep`` are kept,
+    and a reader takes what is new by the running count (``since``), so nothing grows with the run."""
+
+    def __init__(self, keep: int) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self._kept: deque[float] = deque(maxlen=keep)
+        self.total = 0  # every sample ever appended
+
+    def append(self, x: float) -> None:
+        self._kept.append(x)
+        self.total += 1
+
+    def since(self, count: int) -> list[float]:
+        """The samples after the first ``count`` (those still kept: a reader further behind gets the kept ones)."""
+        new = self.total - count
+        if new <= 0:
+            return []
+        return list(self._kept)[-new:] if new < len(self._kept) else list(self._kept)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._kept)
