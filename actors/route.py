@@ -386,6 +386,11 @@ class RouteActor:
         for cid, symbol, side, qty in sent:  # logged once every leg of the action is out
             self.log.bind(client_order_id=cid).debug("leg sent: {} {} {}", symbol, side.name, units_to_dec(qty))
 
+    def issued_since(self, count: int) -> list[str]:
+        """The client ids handed to a venue after the first ``count`` (those still kept)."""
+        new = self.n_issued - count
+        return [] if new <= 0 else list(self.issued)[-new:]
+
     def _pending_is_open(self) -> bool:
         return int(self.state.si[S_PACT]) == ACTION_OPEN
 

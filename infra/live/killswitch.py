@@ -74,7 +74,7 @@ class KillSwitch:
             self.host.risk.pause(reason or "kill switch", time.time_ns())
         for name in names:
             route = self.host.routes[name]
-            self.marks.setdefault(name, len(route.issued))
+            self.marks.setdefault(name, route.n_issued)
             if not _idle_flat(route):
                 await route.flatten()
         self._log("flatten", source, reason, names)
@@ -117,7 +117,7 @@ class KillSwitch:
         ids: list[str] = []
         for name, mark in self.marks.items():
             route = self.host.routes[name]
-            for cid in route.issued[mark:]:
+            for cid in route.issued_since(mark):
                 leg = cid.rsplit("-", 1)[-1]
                 if not leg.startswith(CLOSE_ACTIONS):
                     continue
