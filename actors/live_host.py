@@ -248,7 +248,7 @@ class LiveHostActor(RiskFacade):
             st = r.state
             routes[base] = {"premium_bps": r.premium_bps().get(base), "position": int(st.si[S_POS_DIR]),
                             "net_krw": str(r.net_krw), "trips": len(r.feed.reported_closes), "wins": r.wins,
-                            "orders": len(r.issued)}
+                            "orders": r.n_issued}
         fx_ts = self.market.fx_ts_venue  # the venue time the rate in use came with (-1: none yet)
         return {"uptime_s": (time.time_ns() - self.started_ns) / 1e9, "pid": os.getpid(), "fx": self.market.fx_rate,
                 "fx_age_s": (time.time_ns() - fx_ts) / 1e9 if fx_ts > 0 else None,
