@@ -200,7 +200,9 @@ def _kimpai_store(store: Path) -> Path:
 def _start_fakes(args: argparse.Namespace, wirelog: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "fakes", "--routes", str(args.routes),
            "--wirelog", str(wirelog), "--seed", str(args.seed), "--rate-binance", str(args.rate_binance),
-           "--rate-upbit", str(args.rate_upbit), "--upbit-order-per-s", str(args.upbit_order_per_s)]
+           "--rate-upbit", str(args.rate_upbit),
+           # --ab: two engines, each with its own client keeping to the limit, on one key: the venue allows both
+           "--upbit-order-per-s", str(args.upbit_order_per_s * len(stacks(args)))]
     if args.routes > 50:  # beyond the built-in 50 coins: the kimpai snapshots' prices (as fake-venues --store)
         cmd += ["--store", str(args.store or _kimpai_store(wirelog.parent / "kimpai_store"))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
