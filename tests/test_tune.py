@@ -220,3 +220,20 @@ def test_killed_study_resumes_without_rerunning_trials(sample_stores: dict[str, 
 def _trials(db_path: Path) -> list[dict[str, object]]:
     with StudyDB(str(db_path)) as db:
         return db.trials("r1") if db.spec("r1") else []
+
+
+def test_cli_refuses_bad_tune_input(space_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from arbitrage_lite.cli import main
+
+    out = str(tmp_path / "out")
+    cases = [(["--store", str(tmp_path / "nope"), "--routes", "BTC", "--space", str(space_file)], "does not exist"),
+             (["--resume", "s1", "--routes", "BTC"], "drop --routes"),
+             (["--resume", "s1"], "no study 's1'"),
+             (["--store", str(tmp_path), "--routes", "BTC"], "needs --store, --routes and --space"),
+             (["--store", str(tmp_path), "--routes", "BTC", "--space", str(space_file), "--search", "grid",
+               "--trials", "3"], "--trials is for optuna"),
+             (["--resume", "s1", "--trial-cpus", "0"], "positive number of CPUs")]
+    for argv, message in cases:
+        assert main(["tune", "--out", out, *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
