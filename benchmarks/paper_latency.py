@@ -174,7 +174,7 @@ def bench_limits() -> RiskLimits:
     return RiskLimits(daily_loss_limit_krw=big, max_drawdown_krw=big, max_venue_exposure_krw=big,
                       max_inventory_imbalance=1.0, loss_cooldown_s=0.0, circuit_breaker_losses=10**6,
                       global_circuit_breaker_losses=None, max_trip_loss_krw=None)  # the soak's sparse stream
-    # gaps through stops: a trip losing past max_trip_loss_krw halted every route after 6 market minutes
+    # gaps through stops: a trip losing past max_trip_loss_krw halted every route in the first market hour
 
 
 # ---------------------------------------------------------------------------------------------- variants
