@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="run directory (default: a new temporary one)")
     ap.add_argument("--data-dir", type=Path, default=rt.SHARED)
     ap.add_argument("--seed", type=int, default=pl.SEED)
+    ap.add_argument("--no-risk", action="store_true",
+                    help="no RiskCoordinator (every open allowed): its questions are answered in market-time order "
+                         "across routes, and a compressed replay's routes then wait on each other (60 s timeouts)")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0",
                     help="snapshots to this Redis, as deployed ('none': the file store only, every save fsync'd)")
     args = ap.parse_args(argv)
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - t0:.1f} s; {args.kills} kills; out {out}", flush=True)
     pl.start_ray()
     try:
-        rep = run_soak(data, SoakPlan(out, pl.latency_config(), pl.bench_limits(), int(args.window_s * 1e9),
+        limits = None if args.no_risk else pl.bench_limits()
+        rep = run_soak(data, SoakPlan(out, pl.latency_config(), limits, int(args.window_s * 1e9),
                                       args.kills, seed=args.seed, progress_s=30.0,
                                       run_id=f"s{int(time.time()) % 10**7}",  # Ray names, snapshot keys: fresh
                                       redis_url=None if args.redis == "none" else args.redis))
