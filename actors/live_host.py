@@ -134,6 +134,8 @@ class LiveHostActor(RiskFacade):
             route = RouteActor(base, cfg, rules, s.run_id, venues, risk, self.portfolio, self.alerts, None, None,
                                in_host=True, restore=False, journal=self.journal)
             route.portfolio_waits = False
+            if s.eager:  # the intent write and the send start inside the route's turn, not a loop turn later
+                route.start_send = start_now
             self.routes[base] = route
         self._record()
         if self.risk is not None:
