@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -76,6 +77,11 @@ class LiveSpec:
     intent_log: bool = True  # intents durable by fdatasync of an append-only log, SQL filled after (journal_intents)
     intent_log_inline: bool = False  # the intent log's sync on the loop's thread (no hand-off; the loop waits)
     eager: bool = True  # the route's turn, the journal and the gateway start at once, not a loop turn later
+    # the host process's GIL switch interval (sys.setswitchinterval; Python's default 5 ms): the intent log's
+    # worker thread, back from fdatasync, waits for the GIL while the loop thread parses frames -- up to a whole
+    # interval per hand-off (a suspect for the journal stage's 8-9 ms at p50, not measured yet: benchmarks/
+    # live_latency.py --gil-switch-ms). None: leave the interpreter's
+    gil_switch_s: float | None = None
 
 
 class LiveHostActor(RiskFacade):
@@ -108,6 +114,8 @@ class LiveHostActor(RiskFacade):
         from ..infra.venues.upbit.client import UpbitClient
 
         s = self.spec
+        if s.gil_switch_s is not None:
+            sys.setswitchinterval(s.gil_switch_s)
         b = BinanceClient(s.binance.rest, s.binance.key, s.binance.secret, ws_url=s.binance.ws)
         u = UpbitClient(s.upbit.rest, s.upbit.key, s.upbit.secret, ws_url=s.upbit.ws)
         self.clients = {"binance": b, "upbit": u}

@@ -270,7 +270,8 @@ async def _drive(args: argparse.Namespace, info: dict[str, Any], fakes_pid: int,
                         journal_dir=None if st.journal == "off" else str(tmp / f"journal-{k}"), trace=True,
                         intent_log=st.journal in ("log", "inline"), intent_log_inline=st.journal == "inline",
                         eager=not st.task_hops,
-                        reconcile=off if args.ab or args.no_reconcile else ReconcileSettings())
+                        reconcile=off if args.ab or args.no_reconcile else ReconcileSettings(),
+                        gil_switch_s=LiveSpec.gil_switch_s if args.gil_switch_ms is None else args.gil_switch_ms / 1e3)
         alerts = ray.remote(AlertActor).remote(run_id, None, None)
         portfolio = ray.remote(PortfolioActor).remote(None, None)
         host = ray.remote(LiveHostActor).remote(spec, portfolio, alerts)
@@ -405,6 +406,8 @@ def main() -> None:
     ap.add_argument("--no-reconcile", action="store_true",
                     help="no reconciliation passes (a pass that times out on a loaded machine holds every route)")
     ap.add_argument("--set", action="append", default=[], help="config override (after the eager strategy)")
+    ap.add_argument("--gil-switch-ms", type=float, help="the host process's GIL switch interval (Python's default: "
+                    "5; default: LiveSpec.gil_switch_s)")
     ap.add_argument("--role", choices=("driver", "fakes"), default="driver", help=argparse.SUPPRESS)
     ap.add_argument("--wirelog", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -127,15 +127,21 @@ def test_recorded_session_replays_to_the_served_books_across_faults(tmp_path: Pa
     ev = store.read("markers", "binance", "BTC-USDT")["event"].to_pylist()
     count = {k: ev.count(k) for k in (CONNECT, DISCONNECT, GAP, SNAPSHOT, STALE)}
     assert count[CONNECT] == 2 and count[DISCONNECT] == 2  # the dropped connection and the end
-    assert count[GAP] >= 2 and count[STALE] >= 1  # the skipped diff; the reorder (a gap, then a stale diff)
-    assert count[SNAPSHOT] == 1 + count[GAP] + 1  # the first sync, one per gap, one after the reconnect
+    # the skipped diff and the reorder are gaps; the reordered late diff is marked stale when it comes after the
+    # resync's snapshot, and buffered then dropped by that snapshot when it comes during the resync (timing: it
+    # went either way on this machine, about one run in two)
+    assert count[GAP] >= 2 and count[STALE] <= 1
+    # the first sync, a resync after the gaps (one per gap, or one for two gaps close together), one after the
+    # reconnect
+    assert 3 <= count[SNAPSHOT] <= 1 + count[GAP] + 1
     assert stats.connects["binance"] == 2 and stats.rejected == 0
 
     # Binance: every recorded state, read back from the store, equals what the fake served at that update id
     states = _binance_states(store)
     served = fv.binance_ws.served["BTCUSDT"]
     want = [(_f(served[u][0]), _f(served[u][1])) for u, _, _ in states]
-    assert len(states) > 500 and len({u for u, _, _ in states}) == len(states)  # the duplicate: recorded once
+    # (how many states 5 s of recording holds depends on the machine: 455 to 600+ seen; the faults came by frame 2,600)
+    assert len(states) > 300 and len({u for u, _, _ in states}) == len(states)  # the duplicate: recorded once
     assert [k for k, got in enumerate(_full_replay(states)) if got != want[k]] == []
     # ... and through the backtest's event builder and book code: one BOOK_END per recorded state, the same
     # levels at each. With the kernel's default 64 levels a side, a level set beyond the 64th is dropped and

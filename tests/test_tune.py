@@ -153,6 +153,7 @@ def _tamper_holdout(src: Path, dst: Path, cut: int) -> None:
 
 
 @pytest.mark.ray
+@pytest.mark.heavy
 def test_no_search_trial_reads_the_held_out_block(sample_stores: dict[str, Path], space_file: Path,
                                                    tmp_path: Path, ray_session: object) -> None:
     """The same study on a store whose held-out block was changed: every search trial and every fold scores
@@ -185,6 +186,7 @@ def _span(store: Path) -> tuple[int, int]:
 
 
 @pytest.mark.ray
+@pytest.mark.heavy
 @pytest.mark.timeout(400)
 def test_killed_study_resumes_without_rerunning_trials(sample_stores: dict[str, Path], space_file: Path,
                                                         tmp_path: Path, ray_session: object) -> None:

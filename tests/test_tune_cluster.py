@@ -39,6 +39,7 @@ class _CpuWatch(threading.Thread):
 
 
 @pytest.mark.ray
+@pytest.mark.heavy
 @pytest.mark.timeout(420)
 def test_tuning_leaves_the_paper_run_its_cpu(sample_stores: dict[str, Path], tmp_path: Path,
                                             ray_session: Any) -> None:
@@ -79,6 +80,7 @@ def test_tuning_leaves_the_paper_run_its_cpu(sample_stores: dict[str, Path], tmp
 
 
 @pytest.mark.ray
+@pytest.mark.heavy
 @pytest.mark.timeout(300)
 def test_tune_trials_run_on_both_nodes(sample_stores: dict[str, Path], tmp_path: Path) -> None:
     """Its own process starts the two-node cluster: this session's Ray is left alone."""
