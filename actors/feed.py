@@ -83,6 +83,7 @@ class FeedActor:
         self._targets: dict[str, Any] | None = None
         self._early_resends: list[tuple[str, int]] = []
         self._venue_from_zero = False  # a resumed run: its paper venue is new and rebuilds its market from 0
+        self.holds: set[int] = set()  # windows not to send until released (a drill's step runs meanwhile)
         self.snaps = Snapshots(recovery, "feed", source) if recovery is not None else None
         if recovery is not None and (restarted() or recovery.resume):
             snap = self.snaps.load() if self.snaps is not None else None
@@ -172,6 +173,8 @@ class FeedActor:
         origin = edges[0] - (edges[1] - edges[0]) if len(edges) > 1 else edges[0]  # market start of window 0
         start = time.time() if start_at is None else start_at
         for k in range(self.next_window, len(edges) + 1):
+            while k in self.holds:
+                await asyncio.sleep(0.002)
             hi = self._upto(k)
             if self.speed and hi < NO_MORE_EVENTS:
                 await asyncio.sleep(max(0.0, start + (hi - origin) / 1e9 / self.speed - time.time()))
@@ -189,6 +192,15 @@ class FeedActor:
         self.acked = max(self.acked, k + 1)
         if self.snaps is not None:
             self.snaps.save({"acked": self.acked})
+
+    def hold(self, windows: list[int]) -> int:
+        """Stop before sending each of ``windows`` until ``release``: a drill's scripted step (a server
+        stopped, ...) then lands at that point of the run however long it takes. Returns the next window."""
+        self.holds.update(k for k in windows if k >= self.next_window)
+        return self.next_window
+
+    def release(self, window: int) -> None:
+        self.holds.discard(window)
 
     def ping(self) -> dict[str, Any]:
         return incarnation() | {"next_window": self.next_window, "acked": self.acked, "windows": len(self.edges) + 1,

@@ -69,9 +69,8 @@ def _breakdown(t0: float, now: dict[str, Any]) -> dict[str, float] | None:
 
 
 async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]:
-    """Kill ``plan.target`` ``plan.times`` times during the run; returns what happened, kill by kill."""
-    import ray
-
+    """Kill ``plan.target`` ``plan.times`` times during the run; returns what happened, kill by kill. The
+    progress feed holds the run at each scripted call until the call has returned."""
     if plan.target not in children:
         raise ValueError(f"no actor {plan.target!r} in this run; there are {sorted(children)}")
     target, progress = children[plan.target], children[plan.progress]
@@ -84,6 +83,22 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
     points = sorted(rng.sample(range(1, last), min(plan.times, last - 1)))
     steps = sorted([(p, ScriptStep(0.5, "kill")) for p in points]
                    + [(max(1, int(st.at * total)), st) for st in plan.script], key=lambda x: x[0])
+    held = [p for p, st in steps if st.action == "call"]  # the run waits there while the call runs
+    if held:
+        await progress.hold.remote(held)
+    try:
+        kills, calls = await _steps(plan, target, progress, steps)
+    finally:
+        for p in held:
+            with contextlib.suppress(Exception):
+                await progress.release.remote(p)
+    return {"target": plan.target, "planned": len(steps), "kills": kills, "calls": calls}
+
+
+async def _steps(plan: ChaosPlan, target: Any, progress: Any, steps: list[tuple[int, ScriptStep]]
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    import ray
+
     kills: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     for j, (point, step) in enumerate(steps):
@@ -121,6 +136,8 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             t0 = time.time()
             await asyncio.to_thread(step.fn)
             calls.append({"window": point, "call": getattr(step.fn, "__name__", "fn"), "s": time.time() - t0})
+            with contextlib.suppress(Exception):
+                await progress.release.remote(point)
             continue
         assert before is not None
         how = plan.mode if plan.mode != "mixed" else ("ray_kill" if len(kills) % 2 == 0 else "sigkill")
@@ -151,7 +168,7 @@ async def run_chaos(plan: ChaosPlan, children: dict[str, Any]) -> dict[str, Any]
             await asyncio.sleep(0.01)
         kills.append({"window": point, "how": how, "pid_before": before["pid"], "recover_s": recovered,
                       "recover_parts_s": parts})
-    return {"target": plan.target, "planned": len(steps), "kills": kills, "calls": calls}
+    return kills, calls
 
 
 def stop_run(run_id: str) -> int:
