@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,9 +183,37 @@ class Snapshots:
 
     def save(self, payload: dict[str, Any]) -> bool:
         packed = pack_blob(payload, SNAPSHOT_VERSION, time.time_ns())
+        return self._save_with(lambda store: store.save_packed(self.domain, self.name, packed))
+
+    def save_part(self, part: str, payload: dict[str, Any]) -> bool:
+        """A part of a history that later snapshots refer to (``part`` unique: never overwritten), stored like
+        a snapshot: to Redis and the file mirror, or to the file store while Redis refuses. False when no
+        store took it (a snapshot must not refer to it then)."""
+        packed = pack_blob(payload, SNAPSHOT_VERSION, time.time_ns())
+        return self._save_with(lambda store: store.save_part(self.domain, self.name, part, packed))
+
+    def load_parts(self) -> dict[str, dict[str, Any]]:
+        """Every good part in either store, by id (ids are unique: a part found in both is the same)."""
+        out: dict[str, dict[str, Any]] = {}
+        stores: list[tuple[str, Any]] = [("file", self._file)]
+        if self._redis is not None:
+            stores.insert(0, ("redis", self._redis))
+        for label, store in stores:
+            try:
+                parts = store.load_parts(self.domain, self.name)
+            except SnapshotError as exc:
+                self._problem(exc)
+                logger.warning("snapshot parts {}/{}: {} unreadable ({})", self.domain, self.name, label, exc)
+                continue
+            for skip in store.last_skipped:
+                self._corrupt(label, skip.seq, skip.reason)
+            out = parts | out
+        return out
+
+    def _save_with(self, put: Callable[[Any], Any]) -> bool:
         if self._redis is not None and time.monotonic() >= self._redis_down_until:
             try:
-                self._redis.save_packed(self.domain, self.name, packed)
+                put(self._redis)
             except SnapshotError as exc:
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_S
                 self.fallbacks += 1
@@ -193,19 +222,19 @@ class Snapshots:
                                self.name, exc)
             else:
                 self.saved += 1
-                self._write(self._mirror, packed)
+                self._write(self._mirror, put)
                 return True
         elif self._redis is not None:
             self.fallbacks += 1
-        if self._write(self._file, packed):
+        if self._write(self._file, put):
             self.saved += 1
             return True
         self.failed += 1
         return False
 
-    def _write(self, store: FileSnapshotStore, packed: tuple[bytes, dict[str, Any]]) -> bool:
+    def _write(self, store: FileSnapshotStore, put: Callable[[Any], Any]) -> bool:
         try:
-            store.save_packed(self.domain, self.name, packed)
+            put(store)
         except (OSError, SnapshotError) as exc:
             self._problem(exc)
             logger.error("snapshot {}/{} not written to {}: {}", self.domain, self.name, store.root, exc)

@@ -64,7 +64,7 @@ from .inbox import SequencedInbox
 from .journal import JournalClient
 from .recovery import RecoveryConfig, Snapshots, ask_for_resend, mark_ready, restarted
 from .route_kernel import load_compiled, merge_sources
-from .route_snapshot import restore_route, route_snapshot
+from .route_snapshot import History, restore_route, route_snapshot
 from .route_trades import TradeBook
 
 SOURCES = ("fx", "upbit", "binance")  # merge order = the backtest's order for equal timestamps
@@ -140,6 +140,7 @@ class RouteActor:
         self.run_id = run_id
         self.journal = JournalClient(journal) if journal is not None else None  # intents durable before a send
         self.snaps = Snapshots(recovery, "route", route) if recovery is not None else None
+        self.history = History()  # the history segments the snapshots refer to
         self.trade_book = TradeBook(run_id, route, units_to_dec(binance.step_units), self._journal_step)
         self.tap: Any = None  # live: records the chunks run and the decisions (infra.live.run_record)
         self.unhedged_watch: asyncio.Future[None] | None = None

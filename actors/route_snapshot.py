@@ -4,10 +4,17 @@ Taken at the end of a window (see ``RouteActor._save``): every event before ``pr
 what was taken in but not applied (windows Ray delivered while the route awaited something) is kept with the
 inbox position, so a restore resumes exactly there; and every order still in flight is listed with the
 order itself, so that a restart can ask the venue what became of it.
+
+The kernel's history (fills, trips, premium series) only grows, so it is not in every snapshot: once enough
+settled rows have piled up they are saved once, as a *segment* beside the snapshots (``History``), and each
+snapshot holds only the rows after the segments plus the newest segment's id. A window's snapshot then costs
+what changed, not the run's length (issue 15 §5: multi-hour soaks saved the whole history every window, and
+the route host stopped answering pings).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,13 +26,79 @@ from ..core.events import EventBatch
 from ..core.ledger import units_to_dec
 from ..core.order_fsm import EventKind, Order, OrderEvent
 from ..core.paper_venue import NO_MORE_EVENTS, VenueOrder
-from ..core.route_state import RouteState
+from ..core.route_state import HISTORY, RouteState
 from .feed import COLUMNS
 
 if TYPE_CHECKING:
+    from .recovery import Snapshots
     from .route import RouteActor
 
 SOURCES = ("fx", "upbit", "binance")
+SEGMENT_BYTES = 32 * 1024  # settled history rows kept in the snapshots until they are worth a segment
+
+
+class HistoryBroken(RuntimeError):
+    """A snapshot refers to history segments that no store holds (or that do not join up)."""
+
+
+class History:
+    """Where a route's saved history segments end. Each segment holds the settled rows [lo, hi) of every
+    history group and the id of the segment before it; the snapshot names the newest (``head``) and how many
+    rows the segments hold (``counts``). Ids are unique per incarnation (a random token), so a segment
+    written by an incarnation that died before its snapshot is never mistaken for one a snapshot refers to,
+    and nothing is ever overwritten. Segments are not trimmed with the snapshots: every kept snapshot needs
+    all of its chain; they go with the run (Redis TTL, ``FileSnapshotStore.expire_runs``)."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(6)
+        self.n = 0
+        self.head = ""  # the newest segment's id ("" before the first)
+        self.counts = dict.fromkeys(HISTORY, 0)  # rows the segments hold, per group
+        self.segments = 0  # written by this incarnation
+
+    def save(self, state: RouteState, snaps: Snapshots) -> None:
+        """Write the settled rows the segments lack as one segment, once they weigh ``SEGMENT_BYTES``."""
+        settled = state.settled_rows()
+        rows = state.rows(self.counts, settled)
+        size = sum(a.nbytes for a in rows.values())
+        if size == 0 or size < SEGMENT_BYTES:
+            return
+        part = f"{self.token}-{self.n}"
+        self.n += 1
+        seg = {"prev": self.head, "lo": [self.counts[g] for g in HISTORY], "hi": [settled[g] for g in HISTORY],
+               **rows}
+        if snaps.save_part(part, seg):  # else the rows stay in the snapshots until a segment is taken
+            self.head, self.counts = part, settled
+            self.segments += 1
+
+    def manifest(self) -> dict[str, Any]:
+        return {"head": self.head, "counts": [self.counts[g] for g in HISTORY]}
+
+    def restore(self, manifest: dict[str, Any] | None, snaps: Snapshots) -> dict[str, np.ndarray] | None:
+        """The rows the snapshot's segments hold, per history array (None without segments); the chain
+        continues from them."""
+        if manifest is None or not manifest["head"]:
+            return None
+        counts = [int(x) for x in manifest["counts"]]
+        parts = snaps.load_parts()
+        chain: list[dict[str, Any]] = []
+        part = str(manifest["head"])
+        while part:
+            if part not in parts:
+                raise HistoryBroken(f"route {snaps.name}: history segment {part} is in no store")
+            chain.append(parts[part])
+            part = str(parts[part]["prev"])
+        chain.reverse()
+        at = [0] * len(HISTORY)
+        for seg in chain:
+            if [int(x) for x in seg["lo"]] != at:
+                raise HistoryBroken(f"route {snaps.name}: history segments do not join up at {at}")
+            at = [int(x) for x in seg["hi"]]
+        if at != counts:
+            raise HistoryBroken(f"route {snaps.name}: history segments end at {at}, the snapshot at {counts}")
+        self.head, self.counts = str(manifest["head"]), dict(zip(HISTORY, counts, strict=True))
+        names = [name for group in HISTORY.values() for name in group]
+        return {name: np.concatenate([np.asarray(seg[name]) for seg in chain]) for name in names}
 
 
 def route_snapshot(r: RouteActor) -> dict[str, Any]:
@@ -35,8 +108,11 @@ def route_snapshot(r: RouteActor) -> dict[str, Any]:
     for o in r.orders.values():
         if o.is_terminal:
             counts[o.status.name] = counts.get(o.status.name, 0) + 1
+    if r.snaps is not None:
+        r.history.save(r.state, r.snaps)
     return {
-        "state": r.state.to_snapshot(),
+        "state": r.state.to_snapshot(r.history.counts),
+        "history": r.history.manifest(),
         "next_seqs": {s: r.inbox.next_seq(s) for s in SOURCES},
         "upto": dict(r.upto),
         "buffered": {s: _columns(r.buffers[s]) for s in SOURCES},  # taken in, not applied yet
@@ -73,7 +149,8 @@ def _batches(columns: list[np.ndarray]) -> list[EventBatch]:
 
 def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     """Put ``snap`` back into a freshly built RouteActor (its constructor ran with the same arguments)."""
-    r.state = RouteState.from_snapshot(snap["state"])
+    assert r.snaps is not None
+    r.state = RouteState.from_snapshot(snap["state"], r.history.restore(snap.get("history"), r.snaps))
     r.processed_until = int(snap["processed_until"])
     r.inbox.restore({str(k): int(v) for k, v in snap["next_seqs"].items()})  # the inbox as it was, with what
     r.upto = {str(k): int(v) for k, v in snap["upto"].items()}  # was taken in but not applied

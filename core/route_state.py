@@ -46,6 +46,9 @@ N_TI = 9
 TF_UNHEDGED_KRW = 6
 N_TF = 7
 
+# the output buffers that only grow, by group (rows of a group's arrays go together)
+HISTORY = {"fills": ("fills",), "trips": ("trips_i", "trips_f"), "series": ("series_ts", "series_f")}
+
 # kernel return codes
 ST_DONE, ST_NEED_FILLS, ST_NEED_RISK, ST_GROW = 0, 1, 2, 3
 
@@ -90,28 +93,60 @@ class RouteState:
     def copy(self) -> RouteState:
         return RouteState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
-    def to_snapshot(self) -> dict[str, np.ndarray]:
+    def used_rows(self) -> dict[str, int]:
+        """Rows of each history group (HISTORY) the kernel has written."""
+        return {"fills": int(self.si[S_NF]), "trips": int(self.si[S_NTR]), "series": int(self.si[S_NS])}
+
+    def settled_rows(self) -> dict[str, int]:
+        """Rows of each history group the kernel will never write again: fills and series rows are written
+        once; a trip row is written while it is the pending action's or the position's trip, which is always
+        the newest (no trip opens while one is open or an action is pending), so every row before both is
+        settled. Settled rows can be saved once (``rows``) and left out of later snapshots."""
+        ntr = int(self.si[S_NTR])
+        trips = min(ntr - 1, int(self.si[S_PTRIP]))
+        if int(self.si[S_POS_TRIP]) >= 0:
+            trips = min(trips, int(self.si[S_POS_TRIP]))
+        return {"fills": int(self.si[S_NF]), "trips": max(trips, 0), "series": int(self.si[S_NS])}
+
+    def rows(self, lo: dict[str, int], hi: dict[str, int]) -> dict[str, np.ndarray]:
+        """Copies of the history arrays' rows [lo, hi) of their groups."""
+        return {name: getattr(self, name)[lo[g]:hi[g]].copy() for g, names in HISTORY.items() for name in names}
+
+    def to_snapshot(self, base: dict[str, int] | None = None) -> dict[str, np.ndarray]:
         """The state as arrays, the output buffers cut to their used rows (a snapshot grows with what was
-        done, not with the buffers' capacity)."""
-        used = {"fills": int(self.si[S_NF]), "trips_i": int(self.si[S_NTR]), "trips_f": int(self.si[S_NTR]),
-                "series_ts": int(self.si[S_NS]), "series_f": int(self.si[S_NS])}
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, n in used.items():
-            out[name] = out[name][:n]
+        done, not with the buffers' capacity). ``base``: per history group, the leading rows saved elsewhere
+        (history segments, see actors/route_snapshot.py): left out, so a window's snapshot does not grow
+        with the run; ``from_snapshot`` needs them back as ``prefix``."""
+        used = self.used_rows()
+        lo = {g: 0 for g in HISTORY} if base is None else base
+        if any(not 0 <= lo[g] <= used[g] for g in HISTORY):
+            raise ValueError(f"base {lo} outside the used rows {used}")
+        out = {f.name: getattr(self, f.name) for f in fields(self)} | self.rows(lo, used)
         out["capacity"] = np.array([self.fills.shape[0], self.trips_i.shape[0], self.series_ts.shape[0]], np.int64)
+        out["base"] = np.array([lo[g] for g in HISTORY], np.int64)
         return {k: np.ascontiguousarray(v).copy() for k, v in out.items()}
 
     @classmethod
-    def from_snapshot(cls, snap: dict[str, np.ndarray]) -> RouteState:
-        """The inverse of ``to_snapshot``: the same state, the same capacities."""
+    def from_snapshot(cls, snap: dict[str, np.ndarray],
+                      prefix: dict[str, np.ndarray] | None = None) -> RouteState:
+        """The inverse of ``to_snapshot``: the same state, the same capacities. ``prefix``: per history array,
+        at least the rows the snapshot left out (its ``base``); rows beyond them are ignored."""
         cap = [int(x) for x in snap["capacity"]]
         fills_cap, trips_cap, series_cap = cap
+        base = dict(zip(HISTORY, (int(x) for x in snap.get("base", np.zeros(len(HISTORY), np.int64))), strict=True))
         pads = {"fills": (fills_cap, 0), "trips_i": (trips_cap, -1), "trips_f": (trips_cap, np.nan),
                 "series_ts": (series_cap, 0), "series_f": (series_cap, 0.0)}
+        group = {name: g for g, names in HISTORY.items() for name in names}
         parts = {}
         for f in fields(cls):
             a = np.asarray(snap[f.name])
             if f.name in pads:
+                n = base[group[f.name]]
+                if n:
+                    head = np.asarray((prefix or {}).get(f.name, a[:0]))
+                    if head.shape[0] < n:
+                        raise ValueError(f"{f.name}: the snapshot leaves out {n} rows, {head.shape[0]} given")
+                    a = np.concatenate([head[:n].astype(a.dtype, copy=False), a])
                 rows, fill = pads[f.name]
                 full = np.full((rows, *a.shape[1:]), fill, dtype=a.dtype)
                 full[: a.shape[0]] = a

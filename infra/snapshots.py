@@ -31,6 +31,7 @@ PREFIX = "arbitrage"
 DEFAULT_TTL_S = 7 * 86_400
 DEFAULT_KEEP = 5
 SNAP_FIELD = "snap"  # per (domain, name): seq -> blob
+PART_FIELD = "hist"  # per (domain, name): part id -> blob (parts of a history that later snapshots refer to)
 RUN_DOMAIN, RUN_NAME, RUN_FIELD = "_run", "marker", "last_ns"  # per run: the newest created_ns saved in it
 _PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
@@ -232,9 +233,33 @@ class _BaseStore(ABC):
         return SnapshotMeta(self.env, self.run, domain, name, seq, head["version"], head["created_ns"],
                             head["sha256"], head["size"], head["encoding"])
 
+    def save_part(self, domain: str, name: str, part: str, packed: tuple[bytes, dict[str, Any]]) -> None:
+        """Store a part (a blob ``pack_blob`` made) under its own id, beside the snapshots: never trimmed by
+        ``keep`` (snapshots that refer to it may be kept for long), gone with the run (TTL, ``expire_runs``).
+        The caller makes ids unique, so a part is never overwritten. ``SnapshotUnavailable`` if unreachable."""
+        self._key(domain, name, PART_FIELD)
+        self._put_part(domain, name, check_part("part", part), packed[0])
+
+    def load_parts(self, domain: str, name: str) -> dict[str, dict[str, Any]]:
+        """Every good part of (domain, name) by id (bytes payloads too); damaged ones are left out and listed
+        in ``last_skipped`` (seq 0). ``SnapshotUnavailable``/``SnapshotCorrupt`` when they cannot be listed."""
+        self._key(domain, name, PART_FIELD)
+        out: dict[str, Any] = {}
+        self.last_skipped = []
+        for part, blob in self._parts(domain, name).items():
+            try:
+                out[part] = self._decoded(blob)[1]
+            except BlobError as bad:
+                self.last_skipped.append(Skip(0, f"{bad} (part {part})"))
+        return out
+
     def _read(self, domain: str, name: str, seq: int) -> tuple[dict[str, Any], bytes | dict[str, Any]]:
         """(header, payload) of a usable snapshot; ``BlobError`` (the reason) otherwise."""
-        head, data = unpack_blob(self._get(domain, name, seq))
+        return self._decoded(self._get(domain, name, seq))
+
+    @staticmethod
+    def _decoded(blob: bytes) -> tuple[dict[str, Any], bytes | dict[str, Any]]:
+        head, data = unpack_blob(blob)
         if head["encoding"] == "bytes":
             return head, data
         try:
@@ -254,6 +279,10 @@ class _BaseStore(ABC):
     def _get(self, domain: str, name: str, seq: int) -> bytes: ...  # BlobError when it cannot be read
     @abstractmethod
     def _markers(self) -> dict[str, int]: ...  # run -> newest created_ns, for every run of this env
+    @abstractmethod
+    def _put_part(self, domain: str, name: str, part: str, blob: bytes) -> None: ...
+    @abstractmethod
+    def _parts(self, domain: str, name: str) -> dict[str, bytes]: ...  # part id -> blob
 
 
 # KEYS: snap hash, run marker. ARGV: blob, keep, ttl_s, created_ns zero-padded to 20 digits (compared as text).
@@ -352,6 +381,20 @@ class RedisSnapshotStore(_BaseStore):
             raise BlobError("unreadable: gone (trimmed or expired while loading)")
         return blob
 
+    def _put_part(self, domain: str, name: str, part: str, blob: bytes) -> None:
+        key = self._key(domain, name, PART_FIELD)
+        with self._errors(key):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, part, blob)
+            pipe.expire(key, self.ttl_s)
+            pipe.execute()
+
+    def _parts(self, domain: str, name: str) -> dict[str, bytes]:
+        key = self._key(domain, name, PART_FIELD)
+        with self._errors(key):
+            got = cast(dict[bytes, bytes], self.client.hgetall(key))  # one round trip for the whole history
+        return {k.decode(): v for k, v in got.items()}
+
     def _markers(self) -> dict[str, int]:
         pattern = f"{PREFIX}:{self.env}:*:{RUN_DOMAIN}:{RUN_NAME}:{RUN_FIELD}"  # parts hold no glob characters
         out = {}
@@ -426,6 +469,26 @@ class FileSnapshotStore(_BaseStore):
         except OSError as exc:
             raise SnapshotUnavailable(f"cannot list {d}: {exc}") from exc
         return sorted((int(n[:-5]) for n in names if n.endswith(".snap") and n[:-5].isdigit()), reverse=True)
+
+    def _put_part(self, domain: str, name: str, part: str, blob: bytes) -> None:
+        d = self._dir(domain, name).parent / PART_FIELD
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            _atomic_write(d / f"{part}.part", blob, self.fsync)
+        except OSError as exc:
+            raise SnapshotUnavailable(f"snapshot directory {self.root} unusable: {exc}") from exc
+
+    def _parts(self, domain: str, name: str) -> dict[str, bytes]:
+        d = self._dir(domain, name).parent / PART_FIELD
+        out = {}
+        try:
+            names = os.listdir(d) if d.is_dir() else []
+            for n in names:
+                if n.endswith(".part") and not n.startswith("."):
+                    out[n[:-5]] = (d / n).read_bytes()
+        except OSError as exc:
+            raise SnapshotUnavailable(f"cannot read the parts in {d}: {exc}") from exc
+        return out
 
     def _get(self, domain: str, name: str, seq: int) -> bytes:
         path = self._dir(domain, name) / f"{seq:012d}.snap"
