@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,22 +68,24 @@ def bench_config() -> EngineConfig:
     return rt.bench_config()
 
 
-def route_data(path: Path, base: str, cfg: EngineConfig, chunk_rows: int) -> tuple[RouteData, RouteStream]:
+def route_data(path: Path, base: str, cfg: EngineConfig, chunk_rows: int,
+               **stream: Any) -> tuple[RouteData, RouteStream]:
     data = load_route_stream(path, base, cfg.costs, None, None, Universe((base,), "the route alone"),
-                             chunk_rows=chunk_rows)
+                             chunk_rows=chunk_rows, **stream)
     assert data.stream is not None
     return data, data.stream
 
 
-def stream_all(path: Path, bases: list[str], cfg: EngineConfig,
-               chunk_rows: int) -> tuple[int, float, float, dict[str, dict[str, int]]]:
-    """Every route streamed, decode included; (events, wall seconds, CPU seconds, counters of each route)."""
+def stream_all(path: Path, bases: list[str], cfg: EngineConfig, chunk_rows: int,
+               **stream: Any) -> tuple[int, float, float, dict[str, dict[str, int]]]:
+    """Every route streamed, decode included; (events, wall seconds, CPU seconds, counters of each route).
+    ``stream``: the event cache and read-ahead options of ``load_route_stream``."""
     events = 0
     counters: dict[str, dict[str, int]] = {}
     c0 = time.process_time()
     t0 = time.perf_counter()
     for b in bases:
-        data, plan = route_data(path, b, cfg, chunk_rows)
+        data, plan = route_data(path, b, cfg, chunk_rows, **stream)
         stats = StreamStats()
         res = run_route_stream(b, plan, cfg, data.binance, stats)
         events += stats.events
@@ -118,6 +121,35 @@ def subset(path: Path, bases: list[str], cfg: EngineConfig, chunk_rows: int,
     return {"events": n, "kernel_chunks_s": t_chunks, "in_memory_s": t_mem, "decode_merge_s": t_decode}
 
 
+PHASES = ("read_ahead", "cache_write", "cache_read", "cache_read_ahead")
+
+
+def run_phases(args: argparse.Namespace, path: Path, bases: list[str], cfg: EngineConfig,
+               counters: dict[str, dict[str, int]], events: int) -> dict[str, dict[str, float]]:
+    """The whole store again: read-ahead on a second thread; writing the event cache (cold, first replay);
+    from the cache (warm); from the cache with read-ahead. Each must give the plain streamed counters."""
+    cache_dir = args.cache_dir or path / "_event_cache"
+    comp = None if args.cache_compression == "none" else args.cache_compression
+    opts = {"read_ahead": {"read_ahead": True}, "cache_write": {"cache_dir": cache_dir, "cache_compression": comp},
+            "cache_read": {"cache_dir": cache_dir, "cache_compression": comp},
+            "cache_read_ahead": {"cache_dir": cache_dir, "cache_compression": comp, "read_ahead": True}}
+    out: dict[str, dict[str, float]] = {}
+    for name in [p for p in args.phases.split(",") if p]:
+        if name == "cache_write" and cache_dir.is_dir():
+            for f in cache_dir.glob("*.arrow"):
+                f.unlink()
+        n, secs, cpu, got = stream_all(path, bases, cfg, args.chunk_rows, **opts[name])
+        if got != counters or n != events:
+            raise AssertionError(f"{name}: counters differ from the plain streamed run")
+        out[name] = {"events_per_s": n / secs, "events_per_cpu_s": n / cpu, "seconds": secs, "cpu_seconds": cpu,
+                     "peak_rss_mb": rss_mb()}
+        size = sum(f.stat().st_size for f in cache_dir.glob("*.arrow")) if cache_dir.is_dir() else 0
+        print(f"{name}: {n / secs / 1e6:.2f} M events/s wall ({secs:.1f} s), {n / cpu / 1e6:.2f} M per CPU-second "
+              f"(CPU {cpu:.1f} s, all threads); peak RSS so far {rss_mb():,.0f} MB"
+              + (f"; cache {size / 1e9:.2f} GB ({comp or 'uncompressed'})" if name.startswith("cache") else ""))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--store", type=Path, required=True, help="directory for the generated store (cached)")
@@ -125,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows read per series per chunk")
     ap.add_argument("--subset", type=int, default=3, help="routes for the kernel-only / in-memory comparison")
+    ap.add_argument("--phases", default=",".join(PHASES), help=f"after the plain streamed run: any of {PHASES}")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="event cache (default: <store>/_event_cache)")
+    ap.add_argument("--cache-compression", choices=("none", "lz4"), default="none")
     ap.add_argument("--seed", type=int, default=20240808)
     ap.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
@@ -153,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"streamed, decode included: {events:,} events in {secs:.1f} s = {rate / 1e6:.2f} M events/s on one core;"
           f" CPU {cpu:.1f} s = {events / cpu / 1e6:.2f} M events per CPU-second (the machine is shared); "
           f"peak RSS {peak:,.0f} MB (chunk {args.chunk_rows:,} rows per series)")
+    phases = run_phases(args, path, bases, cfg, counters, events)
     k_rate = m_rate = float("nan")
     if args.subset > 0:  # the in-memory figure holds a whole route: keep the subset's routes small enough
         sub = subset(path, bases[:args.subset], cfg, args.chunk_rows, counters)
@@ -177,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                       "kernel_only_events_per_s": round(k_rate) if has else None,
                       "in_memory_kernel_events_per_s": round(m_rate) if has else None,
                       "ratio_to_in_memory": round(rate / m_rate, 3) if has else None,
-                      "extrapolated_2_3g_s": round(t_target, 1)}))
+                      "extrapolated_2_3g_s": round(t_target, 1),
+                      **{f"{k}_{m}": round(v) if m.startswith("events") else round(v, 3)
+                         for k, ph in phases.items() for m, v in ph.items()}}))
     return 0
 
 

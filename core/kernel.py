@@ -316,7 +316,7 @@ def _flush(counters: np.ndarray, n_events: int, n_trades: int, i: int) -> int:
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the streamed replay reads ahead on another thread meanwhile
 def route_step(ts: np.ndarray, ts_venue: np.ndarray, venue: np.ndarray, kind: np.ndarray, side: np.ndarray,
                px: np.ndarray, qty: np.ndarray, lo: int, hi: int, final: bool, internal: bool, p: np.ndarray,
                si: np.ndarray, sf: np.ndarray, legs: np.ndarray, init_units: np.ndarray, counters: np.ndarray,

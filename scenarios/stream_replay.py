@@ -11,14 +11,20 @@ Same result as the in-memory path (``market_data.load_route`` + ``replay.run_rou
 * only the last chunk is ``final`` (legs still waiting expire at the end of the data, as in one pass);
 * FX is kept from the last rate at or before the first market event, and none after the last one.
 
+The market series are merged first (``merged_chunks``: chunks that each end an instant), then FX and status
+events are merged into each chunk (``with_side_events``). The merged market chunks can be written once to an
+event cache (``infra.data.event_cache``) and read back by later replays without decode or merge, and can be
+produced on a second thread (``read_ahead``) while the kernel runs (it releases the GIL).
+
 Only book-resolution routes stream (bars and snapshots are small: a month of 1m bars is 86k events).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from numba import njit
@@ -28,6 +34,8 @@ from ..core.driver import StreamCursor
 from ..core.events import VENUE_BINANCE, VENUE_FX, VENUE_UPBIT, EventBatch
 from ..core.replay import RouteResult, build_result, kernel_params, new_state
 from ..core.rules import InstrumentRules
+from ..infra.data import event_cache
+from ..infra.data.read_ahead import read_ahead
 from ..infra.data.store import Store
 from ..infra.data.stream_reader import (
     COLS,
@@ -52,36 +60,85 @@ from .market_data import (
 from .universe import Universe
 
 MARKET_KINDS = ("book", "depth_diff", "trades")
+T = TypeVar("T")
 STREAM_ABOVE_ROWS = 20_000_000  # the backtest streams a route whose market series hold more rows than this
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, inline="always")
+def _copy(ts: np.ndarray, tv: np.ndarray, venue: np.ndarray, kind: np.ndarray, side: np.ndarray, px: np.ndarray,
+          qty: np.ndarray, lo: int, hi: int, o_ts: np.ndarray, o_tv: np.ndarray, o_venue: np.ndarray,
+          o_kind: np.ndarray, o_side: np.ndarray, o_px: np.ndarray, o_qty: np.ndarray, j: int) -> int:
+    for i in range(lo, hi):
+        o_ts[j], o_tv[j], o_venue[j], o_kind[j] = ts[i], tv[i], venue[i], kind[i]
+        o_side[j], o_px[j], o_qty[j] = side[i], px[i], qty[i]
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True)
 def _merge_into(ts: np.ndarray, tv: np.ndarray, venue: np.ndarray, kind: np.ndarray, side: np.ndarray,
                 px: np.ndarray, qty: np.ndarray, bounds: np.ndarray, o_ts: np.ndarray, o_tv: np.ndarray,
                 o_venue: np.ndarray, o_kind: np.ndarray, o_side: np.ndarray, o_px: np.ndarray,
                 o_qty: np.ndarray) -> None:
     """Rows of k sorted runs (run r at [bounds[r], bounds[r+1])) written out in (time, run) order: the
-    merge and the gather in one pass over the columns."""
+    merge and the gather in one pass over the columns. The chosen run is copied for as long as it stays ahead
+    of every other run's head (a snapshot or a diff message is one stretch, not one choice per row)."""
     k = bounds.shape[0] - 1
     pos = bounds[:-1].copy()
     n = bounds[k] - bounds[0]
-    for j in range(n):
-        best = -1
-        bt = 0
+    j = 0
+    while j < n:
+        best, bt = -1, 0
         for r in range(k):
-            if pos[r] < bounds[r + 1]:
-                t = ts[pos[r]]
-                if best < 0 or t < bt:
-                    best, bt = r, t
-        i = pos[best]
-        pos[best] += 1
-        o_ts[j], o_tv[j], o_venue[j], o_kind[j] = ts[i], tv[i], venue[i], kind[i]
-        o_side[j], o_px[j], o_qty[j] = side[i], px[i], qty[i]
+            if pos[r] < bounds[r + 1] and (best < 0 or ts[pos[r]] < bt):
+                best, bt = r, ts[pos[r]]
+        r2, t2 = k, 0  # the next run's head, by (time, run); k: no other run left
+        for r in range(k):
+            if r != best and pos[r] < bounds[r + 1] and (r2 == k or ts[pos[r]] < t2):
+                r2, t2 = r, ts[pos[r]]
+        stop, end = pos[best], bounds[best + 1]
+        if r2 == k:
+            stop = end
+        else:  # best < r2 when their heads tie (best is the lowest run at the minimum time)
+            while stop < end and (ts[stop] < t2 or (ts[stop] == t2 and best < r2)):
+                stop += 1
+        j = _copy(ts, tv, venue, kind, side, px, qty, pos[best], stop, o_ts, o_tv, o_venue, o_kind, o_side, o_px,
+                  o_qty, j)
+        pos[best] = stop
+
+
+@njit(cache=True, nogil=True)
+def _insert_into(s_ts: np.ndarray, s_tv: np.ndarray, s_venue: np.ndarray, s_kind: np.ndarray, s_side: np.ndarray,
+                 s_px: np.ndarray, s_qty: np.ndarray, ts: np.ndarray, tv: np.ndarray, venue: np.ndarray,
+                 kind: np.ndarray, side: np.ndarray, px: np.ndarray, qty: np.ndarray, o_ts: np.ndarray,
+                 o_tv: np.ndarray, o_venue: np.ndarray, o_kind: np.ndarray, o_side: np.ndarray, o_px: np.ndarray,
+                 o_qty: np.ndarray) -> None:
+    """A few sorted events (``s_*``) merged into a sorted run, before its events of the same time: ``_merge_into``
+    of [s, run] without concatenating the run first."""
+    j = lo = 0
+    for k in range(s_ts.shape[0]):
+        hi = lo + np.searchsorted(ts[lo:], s_ts[k])
+        j = _copy(ts, tv, venue, kind, side, px, qty, lo, hi, o_ts, o_tv, o_venue, o_kind, o_side, o_px, o_qty, j)
+        j = _copy(s_ts, s_tv, s_venue, s_kind, s_side, s_px, s_qty, k, k + 1, o_ts, o_tv, o_venue, o_kind, o_side,
+                  o_px, o_qty, j)
+        lo = hi
+    _copy(ts, tv, venue, kind, side, px, qty, lo, ts.shape[0], o_ts, o_tv, o_venue, o_kind, o_side, o_px, o_qty, j)
+
+
+def insert_events(few: EventBatch, b: EventBatch) -> EventBatch:
+    """``merge_batches([few, b])`` (``few`` first at equal times) for a small ``few``: no concatenation of ``b``."""
+    if not len(few):
+        return b
+    out = {c: np.empty(len(few) + len(b), getattr(b, c).dtype) for c in COLS}
+    _insert_into(*(getattr(few, c) for c in COLS), *(getattr(b, c) for c in COLS), *(out[c] for c in COLS))
+    return _raw_batch(out)
 
 
 def merge_batches(parts: Sequence[EventBatch]) -> EventBatch:
     """Sorted batches merged by (time, place in ``parts``): ``EventBatch.concat_sorted`` for sorted inputs."""
     parts = [p for p in parts if len(p)]
+    if not parts:
+        return _empty()
     if len(parts) == 1:
         return parts[0]
     ts, tv, venue, kind, side, px, qty = (np.concatenate([getattr(p, c) for p in parts]) for c in COLS)
@@ -95,10 +152,8 @@ def merge_batches(parts: Sequence[EventBatch]) -> EventBatch:
 @dataclass
 class _Feed:
     it: Iterator[EventBatch]
-    market: bool
     batch: EventBatch
     done: bool = False
-    trim: bool = False  # none after the last market event (FX)
 
     def pull(self) -> None:
         nxt = next(self.it, None)
@@ -119,45 +174,56 @@ class StreamStats:
     max_chunk: int = 0
 
 
-def merged_chunks(feeds: list[_Feed], stats: StreamStats) -> Iterator[EventBatch]:
-    """The feeds merged, cut so that no instant spans two chunks. ``stats.last_market`` is known at the end;
-    FX events after it are dropped (the in-memory stream has none after the data)."""
+def merged_chunks(feeds: list[_Feed]) -> Iterator[EventBatch]:
+    """The market feeds merged, cut so that no instant spans two chunks (each chunk ends an instant)."""
     while True:
         open_ = [f for f in feeds if not f.done]
-        horizon = min((int(f.batch.ts[-1]) for f in open_ if f.market), default=None)
-        if horizon is None:  # the market data is all read: what is left of it ends the stream
-            for f in feeds:
-                if f.market and len(f.batch):
-                    stats.last_market = max(stats.last_market, int(f.batch.ts[-1]))
+        horizon = min((int(f.batch.ts[-1]) for f in open_), default=None)
         parts = []
         for f in feeds:
-            if horizon is not None:
-                cut = int(np.searchsorted(f.batch.ts, horizon, side="left"))
-            elif f.trim:
-                cut = int(np.searchsorted(f.batch.ts, stats.last_market, side="right"))
-            else:
-                cut = len(f.batch)
+            cut = len(f.batch) if horizon is None else int(np.searchsorted(f.batch.ts, horizon, side="left"))
             parts.append(cut_batch(f.batch, 0, cut))
-            if f.market and cut:
-                stats.last_market = max(stats.last_market, int(f.batch.ts[cut - 1]))
             f.batch = cut_batch(f.batch, cut)
         out = merge_batches(parts)
         if len(out):
-            stats.events += len(out)
-            stats.chunks += 1
-            stats.max_chunk = max(stats.max_chunk, len(out))
             yield out
-        if horizon is None:
+        if horizon is None:  # the market data is all read
             return
         for f in open_:
-            if f.market and (not len(f.batch) or int(f.batch.ts[-1]) == horizon):
+            if not len(f.batch) or int(f.batch.ts[-1]) == horizon:
                 f.pull()
+
+
+def with_side_events(market: Iterator[EventBatch], fx: EventBatch, status: EventBatch,
+                     stats: StreamStats) -> Iterator[EventBatch]:
+    """Market chunks (each ending an instant) with the FX and status events up to their end merged in, ranked
+    before the market at equal times (the in-memory concatenation's order). FX after the last market event is
+    dropped (the in-memory stream has none after the data); status events after it end the stream."""
+    i_fx = i_st = 0
+
+    def emit(out: EventBatch) -> EventBatch:
+        stats.events += len(out)
+        stats.chunks += 1
+        stats.max_chunk = max(stats.max_chunk, len(out))
+        return out
+
+    for b in market:
+        t = int(b.ts[-1])
+        j_fx = int(np.searchsorted(fx.ts, t, side="right"))
+        j_st = int(np.searchsorted(status.ts, t, side="right"))
+        out = insert_events(merge_batches([cut_batch(fx, i_fx, j_fx), cut_batch(status, i_st, j_st)]), b)
+        i_fx, i_st, stats.last_market = j_fx, j_st, t
+        yield emit(out)
+    if i_st < len(status):
+        yield emit(cut_batch(status, i_st))
 
 
 @dataclass(frozen=True)
 class RouteStream:
     """What a streamed replay reads: the route's market series (ranked as in the in-memory concatenation), its
-    FX and status events, the window and the chunk size. Plain data: it travels to a Ray worker."""
+    FX and status events, the window and the chunk size; optionally an event cache directory (its merged market
+    events written by the first replay, read by the next ones) and read-ahead on a second thread. Plain data: it
+    travels to a Ray worker."""
 
     sources: tuple[Source, ...]
     fx: EventBatch
@@ -166,19 +232,41 @@ class RouteStream:
     end: int | None
     chunk_rows: int
     first_market: int
+    route: str = ""
+    cache_dir: Path | None = None
+    cache_compression: str | None = None
+    read_ahead: bool = False
 
-    def feeds(self) -> list[_Feed]:
-        out = [_Feed(iter(()), False, self.fx, True, trim=True), _Feed(iter(()), False, self.status, True)]
+    def market_feeds(self) -> list[_Feed]:
+        out = []
         for src in self.sources:
-            f = _Feed(source_events(src, self.chunk_rows, self.start, self.end), True, _empty())
+            f = _Feed(source_events(src, self.chunk_rows, self.start, self.end), _empty())
             f.pull()
             out.append(f)
         return [f for f in out if len(f.batch) or not f.done]
 
+    def cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return event_cache.cache_path(self.cache_dir, self.route, self.sources, self.start, self.end,
+                                      self.cache_compression)
+
+    def market_chunks(self) -> Iterator[EventBatch]:
+        """The merged market chunks: from the cache when it holds them, else decoded and merged (and written
+        to the cache when there is one)."""
+        path = self.cache_file()
+        if path is not None and path.is_file():
+            it = event_cache.read(path)
+        else:
+            it = merged_chunks(self.market_feeds())
+            if path is not None:
+                it = event_cache.tee(path, it, self.cache_compression)
+        return read_ahead(it) if self.read_ahead else it
+
     def chunks(self, stats: StreamStats | None = None) -> Iterator[EventBatch]:
         stats = stats if stats is not None else StreamStats()
         stats.first_market = self.first_market
-        return merged_chunks(self.feeds(), stats)
+        return with_side_events(self.market_chunks(), self.fx, self.status, stats)
 
 
 def _empty() -> EventBatch:
@@ -233,9 +321,10 @@ def upbit_traded_value(store: Store, base: str, chunk_rows: int) -> float:
 
 def load_route_stream(store_root: Path, base: str, costs: CostConfig, start: int | None = None,
                       end: int | None = None, universe: Universe | None = None,
-                      chunk_rows: int = DEFAULT_CHUNK_ROWS) -> RouteData:
+                      chunk_rows: int = DEFAULT_CHUNK_ROWS, cache_dir: Path | None = None,
+                      cache_compression: str | None = None, read_ahead: bool = False) -> RouteData:
     """``market_data.load_route`` for a book route, without reading its market data: the events stay in the
-    store until ``run_route_stream`` reads them chunk by chunk."""
+    store until ``run_route_stream`` reads them chunk by chunk (``RouteStream`` for the cache and read-ahead)."""
     from .universe import plan_universe
 
     store = Store(store_root)
@@ -245,7 +334,11 @@ def load_route_stream(store_root: Path, base: str, costs: CostConfig, start: int
         universe = plan_universe(store_root, base, start, end)
     fx, fx_source = _fx_events(store, start, end, int(costs.max_quote_age_s * 1e9))
     sources = market_sources(store, base)
-    first_market, has_u, has_b = _first_market(sources, start, end)
+
+    def memo(name: str, compute: Callable[[], T]) -> T:  # the event cache keeps these too
+        return compute() if cache_dir is None else event_cache.memo(cache_dir, base, sources, name, compute)
+
+    first_market, has_u, has_b = memo(f"first_market {start} {end}", lambda: _first_market(sources, start, end))
     if not (has_u and has_b):
         raise DataError(f"route {base}: no data in the requested window")
     # book routes have no priced decision events (BOOK_END carries no price): history ends min_history after
@@ -253,10 +346,12 @@ def load_route_stream(store_root: Path, base: str, costs: CostConfig, start: int
     status, periods = route_status(universe, base, first_market, hist_end)
     fx = fx_from(fx, first_market)
     rules, rules_source = binance_usdt_rules(base)
-    plan = RouteStream(sources, fx, status, start, end, chunk_rows, first_market)
+    plan = RouteStream(sources, fx, status, start, end, chunk_rows, first_market, base, cache_dir, cache_compression,
+                       read_ahead)
     return RouteData(base, EventBatch.concat_sorted([fx, status]), "book", fx_source, rules, rules_source,
                      with_book_depth(store, base, costs),
-                     upbit_traded_value(store, base, chunk_rows), usd_krw_series(store, fx_source, start, end),
+                     memo("upbit_traded_value", lambda: upbit_traded_value(store, base, chunk_rows)),
+                     usd_krw_series(store, fx_source, start, end),
                      periods, universe, stream=plan)
 
 

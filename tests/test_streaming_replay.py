@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,11 +15,12 @@ from arbitrage_lite.core.event_builders import book_snapshots_to_events
 from arbitrage_lite.core.events import EventBatch
 from arbitrage_lite.core.replay import RouteResult, run_route
 from arbitrage_lite.infra.data.store import Store
-from arbitrage_lite.infra.data.stream_reader import Source, snapshot_events, source_events
+from arbitrage_lite.infra.data.stream_reader import Source, cut_batch, snapshot_events, source_events
 from arbitrage_lite.scenarios.market_data import load_route
 from arbitrage_lite.scenarios.stream_replay import (
     StreamStats,
     finish_data,
+    insert_events,
     load_route_stream,
     merge_batches,
     run_route_stream,
@@ -195,6 +197,11 @@ def test_merge_orders_by_time_then_series_like_concat_sorted() -> None:
                                 rng.random(30), np.arange(30, dtype=np.float64)))
     a, b = EventBatch.concat_sorted(parts), merge_batches(parts)
     assert np.array_equal(a.ts, b.ts) and np.array_equal(a.venue, b.venue) and np.array_equal(a.px, b.px)
+    assert np.array_equal(a.qty, b.qty)  # the place in each part kept too (runs copied in stretches)
+    for few in (cut_batch(parts[0], 0, 0), cut_batch(parts[0], 3, 9), parts[0]):  # side events into a run
+        c, d = merge_batches([few, parts[1]]), insert_events(few, parts[1])
+        for col in ("ts", "ts_venue", "venue", "kind", "side", "px", "qty"):
+            assert np.array_equal(getattr(c, col), getattr(d, col)), col
 
 
 def test_source_pieces_never_split_a_message(short_store: Path) -> None:
@@ -285,3 +292,96 @@ def test_the_risk_tier_backtest_streams_to_the_same_run(tmp_path: Path) -> None:
 
     a, b = backtest(False), backtest(True)
     assert (a["net_pnl_krw"], a["trades"], a["risk"]) == (b["net_pnl_krw"], b["trades"], b["risk"])
+
+
+def _stream(root: Path, base: str, chunk_rows: int, **kw: object) -> RouteResult:
+    cfg = _cfg()
+    uni = Universe((base,), "the route alone", guard=GuardConfig(min_history_s=600.0))
+    data = load_route_stream(root, base, cfg.costs, None, None, uni, chunk_rows=chunk_rows, **kw)  # type: ignore[arg-type]
+    assert data.stream is not None
+    return run_route_stream(base, data.stream, cfg, data.binance)
+
+
+def _memory(root: Path, base: str) -> RouteResult:
+    cfg = _cfg()
+    uni = Universe((base,), "alone", guard=GuardConfig(min_history_s=600.0))
+    mem = load_route(root, base, cfg.costs, None, None, uni)
+    return run_route(base, mem.events, cfg, mem.binance)
+
+
+@pytest.mark.parametrize("compression", [None, "lz4"])
+def test_event_cache_written_once_then_replayed_without_decoding(tmp_path: Path, compression: str | None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import arbitrage_lite.scenarios.stream_replay as sr
+
+    write_route(tmp_path / "s", "SOL", hours=1.5, step_s=4.0, seed=5)
+    ref, cache = _memory(tmp_path / "s", "SOL"), tmp_path / "cache"
+    cold = _stream(tmp_path / "s", "SOL", 300, cache_dir=cache, cache_compression=compression)
+    files = list(cache.glob("*.arrow"))
+    assert len(files) == 1 and len(list(cache.glob("*.json"))) == 1 and not list(cache.glob(".*"))  # no temporary
+    for name in ("source_events", "_first_market", "upbit_traded_value"):  # a warm replay reading the store fails
+        monkeypatch.setattr(sr, name, None)
+    warm = _stream(tmp_path / "s", "SOL", 300, cache_dir=cache, cache_compression=compression)
+    _same(ref, cold)
+    _same(ref, warm)
+    assert len(ref.trips) >= 2
+
+
+def test_event_cache_is_replaced_when_the_store_changes(tmp_path: Path) -> None:
+    root, cache = tmp_path / "s", tmp_path / "cache"
+    write_route(root, "SOL", hours=1.5, step_s=4.0, seed=5)
+    first = _stream(root, "SOL", 500, cache_dir=cache)
+    old = set(cache.glob("*.arrow"))
+    st = Store(root)  # the Binance trades rewritten with other prices: same rows, another file
+    t = st.read("trades", "binance", "SOL-USDT")
+    st.write("trades", "binance", "SOL-USDT", t.set_column(3, "price", pa.array(t["price"].to_numpy() * 1.01)))
+    ref = _memory(root, "SOL")
+    got = _stream(root, "SOL", 500, cache_dir=cache)
+    _same(ref, got)
+    new = set(cache.glob("*.arrow"))
+    assert len(new) == 1 and not (new & old) and len(list(cache.glob("*.json"))) == 1  # the stale files are gone
+    assert first.counters != got.counters or first.fills != got.fills  # the change is visible in the result
+
+
+def test_interrupted_replay_leaves_no_cache(short_store: Path, tmp_path: Path) -> None:
+    cfg = _cfg()
+    uni = Universe(("SOL",), "alone", guard=GuardConfig(min_history_s=600.0))
+    data = load_route_stream(short_store, "SOL", cfg.costs, None, None, uni, chunk_rows=200,
+                             cache_dir=tmp_path / "c")
+    assert data.stream is not None
+    it = data.stream.chunks()
+    next(it), next(it)
+    it.close()
+    left = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert len(left) == 1 and left[0].endswith(".json")  # only the loading memo: no events file, no temporary
+
+
+def test_read_ahead_gives_the_same_run_and_raises_the_readers_errors(short_store: Path, tmp_path: Path) -> None:
+    ref = _memory(short_store, "SOL")
+    for rows in (7, 4096):
+        _same(ref, _stream(short_store, "SOL", rows, read_ahead=True))
+    cache = tmp_path / "c"  # written from the second thread, then read from it
+    _same(ref, _stream(short_store, "SOL", 300, read_ahead=True, cache_dir=cache))
+    _same(ref, _stream(short_store, "SOL", 300, read_ahead=True, cache_dir=cache))
+    write_route(tmp_path / "s", "XRP", hours=1, step_s=2.0, seed=3, jitter_ms=3000)
+    with pytest.raises(ValueError, match="not sorted"):
+        _stream(tmp_path / "s", "XRP", 10, read_ahead=True)
+
+
+def test_read_ahead_stops_its_thread_when_the_consumer_stops() -> None:
+    import threading
+
+    from arbitrage_lite.infra.data.read_ahead import read_ahead
+
+    produced: list[int] = []
+
+    def gen() -> Iterator[int]:
+        for i in range(10_000):
+            produced.append(i)
+            yield i
+
+    it = read_ahead(gen(), depth=2)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()  # type: ignore[attr-defined]
+    assert not any(t.name == "stream-read-ahead" for t in threading.enumerate())
+    assert len(produced) < 10
