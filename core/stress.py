@@ -10,11 +10,11 @@ so both modes see identical stressed data. Every transform keeps the stream hone
   baseline up to that instant;
 * determinism: noise draws from a seeded generator.
 
-Price transforms act on bar opens/closes, last prices and trades. L2 book levels are moved too, but a book is
-incremental: levels set before a shock keep their price, so a shocked L2 book may show crossed (and so
-untradable) quotes rather than a clean crash; quote noise leaves L2 levels alone (per-level noise would cross
-the book). Slippage scenarios scale the bar/snapshot cost model (half spread, impact); an L2 route's
-slippage comes from its book and is unchanged.
+Price shocks act on bar opens/closes, last prices and trades, and on an L2 book as a whole: inside the shock
+the venue's book is re-issued shocked at each of its updates and re-issued as it is after the shock
+(:func:`shock_book`; shocking the incremental level updates alone left a crossed book, so no quote at all).
+Quote noise leaves L2 levels alone (per-level noise would cross the book). Slippage scenarios scale the
+bar/snapshot cost model (half spread, impact); an L2 route's slippage comes from its book and is unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from .book import MAX_LEVELS
 from .config import CostConfig, EngineConfig, VenueCosts
 from .events import (
     K_BAR_CLOSE,
@@ -42,7 +43,9 @@ from .events import (
 )
 
 PRICE_KINDS = (K_BAR_OPEN, K_BAR_CLOSE, K_LAST, K_LEVEL, K_TRADE)
-QUOTE_KINDS = (K_BAR_OPEN, K_BAR_CLOSE, K_LAST, K_TRADE)  # what quote noise moves (not L2 levels)
+QUOTE_KINDS = (K_BAR_OPEN, K_BAR_CLOSE, K_LAST, K_TRADE)  # prices that stand alone (L2 levels are a book)
+QUOTE_EVENT_KINDS = (K_BAR_OPEN, K_BAR_CLOSE, K_LAST, K_BOOK_END)  # events that refresh a venue's quote
+BOOK_KINDS = (K_LEVEL, K_CLEAR, K_BOOK_END)
 MARKET_KINDS = (*PRICE_KINDS, K_CLEAR, K_BOOK_END)  # a venue's market data (what an outage removes)
 VENUE_NAMES = {VENUE_UPBIT: "upbit", VENUE_BINANCE: "binance"}
 _COLS = ("ts", "ts_venue", "venue", "kind", "side", "px", "qty")
@@ -126,15 +129,31 @@ class Scenario:
     def _price_shock(self, events: EventBatch, route: str) -> EventBatch:
         if self.route is not None and self.route != route:
             return events
-        at = int(self.at_ns or 0)
-        sel = (events.venue == self.venue) & np.isin(events.kind, PRICE_KINDS) & (events.ts >= at) & (
-            events.ts < at + max(self.duration_ns, 1))
+        at, dur = int(self.at_ns or 0), max(self.duration_ns, 1)
+        events = shock_book(events, self.venue, self.move, at, dur)
+        sel = (events.venue == self.venue) & np.isin(events.kind, QUOTE_KINDS) & (events.ts >= at) & (
+            events.ts < at + dur)
         if not sel.any():
             return events
-        frac = (events.ts[sel] - at) / max(self.duration_ns, 1)  # 0 at the shock, 1 when it is over
         px = events.px.copy()
-        px[sel] = px[sel] * (1.0 + self.move * (1.0 - frac))
+        px[sel] = px[sel] * shock_factor(events.ts[sel], self.move, at, dur)
         return dataclasses.replace(events, px=px)
+
+    def tradable_quotes(self, events: EventBatch, route: str, latency_ns: int) -> int:
+        """How many of the shocked venue's quotes inside a price shock a leg could meet if sent when the shock is
+        first seen (at its first quote there) with the venue's latency: a leg fills only at a quote the venue
+        stamped at or after the leg arrived. 0: no crashed price on ``route`` can be traded (the data's quotes
+        are too sparse for the shock)."""
+        if self.kind != "price_shock" or (self.route is not None and self.route != route):
+            return 0
+        at = int(self.at_ns or 0)
+        sel = (events.venue == self.venue) & np.isin(events.kind, QUOTE_EVENT_KINDS) & (events.ts >= at) & (
+            events.ts < at + max(self.duration_ns, 1))
+        if not sel.any():
+            return 0
+        ts, tv = events.ts[sel], events.ts_venue[sel]
+        stamp = np.where(tv >= 0, tv, ts)  # the kernel's quote time (core.book.apply_market_event)
+        return int((stamp >= ts[0] + latency_ns).sum())
 
     def to_dict(self) -> dict[str, object]:
         out = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, 0, 0.0, "") or k == "kind"}
@@ -159,6 +178,83 @@ def _noise(events: EventBatch, bps: float, seed: int, route: str) -> EventBatch:
     px = events.px.copy()
     px[sel] = px[sel] * (1.0 + rng.standard_normal(int(sel.sum())) * bps / 1e4)
     return dataclasses.replace(events, px=px)
+
+
+def shock_factor(ts: np.ndarray, move: float, at_ns: int, duration_ns: int) -> np.ndarray:
+    """The price multiplier at each ``ts``: 1 + move at the shock, back to 1 linearly at its end (1 outside)."""
+    frac = (ts - at_ns) / max(duration_ns, 1)
+    inside = (ts >= at_ns) & (ts < at_ns + max(duration_ns, 1))
+    return np.where(inside, 1.0 + move * (1.0 - frac), 1.0)
+
+
+def shock_book(events: EventBatch, venue: int, move: float, at_ns: int, duration_ns: int) -> EventBatch:
+    """``venue``'s L2 book under a price shock in [at, at + duration).
+
+    A book is incremental, so shocking the level updates alone is no crash: levels set before the shock keep
+    their price beside shocked ones (a crossed book: no quote, no decision, the open trip cannot close) and the
+    shocked levels no later update deletes stay for good (the book never uncrosses). So every batch of the
+    venue (its level updates up to a BOOK_END) that starts inside the shock is replaced by the whole book as it
+    stands after that batch, each price x the shock's factor at the batch's time (CLEAR, the best
+    ``MAX_LEVELS`` bids and asks, BOOK_END: a snapshot); the first batch ending after the shock is replaced by
+    the whole book unshocked, so the book heals. Before the shock nothing changes. The book is rebuilt from
+    the venue's last CLEAR before the shock (a pure pass over the events, in Python: fine for the hours of L2
+    a stress run loads, slow for days of raw diffs)."""
+    bidx = np.flatnonzero((events.venue == venue) & np.isin(events.kind, BOOK_KINDS))
+    ends = np.flatnonzero(events.kind[bidx] == K_BOOK_END)  # positions in bidx
+    if ends.size == 0:
+        return events
+    starts = np.r_[0, ends[:-1] + 1]
+    t_start, t_end = events.ts[bidx[starts]], events.ts[bidx[ends]]
+    first = int(np.searchsorted(t_start, at_ns, side="left"))
+    stop = at_ns + max(duration_ns, 1)
+    if first >= ends.size or t_start[first] >= stop:
+        return events
+    last = min(first + int(np.searchsorted(t_end[first:], stop, side="left")), ends.size - 1)
+    clears = np.flatnonzero(events.kind[bidx[:starts[first]]] == K_CLEAR)
+    book: tuple[dict[float, float], dict[float, float]] = ({}, {})
+    _apply_book(events, bidx[int(clears[-1]) if clears.size else 0:starts[first]], book)
+    rows: list[tuple[int, int, int, int, int, float, float]] = []  # (position, ts, ts_venue, kind, side, px, qty)
+    for b in range(first, last + 1):
+        _apply_book(events, bidx[starts[b]:ends[b]], book)
+        end = int(bidx[ends[b]])
+        f = float(shock_factor(events.ts[end:end + 1], move, at_ns, duration_ns)[0])
+        rows.extend(_snapshot_rows(end, int(events.ts[end]), int(events.ts_venue[end]), book, f,
+                                   MAX_LEVELS if f != 1.0 else None))
+    keep = np.ones(len(events), bool)
+    keep[bidx[starts[first]:ends[last] + 1]] = False
+    pos = np.r_[np.flatnonzero(keep), np.array([r[0] for r in rows], np.int64)]
+    order = np.argsort(pos, kind="stable")  # a snapshot takes the place of its batch's BOOK_END
+    new = {"ts": [r[1] for r in rows], "ts_venue": [r[2] for r in rows], "venue": [venue] * len(rows),
+           "kind": [r[3] for r in rows], "side": [r[4] for r in rows], "px": [r[5] for r in rows],
+           "qty": [r[6] for r in rows]}
+    cols = {c: np.r_[getattr(events, c)[keep], np.asarray(new[c], getattr(events, c).dtype)][order] for c in _COLS}
+    return EventBatch(**cols)
+
+
+def _apply_book(events: EventBatch, idx: np.ndarray, book: tuple[dict[float, float], dict[float, float]]) -> None:
+    """Level updates and clears at ``idx`` on ``book`` (bids, asks), as the kernel applies them."""
+    for i in idx:
+        k = events.kind[i]
+        if k == K_CLEAR:
+            book[0].clear()
+            book[1].clear()
+        elif k == K_LEVEL:
+            px, qty, side = float(events.px[i]), float(events.qty[i]), book[1 if events.side[i] == 1 else 0]
+            if px > 0.0 and qty > 0.0:
+                side[px] = qty
+            elif px > 0.0 and qty == 0.0:
+                side.pop(px, None)
+
+
+def _snapshot_rows(pos: int, ts: int, tv: int, book: tuple[dict[float, float], dict[float, float]], factor: float,
+                   depth: int | None) -> list[tuple[int, int, int, int, int, float, float]]:
+    """The book as one snapshot at ``ts``, prices x ``factor``: CLEAR, bids best first, asks best first, BOOK_END."""
+    bids = sorted(book[0].items(), reverse=True)[:depth]
+    asks = sorted(book[1].items())[:depth]
+    return [(pos, ts, tv, K_CLEAR, 0, 0.0, 0.0),
+            *[(pos, ts, tv, K_LEVEL, 0, p * factor, q) for p, q in bids],
+            *[(pos, ts, tv, K_LEVEL, 1, p * factor, q) for p, q in asks],
+            (pos, ts, tv, K_BOOK_END, 0, 0.0, 0.0)]
 
 
 def delay_venue(events: EventBatch, venue: int, delay_ns: int) -> EventBatch:

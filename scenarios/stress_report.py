@@ -37,6 +37,8 @@ def csv_row(row: dict[str, Any]) -> dict[str, object]:
 def _verdict(check: dict[str, Any] | None) -> str:
     if not check:
         return ""
+    if check["passed"] is None:
+        return "not shown"
     if check["passed"]:
         return "passed"
     return "FAILED" if check.get("exercised", True) else "FAILED (not exercised)"
@@ -79,8 +81,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def render_html(report: dict[str, Any], svgs: dict[str, str]) -> str:
     rows = report["scenarios"]
-    checks = "".join(f"<li class='{'ok' if c['passed'] else 'bad'}'>{escape(name)}: "
-                     f"{'passed' if c['passed'] else 'FAILED'} &mdash; {escape(str(c['expect']))}. "
+    checks = "".join(f"<li class='{_css(_verdict(c))}'>{escape(name)}: "
+                     f"{escape(_verdict(c))} &mdash; {escape(str(c['expect']))}. "
                      f"{escape(str(c['detail']))}</li>" for name, c in report["checks"].items())
     desc = "".join(f"<li><b>{escape(r['name'])}</b>: {escape(str(r['scenario'].get('description', '')))}</li>"
                    for r in rows)

@@ -18,7 +18,10 @@ from arbitrage_lite.core.domain import Venue
 from arbitrage_lite.core.events import (
     K_BAR_CLOSE,
     K_BAR_OPEN,
+    K_BOOK_END,
+    K_CLEAR,
     K_FX,
+    K_LAST,
     K_LEVEL,
     VENUE_BINANCE,
     VENUE_FX,
@@ -30,7 +33,7 @@ from arbitrage_lite.core.risk import RiskCoordinator, RiskLimits, RiskMode
 from arbitrage_lite.core.risk_sequencer import RiskFact, RiskSequencer
 from arbitrage_lite.core.stress import Scenario, delay_venue, drop_venue, fx_shock
 from arbitrage_lite.scenarios.backtest import BacktestRequest, run_backtest
-from arbitrage_lite.scenarios.stress import StressParams, StressRequest, catalogue, run_stress, select
+from arbitrage_lite.scenarios.stress import StressParams, StressRequest, catalogue, check, run_stress, select
 
 S = 1_000_000_000
 
@@ -72,6 +75,78 @@ def test_price_shock_starts_at_its_time_and_fades_linearly_on_one_route() -> Non
     assert sc.anchored(4 * S).apply_events(ev, "ETH") is ev  # another route's market is left alone
     with pytest.raises(ValueError, match="anchor"):
         sc.apply_events(ev, "BTC")
+
+
+def _diff_book() -> EventBatch:
+    """A Binance-like L2 stream: a snapshot at 0 s, then each second a diff moving the touch up one (it deletes
+    the previous best bid and ask and sets the new ones)."""
+    rows = [(0, K_CLEAR, 0, 0.0, 0.0), (0, K_LEVEL, 0, 99.0, 1.0), (0, K_LEVEL, 1, 101.0, 1.0),
+            (0, K_BOOK_END, 0, 0.0, 0.0)]
+    for i in range(1, 10):
+        rows += [(i * S, K_LEVEL, 0, 98.0 + i, 0.0), (i * S, K_LEVEL, 0, 99.0 + i, 1.0),
+                 (i * S, K_LEVEL, 1, 100.0 + i, 0.0), (i * S, K_LEVEL, 1, 101.0 + i, 2.0),
+                 (i * S, K_BOOK_END, 0, 0.0, 0.0)]
+    col = list(zip(*rows, strict=True))
+    return make_batch(np.array(col[0], np.int64), VENUE_BINANCE, np.array(col[1], np.int8), np.array(col[3]),
+                      np.array(col[4]), np.array(col[2], np.int8))
+
+
+def _quotes_at_book_ends(ev: EventBatch) -> list[tuple[int, float, float, float]]:
+    """(second, best bid, best ask, crossed) after each BOOK_END, through the kernel's own book code."""
+    from arbitrage_lite.core.book import Q_CROSSED, apply_market_event, new_books
+
+    book_px, book_q, book_n, quotes = new_books()
+    out = []
+    for i in range(len(ev)):
+        apply_market_event(int(ev.kind[i]), 1, int(ev.side[i]), float(ev.px[i]), float(ev.qty[i]), int(ev.ts[i]),
+                           int(ev.ts_venue[i]), book_px, book_q, book_n, quotes, 0.0)
+        if ev.kind[i] == K_BOOK_END:
+            out.append((int(ev.ts[i] // S), round(book_px[1, 0, 0], 6), round(book_px[1, 1, 0], 6),
+                        quotes[1, Q_CROSSED]))
+    return out
+
+
+def test_a_price_shock_moves_an_l2_book_whole_and_the_book_heals_after_it() -> None:
+    """Shocking the level updates alone crossed the book (levels set before the shock kept their price beside
+    shocked ones: no quote, so no decision, and the open trip could not close). The shock re-issues the whole
+    book shocked at each update inside it, and whole and unshocked at the first update after it."""
+    ev = _diff_book()
+    sc = Scenario("crash", "price_shock", move=-0.3, duration_ns=4 * S, venue=VENUE_BINANCE, route="BTC")
+    shocked = sc.anchored(3 * S).apply_events(ev, "BTC")
+    base, got = _quotes_at_book_ends(ev), _quotes_at_book_ends(shocked)
+    assert got[:3] == base[:3]  # 0-2 s: before the shock, as recorded
+    for (sec, bid, ask, crossed), (_, bid0, ask0, _) in zip(got[3:7], base[3:7], strict=True):
+        f = 1 - 0.3 * (1 - (sec - 3) / 4)  # 0.7 at 3 s, back linearly: 0.775, 0.85, 0.925
+        assert crossed == 0.0 and bid == pytest.approx(bid0 * f) and ask == pytest.approx(ask0 * f)
+    assert got[7:] == base[7:]  # healed: from 7 s the book is the recorded one again
+    assert bool(np.all(np.diff(shocked.ts) >= 0))
+    pre = ev.ts < 3 * S
+    assert np.array_equal(shocked.px[: int(pre.sum())], ev.px[pre])
+
+
+def test_a_crash_no_leg_could_trade_is_not_shown_neither_passed_nor_failed() -> None:
+    """One crashed quote, stamped before a leg sent on it (150 ms) could arrive: the crashed price is never
+    tradable, so the check says 'not shown' and why. Stamped after the leg arrives, it is tradable: the check
+    is shown and, with no kill switch, fails."""
+    ts = np.array([0, 60, 700]) * S  # the shock [1 s, 601 s) holds the 60 s quote only
+    sc = Scenario("flash_crash", "price_shock", move=-0.3, duration_ns=600 * S, venue=VENUE_BINANCE, route="CVC",
+                  expect="kill_switch").anchored(S)
+    fig = {"halts": {"kill_switch": 0}, "kill_switch_at": None, "kill_switch_reason": None, "events_changed": 1,
+           "max_drawdown_krw": "0", "net_pnl_krw": "0"}
+    for stamp_ms, tradable in ((60_122, 0), (60_178, 1)):
+        ev = make_batch(ts, VENUE_BINANCE, K_LAST, np.full(3, 0.0575), ts_venue=np.array([0, stamp_ms * 1_000_000,
+                                                                                             700 * S]))
+        n = sc.tradable_quotes(sc.apply_events(ev, "CVC"), "CVC", 150_000_000)
+        assert n == tradable
+        verdict = check(sc, {**fig, "shock_quotes": n}, 10.0, {})
+        assert verdict is not None
+        if tradable:
+            assert verdict["passed"] is False and verdict["verdict"] == "failed"
+        else:
+            assert verdict["passed"] is None and verdict["verdict"] == "not shown"
+            assert "not shown on this data: no binance quote inside the 10 min shock on CVC" in str(verdict["detail"])
+    no_trip = check(sc, {**fig, "shock_quotes": 5}, 10.0, {}, has_trip=False)
+    assert no_trip is not None and no_trip["passed"] is None and "no round trip" in str(no_trip["detail"])
 
 
 def test_fx_shock_is_known_at_its_time_and_undone_at_its_end() -> None:
@@ -240,18 +315,61 @@ def test_paper_under_the_flash_crash_trips_the_same_kill_switch_and_pages(sample
     assert len(page) == 1 and page[0]["severity"] == "P0"
 
 
-def test_an_outage_on_l2_leaves_no_leg_unhedged_past_the_policy(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def l2_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic L2 route (the streaming tests' generator): Binance diffs and Upbit top-5 books every ~2 s."""
+    from test_streaming_replay import write_route
+
+    root = tmp_path_factory.mktemp("l2") / "s"
+    write_route(root, "BTC", hours=8, step_s=2.0, seed=7)
+    return root
+
+
+def _l2_config() -> EngineConfig:
+    from arbitrage_lite.core.config import GuardConfig
+
+    return EngineConfig(guard=GuardConfig(min_history_s=600.0))
+
+
+def test_an_outage_on_l2_leaves_no_leg_unhedged_past_the_policy(l2_store: Path, tmp_path: Path) -> None:
     """On L2 data a leg waits 2 s for a quote (costs.max_fill_wait_s by data), so one venue going down mid-trade
     is unwound within risk.max_unhedged_s: checked on a synthetic L2 route. (Bars and snapshots cannot show it:
     a leg there waits for the next bar or snapshot, 60-600 s, and docs/stress.md says so.)"""
-    from test_streaming_replay import write_route
-
-    from arbitrage_lite.core.config import GuardConfig
-
-    write_route(tmp_path / "s", "BTC", hours=8, step_s=2.0, seed=7)
-    cfg = EngineConfig(guard=GuardConfig(min_history_s=600.0))
-    rep = run_stress(StressRequest(store=tmp_path / "s", routes="BTC", out=tmp_path / "st", scenarios="venue_down",
+    cfg = _l2_config()
+    rep = run_stress(StressRequest(store=l2_store, routes="BTC", out=tmp_path / "st", scenarios="venue_down",
                                    config=cfg, use_ray=False, progress=False))
     down = {r["name"]: r for r in rep["scenarios"]}["venue_down"]
     assert down["check"]["exercised"] and down["figures"]["legs_expired"] >= 1  # it hit a trade mid-flight
     assert down["check"]["passed"] and 0 < down["figures"]["unhedged_max_s"] <= cfg.risk.max_unhedged_s
+
+
+def test_the_flash_crash_on_l2_trips_the_kill_switch(l2_store: Path, tmp_path: Path) -> None:
+    """The crash moves the whole Binance book (it used to cross it: no quote, the open trip never closed and
+    the stray shocked levels marked a leftover leg up 1.4M KRW): the stop loss sells into the crashed book and
+    the trip's loss trips the kill switch."""
+    rep = run_stress(StressRequest(store=l2_store, routes="BTC", out=tmp_path / "st", scenarios="flash_crash",
+                                   config=_l2_config(), use_ray=False, progress=False))
+    by = {r["name"]: r for r in rep["scenarios"]}
+    crash, base = by["flash_crash"], by["baseline"]["figures"]
+    assert crash["check"]["verdict"] == "passed" and crash["check"]["passed"] is True
+    assert crash["figures"]["shock_quotes"] > 1 and crash["figures"]["open_positions"] == 0
+    assert "a gap through the stop" in str(crash["figures"]["kill_switch_reason"])
+    assert crash["figures"]["exit_reasons"].get("stop_loss", 0) == base["exit_reasons"].get("stop_loss", 0) + 1
+    assert Decimal(crash["figures"]["net_pnl_krw"]) < Decimal(base["net_pnl_krw"]) - 2_000_000
+    assert rep["checks_passed"] and rep["checks_not_shown"] == []
+
+
+def test_the_flash_crash_on_sampled_snapshots_is_shown_where_a_crashed_quote_is_tradable(
+        sample_stores: dict[str, Path], tmp_path: Path) -> None:
+    """On the snapshot sample the anchored trip's Binance quotes inside the crash include one a close could meet:
+    the crash is shown, and the kill switch trips. (On the whole snapshot set none is: 'not shown',
+    docs/stress.md.)"""
+    from arbitrage_lite.cli_checks import load_config
+
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "docs" / "configs" / "snapshots.toml"))
+    rep = run_stress(StressRequest(store=sample_stores["multi"], routes="top:25", out=tmp_path / "st",
+                                   scenarios="flash_crash", config=cfg, use_ray=False, progress=False))
+    crash = {r["name"]: r for r in rep["scenarios"]}["flash_crash"]
+    assert crash["figures"]["shock_quotes"] >= 1
+    assert crash["check"]["verdict"] == "passed" and crash["figures"]["halts"]["kill_switch"] == 1
+    assert _rows(tmp_path / "st")["flash_crash"]["check"] == "passed"
