@@ -40,6 +40,9 @@ class BacktestRequest:
     # series hold more than STREAM_ABOVE_ROWS rows; same result either way, with or without the risk tiers.
     stream: bool | None = None
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    # streamed routes' merged market events kept here (infra.data.event_cache): a repeated backtest of the same
+    # store and window skips decode and merge; None: no cache
+    event_cache: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,11 @@ def streams(req: BacktestRequest, base: str) -> bool:
 
 def run_one_route(store: Path, base: str, cfg: EngineConfig, start_ns: int | None,
                   end_ns: int | None, universe: Universe | None = None, stream: bool = False,
-                  chunk_rows: int = DEFAULT_CHUNK_ROWS) -> RouteRun:
+                  chunk_rows: int = DEFAULT_CHUNK_ROWS, event_cache: Path | None = None) -> RouteRun:
     """Load and replay one route (what its trips would make without costs is attributed per trip, not re-run:
     a zero-cost replay trades differently); ``stream``: read the store in chunks, bounded memory."""
     if stream:
-        sdata = load_route_stream(store, base, cfg.costs, start_ns, end_ns, universe, chunk_rows)
+        sdata = load_route_stream(store, base, cfg.costs, start_ns, end_ns, universe, chunk_rows, event_cache)
         stats = StreamStats()
         assert sdata.stream is not None
         real = run_route_stream(base, sdata.stream, cfg.model_copy(update={"costs": sdata.costs}), sdata.binance,
@@ -93,7 +96,8 @@ def _run_routes_with_risk(req: BacktestRequest, routes: Sequence[str],
     in_memory = [b for b in routes if b not in streamed]
     loaded = dict(zip(in_memory, _load_routes(req, in_memory), strict=True))
     datas = [loaded[b] if b in loaded else load_route_stream(req.store, b, req.config.costs, req.start_ns,
-                                                             req.end_ns, universe_of(req), req.chunk_rows)
+                                                             req.end_ns, universe_of(req), req.chunk_rows,
+                                                             req.event_cache)
              for b in routes]
     return replay_routes(datas, req.config, on_done)
 
@@ -127,7 +131,7 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
         ray = ensure_ray()
         task = ray.remote(run_one_route)
         refs = {task.remote(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req), streams(req, b),
-                            req.chunk_rows): b for b in routes}
+                            req.chunk_rows, req.event_cache): b for b in routes}
         results: dict[str, RouteRun] = {}
         pending = list(refs)
         while pending:
@@ -139,7 +143,7 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
     runs = []
     for b in routes:
         runs.append(run_one_route(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req),
-                                  streams(req, b), req.chunk_rows))
+                                  streams(req, b), req.chunk_rows, req.event_cache))
         on_done(b)
     return runs
 

@@ -14,7 +14,8 @@ Same result as the in-memory path (``market_data.load_route`` + ``replay.run_rou
 The market series are merged first (``merged_chunks``: chunks that each end an instant), then FX and status
 events are merged into each chunk (``with_side_events``). The merged market chunks can be written once to an
 event cache (``infra.data.event_cache``) and read back by later replays without decode or merge, and can be
-produced on a second thread (``read_ahead``) while the kernel runs (it releases the GIL).
+read ahead (``read_ahead``): each series decoded and built on its own thread (pyarrow and most of numpy release
+the GIL) while the merge and the kernel (compiled, they release it too) run on the caller's.
 
 Only book-resolution routes stream (bars and snapshots are small: a month of 1m bars is 86k events).
 """
@@ -240,7 +241,8 @@ class RouteStream:
     def market_feeds(self) -> list[_Feed]:
         out = []
         for src in self.sources:
-            f = _Feed(source_events(src, self.chunk_rows, self.start, self.end), _empty())
+            it = source_events(src, self.chunk_rows, self.start, self.end)
+            f = _Feed(read_ahead(it) if self.read_ahead else it, _empty())
             f.pull()
             out.append(f)
         return [f for f in out if len(f.batch) or not f.done]
@@ -257,11 +259,9 @@ class RouteStream:
         path = self.cache_file()
         if path is not None and path.is_file():
             it = event_cache.read(path)
-        else:
-            it = merged_chunks(self.market_feeds())
-            if path is not None:
-                it = event_cache.tee(path, it, self.cache_compression)
-        return read_ahead(it) if self.read_ahead else it
+            return read_ahead(it) if self.read_ahead else it
+        it = merged_chunks(self.market_feeds())  # read ahead: each series decoded and built on its own thread
+        return event_cache.tee(path, it, self.cache_compression) if path is not None else it
 
     def chunks(self, stats: StreamStats | None = None) -> Iterator[EventBatch]:
         stats = stats if stats is not None else StreamStats()

@@ -292,6 +292,11 @@ def test_the_risk_tier_backtest_streams_to_the_same_run(tmp_path: Path) -> None:
 
     a, b = backtest(False), backtest(True)
     assert (a["net_pnl_krw"], a["trades"], a["risk"]) == (b["net_pnl_krw"], b["trades"], b["risk"])
+    for k in range(2):  # with the event cache: written by the first, read by the second
+        c = run_backtest(BacktestRequest(store=root, routes="BTC,SOL", out=tmp_path / f"c{k}", config=cfg,
+                                         use_ray=False, progress=False, stream=True, event_cache=tmp_path / "ec"))
+        assert (a["net_pnl_krw"], a["trades"], a["risk"]) == (c["net_pnl_krw"], c["trades"], c["risk"])
+        assert len(list((tmp_path / "ec").glob("*.arrow"))) == 2
 
 
 def _stream(root: Path, base: str, chunk_rows: int, **kw: object) -> RouteResult:
@@ -380,8 +385,10 @@ def test_read_ahead_stops_its_thread_when_the_consumer_stops() -> None:
             produced.append(i)
             yield i
 
+    before = set(threading.enumerate())
     it = read_ahead(gen(), depth=2)
     assert [next(it) for _ in range(3)] == [0, 1, 2]
+    assert len(set(threading.enumerate()) - before) == 1
     it.close()  # type: ignore[attr-defined]
-    assert not any(t.name == "stream-read-ahead" for t in threading.enumerate())
+    assert not set(threading.enumerate()) - before
     assert len(produced) < 10
