@@ -229,7 +229,7 @@ class Outcome:
 
 def check_parity(data: dict[str, RouteData], results: dict[str, RouteResult], cfg: EngineConfig) -> tuple[str, int]:
     """Paper = backtest, route by route: the same fills, round trips and funnel counters."""
-    bad, trips = parity(data, results, cfg)
+    bad, trips, _ = parity(data, results, cfg)
     return ("identical" if not bad else f"DIFFERS on {len(bad)} routes: {', '.join(bad[:5])}"), trips
 
 

@@ -9,11 +9,19 @@ from decimal import Decimal
 import numpy as np
 
 from .accounting import LegSummary, TripPnl, fx_to_dec, trip_pnl
-from .book import MAX_LEVELS, Q_MID
+from .book import LEG_FILL, MAX_LEVELS, Q_HAS_BOOK, Q_MID, depth_cut
 from .config import EngineConfig, to_kernel_params
 from .domain import Currency, Side, Venue
 from .events import DECISION_KINDS, EventBatch
-from .kernel import ACTION_CLOSE, ACTION_OPEN, COUNTER_NAMES, N_COUNTERS, inject_fills, route_step
+from .kernel import (
+    ACTION_CLOSE,
+    ACTION_OPEN,
+    C_LEGS_DEPTH_CUT,
+    COUNTER_NAMES,
+    N_COUNTERS,
+    inject_fills,
+    route_step,
+)
 from .ledger import Fill, Ledger, fee_for, units_to_dec
 from .route_state import (
     F_FX,
@@ -26,6 +34,10 @@ from .route_state import (
     FI_TS_DEC,
     FI_TS_FILL,
     FI_VENUE,
+    L_QTY,
+    L_READY,
+    L_SIDE,
+    L_VENUE,
     S_NF,
     S_NS,
     S_NTR,
@@ -136,8 +148,14 @@ def inject_report(state: RouteState, params: np.ndarray, slot: int,
                   fills: Sequence[tuple[str, int, int, Decimal]]) -> int:
     """Hand a venue's fills of leg ``slot`` ((trade id, price units, qty units, fee), as in an execution
     report) to the kernel, growing its buffers first; returns the row of the first fill. Paper and live both
-    resume the kernel this way, so it lives here once."""
+    resume the kernel this way, so it lives here once. A filled leg short of its quantity on a side whose
+    known depth was cut is counted (``legs_cut_by_known_depth``) as the kernel counts the legs it fills itself:
+    without it, paper differed from the backtest by that counter alone (the soak's "differing" routes)."""
     k = len(fills)
+    v, side = int(state.legs[slot, L_VENUE]), int(state.legs[slot, L_SIDE])
+    if (state.legs[slot, L_READY] == LEG_FILL and state.quotes[v, Q_HAS_BOOK] > 0.5
+            and depth_cut(state.quotes, v, side) and sum(f[2] for f in fills) < state.legs[slot, L_QTY]):
+        state.counters[C_LEGS_DEPTH_CUT] += 1
     while state.si[S_NF] + k + 1 >= state.fills.shape[0]:
         state.grow()
     px = np.array([f[1] for f in fills] or [0], np.int64)

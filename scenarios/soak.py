@@ -216,19 +216,31 @@ def latency_by_hour(lat: dict[int, list[float]]) -> dict[int, dict[str, float]]:
 
 
 # ---------------------------------------------------------------------------------------------- nothing lost
-def parity(data: dict[str, RouteData], results: dict[str, RouteResult], cfg: EngineConfig) -> tuple[list[str], int]:
+def parity(data: dict[str, RouteData], results: dict[str, RouteResult], cfg: EngineConfig,
+           stats: dict[str, dict[str, Any]] | None = None) -> tuple[list[str], int, dict[str, Any]]:
     """Paper = backtest, route by route: the same fills, round trips and funnel counters. Returns the routes
-    that differ and the round trips."""
-    bad, trips = [], 0
+    that differ, the round trips, and per differing route where it differs (``stats``: the routes' own
+    ``stats()``, for their order statuses)."""
+    bad, trips, why = [], 0, {}
     for name, d in data.items():
         bt, pa = run_route(name, d.events, cfg, d.binance), results[name]
         trips += len(pa.trips)
-        same = (bt.fills == pa.fills and bt.counters == pa.counters
-                and [(t.trip, t.ts, t.qty, t.exit_reason, t.pnl.net_krw) for t in bt.trips]
-                == [(t.trip, t.ts, t.qty, t.exit_reason, t.pnl.net_krw) for t in pa.trips])
-        if not same:
-            bad.append(name)
-    return bad, trips
+        bt_trips = [(t.trip, t.ts, t.qty, t.exit_reason, t.pnl.net_krw) for t in bt.trips]
+        pa_trips = [(t.trip, t.ts, t.qty, t.exit_reason, t.pnl.net_krw) for t in pa.trips]
+        if bt.fills == pa.fills and bt.counters == pa.counters and bt_trips == pa_trips:
+            continue
+        bad.append(name)
+        first = next((i for i, (a, b) in enumerate(zip(bt.fills, pa.fills, strict=False)) if a != b),
+                     min(len(bt.fills), len(pa.fills)))
+        why[name] = {"fills": [len(bt.fills), len(pa.fills)], "trips": [len(bt_trips), len(pa_trips)],
+                     "first_fill_differing": first,
+                     "fill_backtest": repr(bt.fills[first]) if first < len(bt.fills) else None,
+                     "fill_paper": repr(pa.fills[first]) if first < len(pa.fills) else None,
+                     "counters": {k: [bt.counters.get(k), pa.counters.get(k)]
+                                  for k in sorted(set(bt.counters) | set(pa.counters))
+                                  if bt.counters.get(k) != pa.counters.get(k)},
+                     "order_status": (stats or {}).get(name, {}).get("order_status")}
+    return bad, trips, why
 
 
 def chaos_schedule(plan: SoakPlan, roles: list[str]) -> list[ChaosPlan]:
@@ -317,7 +329,8 @@ def account(data: dict[str, RouteData], plan: SoakPlan, req: PaperRequest, resul
     sup = extras.get("supervisor") or {}
     restarts = sum(1 for e in sup.get("events", []) if e["action"] in ("restart", "escalate"))
     seen_restarts = {r: len(p) - 1 for r, p in seen.pids.items() if len(p) > 1}
-    bad, trips = parity(data, results, req.config) if results is not None else (list(data), 0)
+    stats = {r["route"]: r for r in extras.get("routes") or [] if isinstance(r, dict) and "route" in r}
+    bad, trips, why = parity(data, results, req.config, stats) if results is not None else (list(data), 0, {})
     journal = extras.get("journal") or {}
     counts, expected = journal.get("counts") or {}, journal.get("expected") or {}
     journal_ok = bool(expected) and all(counts.get(k) == v for k, v in expected.items())
@@ -334,7 +347,7 @@ def account(data: dict[str, RouteData], plan: SoakPlan, req: PaperRequest, resul
         "alerts_raised": len(extras.get("alerts", [])),
         "alerts_by_rule": dict(sorted(Counter(a["rule"] for a in extras.get("alerts", [])).items())),
         "alerts_delivered": webhook_received,
-        "lost": {"routes_differing_from_backtest": bad, "round_trips": trips,
+        "lost": {"routes_differing_from_backtest": bad, "how_they_differ": why, "round_trips": trips,
                  "fills": sum(len(r.fills) for r in (results or {}).values()),
                  "journal_expected": expected, "journal_counts": counts, "journal_complete": journal_ok,
                  "journal_left_in_overflow": journal.get("left_in_overflow")},
