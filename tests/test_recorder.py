@@ -140,8 +140,9 @@ def test_recorded_session_replays_to_the_served_books_across_faults(tmp_path: Pa
     states = _binance_states(store)
     served = fv.binance_ws.served["BTCUSDT"]
     want = [(_f(served[u][0]), _f(served[u][1])) for u, _, _ in states]
-    # (how many states 5 s of recording holds depends on the machine: 455 to 600+ seen; the faults came by frame 2,600)
-    assert len(states) > 300 and len({u for u, _, _ in states}) == len(states)  # the duplicate: recorded once
+    # (how many states 5 s of recording holds depends on the machine: 192 at load average 28, 455 to 600+ on a
+    # quiet one; the faults came by frame 2,600)
+    assert len(states) > 100 and len({u for u, _, _ in states}) == len(states)  # the duplicate: recorded once
     assert [k for k, got in enumerate(_full_replay(states)) if got != want[k]] == []
     # ... and through the backtest's event builder and book code: one BOOK_END per recorded state, the same
     # levels at each. With the kernel's default 64 levels a side, a level set beyond the 64th is dropped and
