@@ -77,34 +77,36 @@ def _copy(ts: np.ndarray, tv: np.ndarray, venue: np.ndarray, kind: np.ndarray, s
 
 
 @njit(cache=True, nogil=True)
-def _merge_into(ts: np.ndarray, tv: np.ndarray, venue: np.ndarray, kind: np.ndarray, side: np.ndarray,
-                px: np.ndarray, qty: np.ndarray, bounds: np.ndarray, o_ts: np.ndarray, o_tv: np.ndarray,
-                o_venue: np.ndarray, o_kind: np.ndarray, o_side: np.ndarray, o_px: np.ndarray,
-                o_qty: np.ndarray) -> None:
-    """Rows of k sorted runs (run r at [bounds[r], bounds[r+1])) written out in (time, run) order: the
-    merge and the gather in one pass over the columns. The chosen run is copied for as long as it stays ahead
-    of every other run's head (a snapshot or a diff message is one stretch, not one choice per row)."""
-    k = bounds.shape[0] - 1
-    pos = bounds[:-1].copy()
-    n = bounds[k] - bounds[0]
+def _merge_into(ts: tuple[np.ndarray, ...], tv: tuple[np.ndarray, ...], venue: tuple[np.ndarray, ...],
+                kind: tuple[np.ndarray, ...], side: tuple[np.ndarray, ...], px: tuple[np.ndarray, ...],
+                qty: tuple[np.ndarray, ...], o_ts: np.ndarray, o_tv: np.ndarray, o_venue: np.ndarray,
+                o_kind: np.ndarray, o_side: np.ndarray, o_px: np.ndarray, o_qty: np.ndarray) -> None:
+    """k sorted runs (the columns of run r at index r of each tuple, not concatenated first) written out in
+    (time, run) order: the merge and the gather in one pass. The chosen run is copied for as long as it stays
+    ahead of every other run's head (a snapshot or a diff message is one stretch, not one choice per row)."""
+    k = len(ts)
+    pos = np.zeros(k, np.int64)
     j = 0
-    while j < n:
+    while True:
         best, bt = -1, 0
         for r in range(k):
-            if pos[r] < bounds[r + 1] and (best < 0 or ts[pos[r]] < bt):
-                best, bt = r, ts[pos[r]]
+            if pos[r] < ts[r].shape[0] and (best < 0 or ts[r][pos[r]] < bt):
+                best, bt = r, ts[r][pos[r]]
+        if best < 0:
+            return
         r2, t2 = k, 0  # the next run's head, by (time, run); k: no other run left
         for r in range(k):
-            if r != best and pos[r] < bounds[r + 1] and (r2 == k or ts[pos[r]] < t2):
-                r2, t2 = r, ts[pos[r]]
-        stop, end = pos[best], bounds[best + 1]
+            if r != best and pos[r] < ts[r].shape[0] and (r2 == k or ts[r][pos[r]] < t2):
+                r2, t2 = r, ts[r][pos[r]]
+        b_ts = ts[best]
+        stop, end = pos[best], b_ts.shape[0]
         if r2 == k:
             stop = end
         else:  # best < r2 when their heads tie (best is the lowest run at the minimum time)
-            while stop < end and (ts[stop] < t2 or (ts[stop] == t2 and best < r2)):
+            while stop < end and (b_ts[stop] < t2 or (b_ts[stop] == t2 and best < r2)):
                 stop += 1
-        j = _copy(ts, tv, venue, kind, side, px, qty, pos[best], stop, o_ts, o_tv, o_venue, o_kind, o_side, o_px,
-                  o_qty, j)
+        j = _copy(b_ts, tv[best], venue[best], kind[best], side[best], px[best], qty[best], pos[best], stop, o_ts,
+                  o_tv, o_venue, o_kind, o_side, o_px, o_qty, j)
         pos[best] = stop
 
 
@@ -142,12 +144,17 @@ def merge_batches(parts: Sequence[EventBatch]) -> EventBatch:
         return _empty()
     if len(parts) == 1:
         return parts[0]
-    ts, tv, venue, kind, side, px, qty = (np.concatenate([getattr(p, c) for p in parts]) for c in COLS)
-    bounds = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
-    out = {c: np.empty_like(a) for c, a in zip(COLS, (ts, tv, venue, kind, side, px, qty), strict=True)}
-    _merge_into(ts, tv, venue, kind, side, px, qty, bounds, out["ts"], out["ts_venue"], out["venue"], out["kind"],
-                out["side"], out["px"], out["qty"])
+    n = sum(len(p) for p in parts)
+    out = {c: np.empty(n, getattr(parts[0], c).dtype) for c in COLS}
+    _merge_into(*(tuple(_readonly(getattr(p, c)) for p in parts) for c in COLS), *(out[c] for c in COLS))
     return _raw_batch(out)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view: the runs of one tuple must share one numba type (Arrow's and the cache's are read-only)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 @dataclass
@@ -212,9 +219,17 @@ def with_side_events(market: Iterator[EventBatch], fx: EventBatch, status: Event
         t = int(b.ts[-1])
         j_fx = int(np.searchsorted(fx.ts, t, side="right"))
         j_st = int(np.searchsorted(status.ts, t, side="right"))
-        out = insert_events(merge_batches([cut_batch(fx, i_fx, j_fx), cut_batch(status, i_st, j_st)]), b)
+        few = merge_batches([cut_batch(fx, i_fx, j_fx), cut_batch(status, i_st, j_st)])
         i_fx, i_st, stats.last_market = j_fx, j_st, t
-        yield emit(out)
+        if not len(few):
+            yield emit(b)
+            continue
+        # only the instants from the first to the last of them are copied: before and after, views of b
+        lo = int(np.searchsorted(b.ts, few.ts[0], side="left"))
+        hi = int(np.searchsorted(b.ts, few.ts[-1], side="right"))
+        for out in (cut_batch(b, 0, lo), insert_events(few, cut_batch(b, lo, hi)), cut_batch(b, hi)):
+            if len(out):
+                yield emit(out)
     if i_st < len(status):
         yield emit(cut_batch(status, i_st))
 

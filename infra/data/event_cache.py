@@ -100,9 +100,22 @@ def tee(path: Path, chunks: Iterator[EventBatch], compression: str | None = None
             tmp.unlink(missing_ok=True)
 
 
+REMAP_BYTES = 256 << 20  # a fresh mapping every this many bytes read: the old one goes with its last chunk
+
+
 def read(path: Path) -> Iterator[EventBatch]:
-    """The cached chunks, in order (memory-mapped: uncompressed columns are views of the file)."""
-    reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))  # closed when the last view of it goes
-    for i in range(reader.num_record_batches):
+    """The cached chunks, in order. Memory-mapped (uncompressed columns are views of the file, no copy); the
+    file is mapped again every ``REMAP_BYTES`` so that pages already replayed leave the process (RSS stays
+    bounded by that, not by the route's length)."""
+    reader, mapped = None, 0
+    i = n = 0
+    while reader is None or i < n:
+        if reader is None or mapped >= REMAP_BYTES:
+            reader, mapped = pa.ipc.open_file(pa.memory_map(str(path), "r")), 0
+            n = reader.num_record_batches
+            if i >= n:
+                return
         rb = reader.get_batch(i)
+        mapped += rb.nbytes
+        i += 1
         yield _raw_batch({c: rb.column(j).to_numpy() for j, c in enumerate(COLS)})
