@@ -146,7 +146,8 @@ def merge_batches(parts: Sequence[EventBatch]) -> EventBatch:
         return parts[0]
     n = sum(len(p) for p in parts)
     out = {c: np.empty(n, getattr(parts[0], c).dtype) for c in COLS}
-    _merge_into(*(tuple(_readonly(getattr(p, c)) for p in parts) for c in COLS), *(out[c] for c in COLS))
+    ts, tv, venue, kind, side, px, qty = (tuple(_readonly(getattr(p, c)) for p in parts) for c in COLS)
+    _merge_into(ts, tv, venue, kind, side, px, qty, *(out[c] for c in COLS))
     return _raw_batch(out)
 
 
