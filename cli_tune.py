@@ -33,7 +33,7 @@ def _request(args: argparse.Namespace) -> Any:
     out = chk.output_dir(args.out)
     db = args.db or str(out / "study.sqlite3")
     common = {"out": out, "db": db, "reserve_cpus": args.reserve_cpus, "trial_cpus": args.trial_cpus,
-              "progress": not args.no_progress}
+              "progress": not args.no_progress, "ship_store": args.ship_store}
     if args.resume:
         given = [f"--{_FLAG.get(f, f)}" for f in _SPEC_FLAGS if getattr(args, f, None) not in (None, [])]
         if given or args.study:
@@ -122,6 +122,9 @@ def add_tune(sub: Any, common: Any) -> None:
                     help="CPUs of the cluster that trials leave free (a running paper or live system's)")
     tu.add_argument("--trial-cpus", type=chk.finite(0.0, 1e6, "a positive number of CPUs"), default=1.0, metavar="N",
                     help="CPUs per trial (default 1)")
+    tu.add_argument("--ship-store", choices=("auto", "always", "never"), default="auto",
+                    help="send the store to the trials through Ray's object store, unpacked once per node: auto "
+                    "(default) when the cluster has several nodes; never when it is on shared storage")
     tu.add_argument("--out", required=True)
     tu.add_argument("--no-progress", action="store_true")
     common(tu)

@@ -31,6 +31,7 @@ from ray.tune import Callback
 
 from ..core.config import EngineConfig
 from ..errors import UserError
+from ..infra.data.ship import ShippedStore, local_store, ship_store, should_ship
 from ..infra.study_db import StudyDB
 from .market_data import DataError, resolve_routes
 from .sweep import HEADLINE, data_span, evaluate
@@ -74,6 +75,7 @@ class TuneRequest:
     reserve_cpus: float = 0.0
     trial_cpus: float = 1.0
     progress: bool = True
+    ship_store: str = "auto"  # auto | always | never: infra.data.ship (a cluster whose nodes do not share the disk)
 
 
 def new_spec(req: TuneRequest) -> dict[str, Any]:
@@ -116,19 +118,31 @@ def _trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
                      "node_id": node})
         return
     total = dict.fromkeys(SUMS, Decimal(0))
+    where = local_store(ctx["store"])  # the store's folder on this node (a shipped copy off the driver's node)
     for j, (a, b) in enumerate(ctx["slices"]):
         if b > ctx["guard"]:  # the held-out block is never read by a search
             raise RuntimeError(f"search window ends at {b}, inside the held-out block (from {ctx['guard']})")
-        m = evaluate_window(Path(ctx["store"]), ctx["routes"], cfg, a, b)
+        m = evaluate_window(where, ctx["routes"], cfg, a, b)
         for k in SUMS:
             total[k] += Decimal(str(m[k]))
         tune.report({"score": float(total["net_pnl_krw"]), "slice": j + 1, "invalid": False, "values": values,
-                     "started_at": started, "node_id": node, **{k: str(v) for k, v in total.items()}})
+                     "started_at": started, "node_id": node, "store_read": str(where),
+                     **{k: str(v) for k, v in total.items()}})
 
 
-def _judge_task(store: Path, routes: list[str], cfg: EngineConfig, a: int, b: int) -> dict[str, Any]:
+def _judge_task(store: Path | ShippedStore, routes: list[str], cfg: EngineConfig, a: int, b: int
+                ) -> dict[str, Any]:
     lower_priority()  # a worker of this job only: Ray does not lend workers to other jobs
-    return evaluate_window(store, routes, cfg, a, b)
+    return evaluate_window(local_store(store), routes, cfg, a, b)
+
+
+def _store_arg(store: str, mode: str) -> Path | ShippedStore:
+    """The store as the trials get it: its path, or shipped through the object store (``infra.data.ship``)."""
+    from ..infra.ray_runtime import ensure_ray
+
+    ray = ensure_ray()
+    alive = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return ship_store(Path(store)) if should_ship(mode, alive) else Path(store)
 
 
 def evaluate_window(store: Path, routes: list[str], cfg: EngineConfig, a: int, b: int) -> dict[str, Any]:
@@ -178,7 +192,7 @@ class Recorder(Callback):
         else:
             no, self.next_no = self.next_no, self.next_no + 1
         status = "invalid" if r["invalid"] else "complete" if r["slice"] == self.n_slices else "stopped"
-        metrics = {k: r[k] for k in (*SUMS, "node_id") if k in r} | {"slices_done": r["slice"]}
+        metrics = {k: r[k] for k in (*SUMS, "node_id", "store_read") if k in r} | {"slices_done": r["slice"]}
         self.db.add_trial(self.study, self.fold, no, self.session, status, {"values": r["values"]}, metrics,
                           float(r["score"]), float(r["started_at"]), time.time())
         self.bar.update()
@@ -207,7 +221,7 @@ def _search(req: TuneRequest, spec: dict[str, Any], db: StudyDB, fold: Fold, ses
 
     done = db.trials(req.study, fold.index)
     space = from_description(spec["space"])
-    ctx = {"store": spec["store"], "routes": spec["routes"], "config": spec["config"], "points": spec["points"],
+    ctx = {"store": spec["store_arg"], "routes": spec["routes"], "config": spec["config"], "points": spec["points"],
            "space": spec["space"], "slices": slices(fold.train, spec["slices"]), "guard": guard}
     search_alg = None
     if spec["points"] is not None:
@@ -257,7 +271,7 @@ def _evaluate_all(spec: dict[str, Any], jobs: list[tuple[dict[str, float], tuple
     extra = {k: v for k, v in resources.items() if k != "cpu"}
     task = ray.remote(_judge_task).options(num_cpus=resources["cpu"], resources=extra or None)
     base = EngineConfig.model_validate(spec["config"])
-    store, routes = Path(spec["store"]), spec["routes"]
+    store, routes = spec["store_arg"], spec["routes"]
     refs: list[Any] = []
     for values, (a, b) in jobs:
         if len(refs) - len(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) >= concurrent:
@@ -304,14 +318,15 @@ def run_tune(req: TuneRequest) -> dict[str, Any]:
         folds = _folds(spec)
         guard = holdout_start(folds)
         share = _share(req)
+        run_spec = {**spec, "store_arg": _store_arg(spec["store"], req.ship_store)}  # this session's, not stored
         done_folds = {f["fold"] for f in db.folds(req.study)}
         bar = _Bar(len(folds) * spec["trials"], len(db.trials(req.study)), req.progress)
         try:
             for fold in folds:
                 if fold.index in done_folds:
                     continue
-                _search(req, spec, db, fold, session, guard, share, bar)
-                _judge(req, spec, db, fold, guard, share)
+                _search(req, run_spec, db, fold, session, guard, share, bar)
+                _judge(req, run_spec, db, fold, guard, share)
         finally:
             bar.close()
         result = study_result(req.study, spec, db.folds(req.study), db.trials(req.study))

@@ -4,6 +4,7 @@ it on the same Ray; and a tune job whose trials run on both nodes of a two-node 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -83,12 +84,22 @@ def test_tuning_leaves_the_paper_run_its_cpu(sample_stores: dict[str, Path], tmp
 @pytest.mark.heavy
 @pytest.mark.timeout(300)
 def test_tune_trials_run_on_both_nodes(sample_stores: dict[str, Path], tmp_path: Path) -> None:
-    """Its own process starts the two-node cluster: this session's Ray is left alone."""
+    """Its own process starts the two-node cluster: this session's Ray is left alone. The store is shipped
+    (``--ship-store auto``, two nodes): the worker node reads the copy it unpacked, the head node the original."""
     (tmp_path / "space.toml").write_text(SPACE)
+    ships = tmp_path / "shipped"
     proc = subprocess.run([sys.executable, "-m", "arbitrage_lite.scenarios.tune_cluster", str(sample_stores["btc"]),
                            str(tmp_path / "space.toml"), str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=280, check=False)
+                          capture_output=True, text=True, timeout=280, check=False,
+                          env={**os.environ, "ARBITRAGE_LITE_SHIPPED_STORES": str(ships)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["cluster_nodes"] == 2 and len(result["trial_nodes"]) == 2  # trials landed on both nodes
     assert result["trials"]["complete"] == 8 and result["holdout"]
+    read = result["store_read"]
+    worker = next(n for n in result["trial_nodes"] if n != result["head_node"])
+    assert read[result["head_node"]] == str(sample_stores["btc"].resolve())
+    copy = Path(read[worker])
+    assert copy.parent == ships and (copy / ".complete").exists()
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*.parquet")) == \
+        sorted(p.relative_to(sample_stores["btc"]) for p in sample_stores["btc"].rglob("*.parquet"))
