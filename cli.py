@@ -102,7 +102,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from .scenarios.backtest import BacktestRequest, run_backtest
 
     req = BacktestRequest(store=store, routes=args.routes, out=out, config=cfg, start_ns=start, end_ns=end,
-                          use_ray=not args.no_ray, progress=not args.no_progress, risk=not args.no_risk)
+                          use_ray=not args.no_ray, progress=not args.no_progress, risk=not args.no_risk,
+                          ship_store=args.ship_store)
     summary = run_backtest(req)
     _print_headline(summary, req.out)
     return 0
@@ -351,6 +352,9 @@ def _add_backtest(sub: Any) -> None:
     bt.add_argument("--to", dest="end", help="UTC, ISO; after --from")
     bt.add_argument("--out", required=True)
     bt.add_argument("--no-ray", action="store_true", help="run routes in this process instead of Ray tasks")
+    bt.add_argument("--ship-store", choices=("auto", "always", "never"), default="auto",
+                    help="Ray tasks on other nodes read a copy of the store sent through the object store: auto "
+                    "(default) on a cluster of several nodes; never when the store is on shared storage")
     bt.add_argument("--no-progress", action="store_true")
     bt.add_argument("--no-risk", action="store_true",
                     help="no risk tiers: routes replay independently (the config's risk section is ignored)")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from ..core.metrics import closed_trips, figures, funnel, money, rejections
 from ..core.replay import RouteResult, fill_summary, run_route
 from ..core.risk import RiskCoordinator
 from ..core.risk_replay import RouteInput, replay_with_risk
+from ..infra.data.ship import ShippedStore, local_store, store_for_tasks
 from ..infra.data.store import Store
 from ..infra.data.stream_reader import DEFAULT_CHUNK_ROWS
 from .market_data import RouteData, load_route, route_resolution
@@ -43,6 +45,7 @@ class BacktestRequest:
     # streamed routes' merged market events kept here (infra.data.event_cache): a repeated backtest of the same
     # store and window skips decode and merge; None: no cache
     event_cache: Path | None = None
+    ship_store: str = "auto"  # Ray tasks on other nodes read a shipped copy (infra.data.ship); never: shared disk
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,23 @@ def run_one_route(store: Path, base: str, cfg: EngineConfig, start_ns: int | Non
     return RouteRun(data, run_route(base, data.events, real_cfg, data.binance))
 
 
+def _load_route_task(store: Path | ShippedStore, *args: Any) -> RouteData:
+    return load_route(local_store(store), *args)
+
+
+def _run_one_route_task(store: Path | ShippedStore, *args: Any) -> RouteRun:
+    return run_one_route(local_store(store), *args)
+
+
 def _load_routes(req: BacktestRequest, routes: Sequence[str]) -> list[RouteData]:
     """Every route's events (Parquet reads, as Ray tasks when there are several)."""
     if req.use_ray and len(routes) > 1:
         from ..infra.ray_runtime import ensure_ray
 
         ray = ensure_ray()
-        task = ray.remote(load_route)
-        return list(ray.get([task.remote(req.store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req))
+        task = ray.remote(_load_route_task)
+        store = store_for_tasks(req.store, req.ship_store)
+        return list(ray.get([task.remote(store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req))
                              for b in routes]))
     return [load_route(req.store, b, req.config.costs, req.start_ns, req.end_ns, universe_of(req)) for b in routes]
 
@@ -129,8 +141,9 @@ def _run_routes(req: BacktestRequest, routes: Sequence[str],
 
         warm_up()  # compile here once; the workers load the cache
         ray = ensure_ray()
-        task = ray.remote(run_one_route)
-        refs = {task.remote(req.store, b, req.config, req.start_ns, req.end_ns, universe_of(req), streams(req, b),
+        task = ray.remote(_run_one_route_task)
+        store = store_for_tasks(req.store, req.ship_store)
+        refs = {task.remote(store, b, req.config, req.start_ns, req.end_ns, universe_of(req), streams(req, b),
                             req.chunk_rows, req.event_cache): b for b in routes}
         results: dict[str, RouteRun] = {}
         pending = list(refs)

@@ -31,7 +31,7 @@ from ray.tune import Callback
 
 from ..core.config import EngineConfig
 from ..errors import UserError
-from ..infra.data.ship import ShippedStore, local_store, ship_store, should_ship
+from ..infra.data.ship import ShippedStore, local_store, store_for_tasks
 from ..infra.study_db import StudyDB
 from .market_data import DataError, resolve_routes
 from .sweep import HEADLINE, data_span, evaluate
@@ -135,14 +135,6 @@ def _judge_task(store: Path | ShippedStore, routes: list[str], cfg: EngineConfig
     lower_priority()  # a worker of this job only: Ray does not lend workers to other jobs
     return evaluate_window(local_store(store), routes, cfg, a, b)
 
-
-def _store_arg(store: str, mode: str) -> Path | ShippedStore:
-    """The store as the trials get it: its path, or shipped through the object store (``infra.data.ship``)."""
-    from ..infra.ray_runtime import ensure_ray
-
-    ray = ensure_ray()
-    alive = sum(1 for n in ray.nodes() if n.get("Alive"))
-    return ship_store(Path(store)) if should_ship(mode, alive) else Path(store)
 
 
 def evaluate_window(store: Path, routes: list[str], cfg: EngineConfig, a: int, b: int) -> dict[str, Any]:
@@ -318,7 +310,7 @@ def run_tune(req: TuneRequest) -> dict[str, Any]:
         folds = _folds(spec)
         guard = holdout_start(folds)
         share = _share(req)
-        run_spec = {**spec, "store_arg": _store_arg(spec["store"], req.ship_store)}  # this session's, not stored
+        run_spec = {**spec, "store_arg": store_for_tasks(spec["store"], req.ship_store)}  # this session's, not stored
         done_folds = {f["fold"] for f in db.folds(req.study)}
         bar = _Bar(len(folds) * spec["trials"], len(db.trials(req.study)), req.progress)
         try:

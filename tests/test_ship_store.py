@@ -3,13 +3,15 @@ checked against its digest; recordings and event caches stay behind; too large a
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from arbitrage_lite.errors import UserError
-from arbitrage_lite.infra.data.ship import COMPLETE, pack_store, should_ship, unpack
+from arbitrage_lite.infra.data.ship import COMPLETE, local_store, pack_store, should_ship, unpack
 
 
 def _store(root: Path) -> Path:
@@ -64,3 +66,24 @@ def test_auto_ships_only_to_a_cluster_of_several_nodes() -> None:
     assert should_ship("always", 1) and not should_ship("never", 3)
     with pytest.raises(UserError):
         should_ship("sometimes", 2)
+
+
+@pytest.mark.ray
+def test_a_task_off_the_drivers_node_replays_its_shipped_copy_the_same(ray_session: Any, sample_stores: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    """The task side under Ray: a shipped store whose driver node is another one is unpacked and read, and a
+    route replayed from the copy trades exactly as from the original."""
+    from arbitrage_lite.core.config import EngineConfig
+    from arbitrage_lite.infra.data.ship import ship_store
+    from arbitrage_lite.scenarios.backtest import _run_one_route_task, run_one_route
+
+    ray = ray_session
+    shipped = dataclasses.replace(ship_store(sample_stores["btc"]), driver_node="another-node")
+    env = {"env_vars": {"ARBITRAGE_LITE_SHIPPED_STORES": str(tmp_path / "node")}}
+    where = ray.get(ray.remote(local_store).options(runtime_env=env).remote(shipped))
+    assert where == tmp_path / "node" / shipped.digest
+    cfg = EngineConfig()
+    got = ray.get(ray.remote(_run_one_route_task).options(runtime_env=env).remote(shipped, "BTC", cfg, None, None))
+    want = run_one_route(sample_stores["btc"], "BTC", cfg, None, None)
+    assert got.real.fills == want.real.fills and len(want.real.fills) > 0
+    assert got.real.trips == want.real.trips and got.real.counters == want.real.counters

@@ -89,6 +89,15 @@ def should_ship(mode: str, nodes: int) -> bool:
     return mode == "always" or (mode == "auto" and nodes > 1)
 
 
+def store_for_tasks(store: Path | str, mode: str) -> Path | ShippedStore:
+    """The store as Ray tasks get it: its path, or shipped (``should_ship`` on the running cluster)."""
+    from ..ray_runtime import ensure_ray
+
+    ray = ensure_ray()
+    alive = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return ship_store(Path(store)) if should_ship(mode, alive) else Path(store)
+
+
 def ships_dir() -> Path:
     return Path(os.environ.get("ARBITRAGE_LITE_SHIPPED_STORES", Path(tempfile.gettempdir()) / "arbitrage-lite-stores"))
 
