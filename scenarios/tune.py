@@ -14,12 +14,14 @@ Sharing a cluster: trials take ``trial_cpus`` CPUs each and at most (cluster CPU
 so a paper or live system keeps its reserved CPUs; where the cluster has a ``tune_cpu`` custom resource
 (``ray start --resources``), trials also need it, so the scheduler caps all tuning jobs together. Those are
 logical CPUs: trials also run at a lower OS priority (nice 10), so the cores they share with a paper or live
-actor go to the actor first.
+actor go to the actor first, and off the first ``reserve_cpus`` cores of their node (rounded up; CPU affinity),
+so the kernel never puts a trial on them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,12 +47,16 @@ TUNE_RESOURCE = "tune_cpu"
 TRIAL_NICE = 10  # trials and judging tasks yield the cores to the system they share the node with
 
 
-def lower_priority() -> None:
-    """Run this process at niceness TRIAL_NICE or lower priority: Ray's reservation is of logical CPUs, and on
-    a node with few cores a replay at full speed still takes time from a paper/live actor beside it."""
+def lower_priority(reserve_cores: int = 0) -> None:
+    """Run this process at niceness TRIAL_NICE or lower priority and off the node's first ``reserve_cores``
+    cores: Ray's reservation is of logical CPUs, and on a node with few cores a replay at full speed still takes
+    time from a paper/live actor beside it. A node with no more cores than that keeps them all (and nice)."""
     current = os.nice(0)
     if current < TRIAL_NICE:
         os.nice(TRIAL_NICE - current)
+    cores = sorted(os.sched_getaffinity(0))
+    if 0 < reserve_cores < len(cores):
+        os.sched_setaffinity(0, cores[reserve_cores:])
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def _trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     import ray
     from ray import tune
 
-    lower_priority()
+    lower_priority(ctx["reserve_cores"])
     started = time.time()
     node = ray.get_runtime_context().get_node_id()
     values = ctx["points"][config["point"]] if ctx["points"] is not None else {
@@ -130,9 +136,9 @@ def _trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
                      **{k: str(v) for k, v in total.items()}})
 
 
-def _judge_task(store: Path | ShippedStore, routes: list[str], cfg: EngineConfig, a: int, b: int
-                ) -> dict[str, Any]:
-    lower_priority()  # a worker of this job only: Ray does not lend workers to other jobs
+def _judge_task(store: Path | ShippedStore, routes: list[str], cfg: EngineConfig, a: int, b: int,
+                reserve_cores: int = 0) -> dict[str, Any]:
+    lower_priority(reserve_cores)  # a worker of this job only: Ray does not lend workers to other jobs
     return evaluate_window(local_store(store), routes, cfg, a, b)
 
 
@@ -214,7 +220,8 @@ def _search(req: TuneRequest, spec: dict[str, Any], db: StudyDB, fold: Fold, ses
     done = db.trials(req.study, fold.index)
     space = from_description(spec["space"])
     ctx = {"store": spec["store_arg"], "routes": spec["routes"], "config": spec["config"], "points": spec["points"],
-           "space": spec["space"], "slices": slices(fold.train, spec["slices"]), "guard": guard}
+           "space": spec["space"], "slices": slices(fold.train, spec["slices"]), "guard": guard,
+           "reserve_cores": spec["reserve_cores"]}
     search_alg = None
     if spec["points"] is not None:
         have = {t["trial"] for t in done}
@@ -268,7 +275,7 @@ def _evaluate_all(spec: dict[str, Any], jobs: list[tuple[dict[str, float], tuple
     for values, (a, b) in jobs:
         if len(refs) - len(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) >= concurrent:
             ray.wait(refs, num_returns=len(refs) - concurrent + 1)
-        refs.append(task.remote(store, routes, point_config(base, values), a, b))
+        refs.append(task.remote(store, routes, point_config(base, values), a, b, spec["reserve_cores"]))
     return list(ray.get(refs))
 
 
@@ -310,7 +317,8 @@ def run_tune(req: TuneRequest) -> dict[str, Any]:
         folds = _folds(spec)
         guard = holdout_start(folds)
         share = _share(req)
-        run_spec = {**spec, "store_arg": store_for_tasks(spec["store"], req.ship_store)}  # this session's, not stored
+        run_spec = {**spec, "store_arg": store_for_tasks(spec["store"], req.ship_store),  # this session's: not
+                    "reserve_cores": math.ceil(req.reserve_cpus)}  # stored
         done_folds = {f["fold"] for f in db.folds(req.study)}
         bar = _Bar(len(folds) * spec["trials"], len(db.trials(req.study)), req.progress)
         try:
