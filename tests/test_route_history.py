@@ -152,3 +152,36 @@ def test_a_route_restored_from_segments_ends_like_one_never_stopped(
     assert snap["state"]["base"][2] == int(straight.state.si[S_NS]) and len(snap["state"]["series_ts"]) == 0
     assert snap is not None and restored.snaps is not None
     _same(straight.state, RouteState.from_snapshot(snap["state"], History().restore(snap["history"], restored.snaps)))
+
+
+def test_segments_in_redis_and_in_the_file_store_join_up_across_an_outage(tmp_path: Path) -> None:
+    """Segments go where snapshots go: Redis (mirrored to files), or the file store while Redis refuses; a
+    restore finds each in either store, whichever took it."""
+    from arbitrage_lite.infra.snapshots import RedisSnapshotStore
+    from arbitrage_lite.infra.throwaway import ThrowawayRedis
+
+    with ThrowawayRedis() as redis:
+        rec = RecoveryConfig("rh4", env="test", redis_url=redis.url, dir=str(tmp_path))
+        snaps = Snapshots(rec, "route", "BTC")
+        s, h = RouteState.new(N_COUNTERS), History()
+        for k in range(10):
+            _append(s, k)
+            _payload(s, h, snaps)
+        in_redis = RedisSnapshotStore(redis.url, "test", "rh4").load_parts("route", "BTC")
+        assert h.head in in_redis and len(in_redis) == h.segments >= 2
+        redis.stop()
+        for k in range(10, 20):  # while Redis is down: segments and snapshots in the file store only
+            _append(s, k)
+            _payload(s, h, snaps)
+        assert h.head not in in_redis and snaps.fallbacks > 0
+        snaps.save({"state": s.to_snapshot(h.counts), "history": h.manifest()})
+        redis.start()  # empty again (no persistence): only the files know the first segments now
+        snaps._redis_down_until = 0.0  # retry Redis at once (not after REDIS_RETRY_S)
+        for k in range(20, 30):
+            _append(s, k)
+            _payload(s, h, snaps)
+        assert snaps.save({"state": s.to_snapshot(h.counts), "history": h.manifest()})
+        again = Snapshots(rec, "route", "BTC")
+        snap = again.load()
+        assert snap is not None and again.loaded_from == "redis"
+        _same(s, RouteState.from_snapshot(snap["state"], History().restore(snap["history"], again)))
