@@ -142,6 +142,7 @@ class LiveHostActor(RiskFacade):
             route = RouteActor(base, cfg, rules, s.run_id, venues, risk, self.portfolio, self.alerts, None, None,
                                in_host=True, restore=False, journal=self.journal)
             route.portfolio_waits = False
+            route.trade_clock = time.time_ns  # live: a leg's unhedged time is wall time
             if s.eager:  # the intent write and the send start inside the route's turn, not a loop turn later
                 route.start_send = start_now
             self.routes[base] = route

@@ -144,6 +144,10 @@ class RouteActor:
         self.trade_book = TradeBook(run_id, route, units_to_dec(binance.step_units), self._journal_step)
         self.tap: Any = None  # live: records the chunks run and the decisions (infra.live.run_record)
         self.unhedged_watch: asyncio.Future[None] | None = None
+        # the trade book's clock (one_leg_unhedged, unhedged time): the market time the kernel has reached in a
+        # replay (a compressed one runs many market seconds per wall second); the live host sets the wall clock
+        self.market_ns = -1
+        self.trade_clock: Callable[[], int] = self._market_clock
         # how a leg's journal-then-send coroutine is started: a task (next loop turn), or on the live host
         # infra.live.eager.start_now (at once, up to its first wait: one task hop less on the hot path)
         self.start_send: Callable[[Coroutine[Any, Any, ExecutionReport]], asyncio.Future[ExecutionReport]] = (
@@ -241,6 +245,7 @@ class RouteActor:
         # every window before it is in this chunk, wholly
         applying = self.resume_seq()
         for turn in kernel_turns(self.state, chunk, final, self.params):
+            self._market_reached(turn.next_ts)
             self._fund_portfolio_once()
             self._send_new_legs(received_ns)
             if turn.needs_risk:  # risk must know every trip before ruling on a new open: sent with it
@@ -259,6 +264,15 @@ class RouteActor:
         self.applied_window = applying
         if final:
             self.finished.set()
+
+    def _market_reached(self, next_ts: int) -> None:
+        """The kernel stopped before the event at ``next_ts`` (or at the chunk's end: the watermark)."""
+        t = next_ts if next_ts < NO_MORE_EVENTS else (
+            self.processed_until if self.processed_until < NO_MORE_EVENTS else self.last_ts)
+        self.market_ns = max(self.market_ns, t)
+
+    def _market_clock(self) -> int:
+        return self.market_ns
 
     # ---- snapshots and restore
     async def _save(self) -> None:
@@ -388,7 +402,7 @@ class RouteActor:
         if fresh:
             ref_price = Decimal(str(self.state.quotes[0, Q_MID]))
             for action, orders in fresh.items():
-                self.trade_book.on_sent(int(si[S_PTRIP]), action, orders, ref_price, time.time_ns())
+                self.trade_book.on_sent(int(si[S_PTRIP]), action, orders, ref_price, self.trade_clock())
         for cid, symbol, side, qty in sent:  # logged once every leg of the action is out
             self.log.bind(client_order_id=cid).debug("leg sent: {} {} {}", symbol, side.name, units_to_dec(qty))
 
@@ -444,7 +458,7 @@ class RouteActor:
             await self._to_portfolio(report, first_fill)
         self._measure_unhedged()
         if self.trade_book.unhedged:
-            self._page_unhedged(time.time_ns())
+            self._page_unhedged(self.trade_clock())
 
     def _page_unhedged(self, now_ns: int) -> None:
         """P0 ``one_leg_unhedged`` for each trade one-legged past the policy (risk.max_unhedged_s), once."""
@@ -467,14 +481,15 @@ class RouteActor:
             return
         limit_s = self.cfg.risk.max_unhedged_s
         self.unhedged_watch = loop.create_task(self.trade_book.watch_unhedged(
-            int(limit_s * 1e9), self._page_one_leg, time.time_ns, min(1.0, limit_s / 4)))
+            int(limit_s * 1e9), self._page_one_leg, self.trade_clock, min(1.0, limit_s / 4)))
 
     def _apply_report(self, cid: str, report: ExecutionReport) -> None:
         before = len(self.orders[cid].events)
         self._apply_report_events(cid, report)
         order = self.orders[cid]
-        for event in order.events[before:]:
-            self.trade_book.on_event(cid, event)
+        wall = self.trade_clock is time.time_ns
+        for event in order.events[before:]:  # in a replay, stamped on the trade book's (market) clock
+            self.trade_book.on_event(cid, event if wall else dataclasses.replace(event, ts_local=self.trade_clock()))
         self._watch_unhedged()
         if len(self.orders) > ORDERS_KEPT:
             self._retire_orders()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from arbitrage_lite.actors.route_trades import TradeBook
 from arbitrage_lite.core.domain import Side, Venue
@@ -64,3 +67,31 @@ def test_the_timer_pages_a_trade_whose_venue_stopped_answering() -> None:
         limit, lambda trade, now: paged.append((trade.trade_id, now)), tick, 0.001), 5))
     assert paged == [("run-BTC-1", 13 * S)]  # first turn past 1 s + 10 s, once
     assert book.unhedged == set()
+
+
+@pytest.mark.ray
+def test_a_replay_pages_a_leg_one_legged_in_market_time(sample_stores: dict[str, Path], tmp_path: Path,
+                                                         ray_session: object) -> None:
+    """Paper replays as fast as it can: a Binance outage leaves a 10M KRW leg alone for a market minute, a few
+    milliseconds of wall time. The trade book runs on the market clock in a replay, so the P0 is raised, once
+    per such trip, as the backtest's unhedged time says (on the wall clock it was never raised, and in a
+    compressed soak it was raised for legs that waited on the replay, not on the market)."""
+    import functools
+
+    from arbitrage_lite.scenarios.backtest import BacktestRequest, _load_routes, replay_routes
+    from arbitrage_lite.scenarios.paper import PaperRequest, run_paper
+    from arbitrage_lite.scenarios.stress import StressParams, anchor_of, apply_route, catalogue, prepare
+
+    store = sample_stores["btc"]
+    req = BacktestRequest(store=store, routes="BTC", out=tmp_path, use_ray=False, progress=False, risk=False)
+    datas = _load_routes(req, ["BTC"])
+    base, _ = replay_routes(datas, req.config)
+    sc = anchor_of(base).place(catalogue(StressParams())["venue_down"])
+    runs, _ = replay_routes(*prepare(sc, datas, req.config))
+    policy_ns = int(RiskLimits().max_unhedged_s * S)
+    long_trips = [t for t in runs[0].real.trips if t.unhedged_ns > policy_ns]
+    assert long_trips  # the outage made one
+    paper = run_paper(PaperRequest(store=store, routes="BTC", out=tmp_path / "paper", risk=None,
+                                   config=sc.apply_config(req.config), transform=functools.partial(apply_route, sc)))
+    pages = [a for a in paper["paper"]["alerts"] if a["rule"] == "one_leg_unhedged"]
+    assert len(pages) == len(long_trips) and all(a["severity"] == "P0" for a in pages)
