@@ -1,13 +1,18 @@
 """Streaming replay throughput: routes replayed from the Parquet store in chunks (decode included), bounded RSS.
 
     python benchmarks/streaming_replay.py --store /tmp/bench_store [--symbols 50] [--days 30] [--chunk-rows N]
+        [--phases read_ahead,cache_write,cache_read,cache_read_ahead] [--cache-compression none|lz4]
 
 1. The store: 50 symbols x 30 days of Binance top-10 diffs + trades and Upbit top-10 snapshots by default,
    synthetic, calibrated on the real L2 sample (``_stream_store``), generated once in a subprocess and cached
    under a content key (generation is not timed with the replay, and its memory is not this process's).
 2. Streamed, decode included: every route through ``load_route_stream`` + ``run_route_stream`` (Parquet read,
    event building, the venues merged on the fly, the kernel), one core; peak RSS right after it.
-3. On the first ``--subset`` routes: the kernel alone over the same chunks pre-decoded, and the in-memory
+3. ``--phases`` (default all), the whole store again, each giving the same counters: ``read_ahead`` (each series
+   decoded on its own thread, merge and kernel on the main one: two cores), ``cache_write`` (the first replay
+   writing the per-route event cache, ``--cache-compression none|lz4``), ``cache_read`` (warm: from the cache,
+   no decode, no merge, one thread), ``cache_read_ahead`` (from the cache, read on a second thread).
+4. On the first ``--subset`` routes: the kernel alone over the same chunks pre-decoded, and the in-memory
    kernel over the same events as one batch (what ``replay_throughput`` times); both must give the streamed
    counters. Ratios to the in-memory kernel are measured here, in this run.
 Last line: one JSON object (``events``, ``seconds``, ``events_per_s``, ``peak_rss_mb``, and the rest).
