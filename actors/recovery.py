@@ -241,8 +241,9 @@ class Snapshots:
             return False
         return True
 
-    def load(self) -> dict[str, Any] | None:
-        """The newest good snapshot in either store (damaged ones skipped and reported, see ``skipped``)."""
+    def load(self, accept: Callable[[Any], str | None] | None = None) -> dict[str, Any] | None:
+        """The newest good snapshot in either store (damaged ones skipped and reported, see ``skipped``; with
+        ``accept``, also those it finds a problem with)."""
         best: tuple[int, str, dict[str, Any]] | None = None
         self.skipped = []
         stores: list[tuple[str, Any]] = [("file", self._file)]
@@ -250,7 +251,7 @@ class Snapshots:
             stores.insert(0, ("redis", self._redis))
         for label, store in stores:
             try:
-                snap = store.load(self.domain, self.name)
+                snap = store.load(self.domain, self.name, accept=accept)
             except SnapshotError as exc:
                 self._problem(exc)
                 logger.warning("snapshot {}/{}: {} unreadable ({})", self.domain, self.name, label, exc)

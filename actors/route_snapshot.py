@@ -55,6 +55,7 @@ class History:
         self.head = ""  # the newest segment's id ("" before the first)
         self.counts = dict.fromkeys(HISTORY, 0)  # rows the segments hold, per group
         self.segments = 0  # written by this incarnation
+        self.fallbacks = 0  # restores that fell back to an older snapshot: the newest one's chain was broken
 
     def save(self, state: RouteState, snaps: Snapshots) -> None:
         """Write the settled rows the segments lack as one segment, once they weigh ``SEGMENT_BYTES``."""
@@ -80,25 +81,44 @@ class History:
         if manifest is None or not manifest["head"]:
             return None
         counts = [int(x) for x in manifest["counts"]]
-        parts = snaps.load_parts()
-        chain: list[dict[str, Any]] = []
-        part = str(manifest["head"])
-        while part:
-            if part not in parts:
-                raise HistoryBroken(f"route {snaps.name}: history segment {part} is in no store")
-            chain.append(parts[part])
-            part = str(parts[part]["prev"])
-        chain.reverse()
-        at = [0] * len(HISTORY)
-        for seg in chain:
-            if [int(x) for x in seg["lo"]] != at:
-                raise HistoryBroken(f"route {snaps.name}: history segments do not join up at {at}")
-            at = [int(x) for x in seg["hi"]]
-        if at != counts:
-            raise HistoryBroken(f"route {snaps.name}: history segments end at {at}, the snapshot at {counts}")
+        chain = _chain(manifest, snaps.load_parts(), snaps.name)
         self.head, self.counts = str(manifest["head"]), dict(zip(HISTORY, counts, strict=True))
         names = [name for group in HISTORY.values() for name in group]
         return {name: np.concatenate([np.asarray(seg[name]) for seg in chain]) for name in names}
+
+
+def _chain(manifest: dict[str, Any], parts: dict[str, dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The segments a snapshot's history manifest refers to, oldest first; HistoryBroken if one is missing or
+    they do not join up from row 0 to the snapshot's counts."""
+    counts = [int(x) for x in manifest["counts"]]
+    chain: list[dict[str, Any]] = []
+    part = str(manifest["head"])
+    while part:
+        if part not in parts:
+            raise HistoryBroken(f"route {name}: history segment {part} is in no store")
+        chain.append(parts[part])
+        part = str(parts[part]["prev"])
+    chain.reverse()
+    at = [0] * len(HISTORY)
+    for seg in chain:
+        if [int(x) for x in seg["lo"]] != at:
+            raise HistoryBroken(f"route {name}: history segments do not join up at {at}")
+        at = [int(x) for x in seg["hi"]]
+    if at != counts:
+        raise HistoryBroken(f"route {name}: history segments end at {at}, the snapshot at {counts}")
+    return chain
+
+
+def history_problem(snap: Any, parts: dict[str, dict[str, Any]], name: str) -> str | None:
+    """Why a snapshot's history cannot be rebuilt from ``parts`` (None: it can, or it has none)."""
+    manifest = snap.get("history") if isinstance(snap, dict) else None
+    if manifest is None or not manifest["head"]:
+        return None
+    try:
+        _chain(manifest, parts, name)
+    except HistoryBroken as exc:
+        return str(exc)
+    return None
 
 
 def route_snapshot(r: RouteActor) -> dict[str, Any]:
@@ -150,7 +170,20 @@ def _batches(columns: list[np.ndarray]) -> list[EventBatch]:
 def restore_route(r: RouteActor, snap: dict[str, Any]) -> None:
     """Put ``snap`` back into a freshly built RouteActor (its constructor ran with the same arguments)."""
     assert r.snaps is not None
-    r.state = RouteState.from_snapshot(snap["state"], r.history.restore(snap.get("history"), r.snaps))
+    snaps = r.snaps
+    try:
+        history = r.history.restore(snap.get("history"), snaps)
+    except HistoryBroken as exc:  # a segment lost (both stores): an older snapshot whose chain is whole, whose
+        # windows the feeds resend (as after a corrupt snapshot); none: the restart fails, loudly
+        r.log.warning("route snapshot unusable ({}): falling back to an older one", exc)
+        parts = snaps.load_parts()
+        older = snaps.load(accept=lambda p: history_problem(p, parts, snaps.name))
+        if older is None:
+            raise
+        snap = older
+        r.history.fallbacks += 1
+        history = r.history.restore(snap.get("history"), snaps)
+    r.state = RouteState.from_snapshot(snap["state"], history)
     r.processed_until = int(snap["processed_until"])
     r.inbox.restore({str(k): int(v) for k, v in snap["next_seqs"].items()})  # the inbox as it was, with what
     r.upto = {str(k): int(v) for k, v in snap["upto"].items()}  # was taken in but not applied

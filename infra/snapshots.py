@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,8 +128,8 @@ class SnapshotStore(Protocol):
 
     def save(self, domain: str, name: str, payload: bytes | dict[str, Any], version: int, *,
              now_ns: int) -> SnapshotMeta: ...
-    def load(self, domain: str, name: str, *, now_ns: int | None = None,
-             max_age_ns: int | None = None) -> Snapshot | None: ...
+    def load(self, domain: str, name: str, *, now_ns: int | None = None, max_age_ns: int | None = None,
+             accept: Callable[[Any], str | None] | None = None) -> Snapshot | None: ...
     def history(self, domain: str, name: str) -> list[SnapshotMeta]: ...
     def runs(self) -> list[str]: ...
     def latest_run(self) -> str | None: ...
@@ -161,10 +161,11 @@ class _BaseStore(ABC):
         seq = self._put(domain, name, blob, head["created_ns"])
         return self._meta(domain, name, seq, head)
 
-    def load(self, domain: str, name: str, *, now_ns: int | None = None,
-             max_age_ns: int | None = None) -> Snapshot | None:
-        """The newest good snapshot, or None. Corrupt ones, and with ``max_age_ns`` those created more than
-        that before ``now_ns``, are skipped; the skips are in ``Snapshot.skipped`` and ``self.last_skipped``."""
+    def load(self, domain: str, name: str, *, now_ns: int | None = None, max_age_ns: int | None = None,
+             accept: Callable[[Any], str | None] | None = None) -> Snapshot | None:
+        """The newest good snapshot, or None. Corrupt ones, with ``max_age_ns`` those created more than that
+        before ``now_ns``, and those ``accept`` finds a problem with (it returns why) are skipped; the skips are
+        in ``Snapshot.skipped`` and ``self.last_skipped``."""
         if (now_ns is None) != (max_age_ns is None):
             raise ValueError("now_ns and max_age_ns go together")
         self._key(domain, name)
@@ -181,6 +182,9 @@ class _BaseStore(ABC):
                 head, payload = self._read(domain, name, seq)
                 if now_ns is not None and max_age_ns is not None and now_ns - head["created_ns"] > max_age_ns:
                     raise BlobError(f"stale: created {now_ns - head['created_ns']} ns before now > {max_age_ns} ns")
+                why = accept(payload) if accept is not None else None
+                if why is not None:
+                    raise BlobError(f"unusable: {why}")
             except BlobError as bad:
                 skipped.append(Skip(seq, str(bad)))
                 logger.warning("snapshot {} seq {} skipped: {}", self._key(domain, name), seq, bad)

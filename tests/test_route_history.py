@@ -4,6 +4,7 @@ window's snapshot stays the same size however long the run (issue 15 §5), and a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -116,23 +117,7 @@ def test_a_route_restored_from_segments_ends_like_one_never_stopped(
     restore rebuilds the history from the segments (Redis down: the file store), and it ends exactly as a
     route never stopped."""
     monkeypatch.setattr(route_snapshot, "SEGMENT_BYTES", 1)  # a segment at every window that adds rows
-    cfg = EngineConfig(strategy=StrategyConfig(entry_bps=1e6, exit_bps=5.0))
-    data = load_route(sample_stores["btc"], "BTC", cfg.costs)
-    cfg = cfg.model_copy(update={"costs": data.costs})
-    parts = _split(data.events)
-    edges = windows(int(data.events.ts.min()), int(data.events.ts.max()), len(data.events), 100, 1)
-    feeds = {s: FeedActor(s, {"BTC": parts[s]}, edges) for s in SOURCES}
-    n_windows = len(edges) + 1
-    rec = RecoveryConfig("rh3", env="test", dir=str(tmp_path))
-
-    def route(restore: bool, run: RecoveryConfig | None = rec) -> RouteActor:
-        return RouteActor("BTC", cfg, data.binance, "rh3", {}, recovery=run, in_host=True, restore=restore)
-
-    async def feed(r: RouteActor, ks: range) -> None:
-        for k in ks:
-            for s in SOURCES:
-                r.accept(s, k, feeds[s]._upto(k), feeds[s]._part("BTC", k))
-            await r.process(0)
+    route, feed, n_windows, rec = _sample_route(sample_stores["btc"], tmp_path, "rh3")
 
     async def drive() -> tuple[RouteActor, RouteActor, RouteActor]:
         straight = route(False, None)
@@ -185,3 +170,60 @@ def test_segments_in_redis_and_in_the_file_store_join_up_across_an_outage(tmp_pa
         snap = again.load()
         assert snap is not None and again.loaded_from == "redis"
         _same(s, RouteState.from_snapshot(snap["state"], History().restore(snap["history"], again)))
+
+
+def test_a_lost_segment_falls_back_to_an_older_snapshot_and_ends_the_same(
+        sample_stores: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest snapshot's last segment is gone from every store: the restore takes the newest snapshot
+    whose chain is whole (the feed resends the windows after it) instead of failing at every restart."""
+    monkeypatch.setattr(route_snapshot, "SEGMENT_BYTES", 1)
+    route, feed, n_windows, rec = _sample_route(sample_stores["btc"], tmp_path, "rh5")
+
+    async def drive() -> tuple[RouteActor, RouteActor, int, int]:
+        straight = route(False, None)
+        await feed(straight, range(n_windows))
+        stopped = route(False)
+        for k in range(n_windows):  # stopped at the window that wrote its second segment
+            await feed(stopped, range(k, k + 1))
+            if stopped.history.segments == 2:
+                break
+        assert stopped.history.segments == 2 and not stopped.finished.is_set()
+        newest: Any = Snapshots(rec, "route", "BTC").load()
+        lost = [p for p in tmp_path.rglob(f"{newest['history']['head']}.part")]
+        assert len(lost) == 1
+        lost[0].unlink()
+        restored = route(True)
+        resumed_at = restored.resume_seq()
+        await feed(restored, range(resumed_at, n_windows))
+        return straight, restored, resumed_at, stopped.resume_seq()
+
+    straight, restored, resumed_at, stopped_at = asyncio.run(drive())
+    assert restored.history.fallbacks == 1 and resumed_at < stopped_at  # an older snapshot: windows resent
+    assert restored.snaps is not None
+    assert [why for _, why in restored.snaps.skipped if "unusable" in why]  # the newest one, skipped: why
+    assert restored.finished.is_set()
+    _same(straight.state, restored.state)
+
+
+def _sample_route(store: Path, tmp_path: Path, run_id: str) -> tuple[
+        Callable[..., RouteActor], Callable[[RouteActor, range], Awaitable[None]], int, RecoveryConfig]:
+    """The sample's BTC route as a RouteActor fed window by window (no venues: premium series only):
+    ``route(restore, run=rec)``, ``feed(route, windows)``, the number of windows and the recovery config."""
+    cfg = EngineConfig(strategy=StrategyConfig(entry_bps=1e6, exit_bps=5.0))
+    data = load_route(store, "BTC", cfg.costs)
+    cfg = cfg.model_copy(update={"costs": data.costs})
+    parts = _split(data.events)
+    edges = windows(int(data.events.ts.min()), int(data.events.ts.max()), len(data.events), 100, 1)
+    feeds = {s: FeedActor(s, {"BTC": parts[s]}, edges) for s in SOURCES}
+    rec = RecoveryConfig(run_id, env="test", dir=str(tmp_path))
+
+    def route(restore: bool, run: RecoveryConfig | None = rec) -> RouteActor:
+        return RouteActor("BTC", cfg, data.binance, run_id, {}, recovery=run, in_host=True, restore=restore)
+
+    async def feed(r: RouteActor, ks: range) -> None:
+        for k in ks:
+            for s in SOURCES:
+                r.accept(s, k, feeds[s]._upto(k), feeds[s]._part("BTC", k))
+            await r.process(0)
+
+    return route, feed, len(edges) + 1, rec
