@@ -198,8 +198,12 @@ async def _run_actors(req: PaperRequest, data: dict[str, RouteData]) -> tuple[di
         edges = windows(int(all_ts.min()), int(all_ts.max()), int(all_ts.size) // max(len(data), 1),
                         req.window_events,
                         2 * int(max(cfg.costs.upbit.latency_ms, cfg.costs.binance.latency_ms) * 1e6) + 1)
+    # each feed's events put once and held here until the run ends: passed by value, Ray puts them itself and
+    # may drop them once the actor is built, and a restarted feed then fails to build (seen in a 24 h soak:
+    # ReferenceCountingAssertionError in FeedActor.__init__ after a chaos kill)
+    feed_events = {name: ray.put({b: split[b][name] for b in data}) for name in SOURCE_CODES}
     feeds = {name: ray.remote(FeedActor).options(**opts(f"feed:{name}")).remote(
-        name, {b: split[b][name] for b in data}, edges, req.speed, recovery=rec) for name in SOURCE_CODES}
+        name, feed_events[name], edges, req.speed, recovery=rec) for name in SOURCE_CODES}
     actors = [h for h in {id(h): h for h in [*routes.values(), *feeds.values(), fx_agg, risk, alerts]}.values()
               if h is not None]
     await asyncio.gather(*[h.__ray_ready__.remote() for h in actors])  # all started before market time runs

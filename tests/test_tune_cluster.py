@@ -74,6 +74,7 @@ def test_tuning_leaves_the_paper_run_its_cpu(sample_stores: dict[str, Path], tmp
         assert shared[key] == alone[key], key
     assert (tmp_path / "shared" / "trades.csv").read_bytes() == (tmp_path / "alone" / "trades.csv").read_bytes()
     p99 = {name: r["paper"]["feed_to_intent_latency_ms"]["p99"] for name, r in (("alone", alone), ("shared", shared))}
+    print(f"paper feed->intent p99 ms: {p99}; free CPUs while shared: min {min(watch.free):g}")
     assert p99["shared"] <= LATENCY_FACTOR * p99["alone"], p99
     with StudyDB(str(db)) as sdb:
         assert len(sdb.trials("share")) == 16 and len(sdb.folds("share")) == 2
