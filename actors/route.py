@@ -98,6 +98,8 @@ class RouteActor:
         self.lock = asyncio.Lock()
         self.waiting_received_ns: int | None = None  # a window taken in while waiting for a risk turn
         self.waiting_for_risk = False
+        self.asking = asyncio.Event()  # set while waiting for a risk turn: releases the senders (process)
+        self.process_error: BaseException | None = None  # from a window applied after its sender was released
         self.finished = asyncio.Event()
         self.sent: dict[int, tuple[tuple[int, ...], str, Any]] = {}  # slot -> (leg key, client id, report ref)
         self.sent_orders: dict[int, VenueOrder] = {}
@@ -208,10 +210,35 @@ class RouteActor:
         """Apply what has come in, window after window (a feed's pace is its slowest route's). A route waiting
         for its risk turn -- which waits for slower routes -- takes a new window in when it is done and does not
         hold the sender up: the feed would hold back the windows those slower routes need."""
+        if self.process_error is not None:
+            raise self.process_error
         if self.lock.locked() and self.waiting_for_risk:
             if self.waiting_received_ns is None:
                 self.waiting_received_ns = received_ns
             return
+        # The sender waits until the windows are applied or the route starts waiting for its risk turn. Held
+        # until the answer, the message that started the processing (the windows taken in meanwhile are applied
+        # in the same call, questions and all) kept its feed from sending more than FEED_LAG windows past it; a
+        # route the question waited for, whose legs the next bar fills, could not get that window: a wait-for
+        # cycle, broken only by the ORDER_WAIT_S timeout (issue 15 soak; tests/test_soak.py)
+        if self.risk is None:  # no question to wait for: no task hop
+            await self._process_windows(received_ns)
+            return
+        work = asyncio.ensure_future(self._process_windows(received_ns))
+        asking = asyncio.ensure_future(self.asking.wait())
+        await asyncio.wait((work, asking), return_when=asyncio.FIRST_COMPLETED)
+        asking.cancel()
+        if work.done():
+            work.result()
+        else:  # goes on; a failure surfaces at the next message (and in result())
+            work.add_done_callback(self._keep_error)
+
+    def _keep_error(self, work: asyncio.Future[None]) -> None:
+        if not work.cancelled() and work.exception() is not None:
+            self.process_error = work.exception()
+            self.finished.set()  # result() and wait_finished() raise it instead of waiting for ever
+
+    async def _process_windows(self, received_ns: int) -> None:
         async with self.lock:
             await self._process(received_ns)
             while self.waiting_received_ns is not None:
@@ -427,11 +454,13 @@ class RouteActor:
             t = int(s.si[S_CAND_TS])  # the candidate's decision time, whatever the window cut
             self.risk_asks += 1
             self.waiting_for_risk = True
+            self.asking.set()
             try:
                 verdict = await self.risk.check_open.remote(self.route, self.route, notionals, t,
                                                             key=f"{self.route}:{self.risk_asks}", facts=facts)
             finally:
                 self.waiting_for_risk = False
+                self.asking.clear()
             allowed = verdict.allowed
             if self.journal is not None:
                 rec = risk_verdict_record(self.run_id, self.route, verdict, seq=self.risk_asks, action="open",
@@ -607,6 +636,8 @@ class RouteActor:
     def _raise_if_broken(self) -> None:
         if self.resend_error is not None:
             raise RuntimeError(self.resend_error)
+        if self.process_error is not None:
+            raise self.process_error
 
     async def result(self) -> RouteResult:
         await self.finished.wait()

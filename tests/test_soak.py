@@ -9,11 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from arbitrage_lite.actors.risk import RiskCoordinatorActor
 from arbitrage_lite.core.config import EngineConfig
 from arbitrage_lite.core.domain import Venue
+from arbitrage_lite.core.events import VENUE_FX
 from arbitrage_lite.core.risk import RiskLimits
 from arbitrage_lite.scenarios.soak import SoakPlan, Watch, account, chaos_schedule, memory_slopes, run_soak
 
@@ -110,3 +112,46 @@ def test_a_question_asked_again_while_it_waits_gets_the_same_answer() -> None:
         assert risk.repeated_calls == 1
 
     asyncio.run(go())
+
+
+
+def _two_hours(d: Any, name: str, shift_ns: int) -> Any:
+    """The sample's 2 h around its round trips (the FX rate in force at the start moved to the start), as route
+    ``name``, ``shift_ns`` later: routes whose 1-minute bars do not come at the same instants."""
+    e = d.events
+    first, hour = int(e.ts[0]), 3_600_000_000_000
+    start, end = first + int(2416.8 * hour), first + int(2418.5 * hour)
+    keep = (e.ts >= start) & (e.ts < end)
+    fx = np.flatnonzero((e.venue == VENUE_FX) & (e.ts < start))[-1]
+    keep[fx] = True
+    ts = np.where(np.arange(len(e.ts)) == fx, start, e.ts)[keep] + shift_ns
+    tv = e.ts_venue[keep]
+    events = dataclasses.replace(e, ts=ts, ts_venue=np.where(tv >= 0, tv + shift_ns, -1), venue=e.venue[keep],
+                                 kind=e.kind[keep], side=e.side[keep], px=e.px[keep], qty=e.qty[keep])
+    return dataclasses.replace(d, base=name, events=events, status_periods=())
+
+
+def test_a_compressed_replay_with_risk_does_not_wait_out_its_questions(ray_session: Any, btc: dict[str, Any],
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15 soak: routes in one host, the RiskCoordinator answering in market-time order, feeds as fast as
+    the routes take windows. A route's question held the feed message whose processing asked it, so the feed
+    could not send the windows the route it waited for needed (the bar that fills its legs): the question waited
+    out ORDER_WAIT_S (60 s) and was answered out of turn. Here feeds run one window ahead at most, in 20 s
+    windows: B0 asks 20 s after B1 sent its legs, and the bar that fills them comes two windows later (the old
+    code: 5 questions answered after 60 s, 362 s wall; now none, ~55 s)."""
+    from arbitrage_lite.scenarios import paper as paper_scenario
+
+    monkeypatch.setattr(paper_scenario, "FEED_LAG", 1)
+    data = {f"B{j}": _two_hours(btc["BTC"], f"B{j}", (1 - j) * 20_000_000_000) for j in range(2)}
+    big = Decimal(10**12)
+    loose = RiskLimits(daily_loss_limit_krw=big, max_drawdown_krw=big, max_venue_exposure_krw=big,
+                       max_route_position_krw=big, max_symbol_position_krw=big, max_order_notional_krw=big,
+                       max_inventory_imbalance=1.0, loss_cooldown_s=0.0, circuit_breaker_losses=10**6,
+                       global_circuit_breaker_losses=None, max_trip_loss_krw=None)
+    rep = run_soak(data, SoakPlan(tmp_path, risk=loose, window_ns=20_000_000_000, kills=0, sample_s=0.2,
+                                  run_id="soakrisk"))
+    assert rep["crashes"] == 0 and rep["error"] is None, rep
+    assert rep["risk_order_timeouts"] == 0  # every question answered in its turn
+    lost = rep["lost"]
+    assert rep["nothing_lost"] and lost["fills"] > 0 and not lost["routes_differing_from_backtest"], lost
