@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=rt.SHARED)
     ap.add_argument("--seed", type=int, default=pl.SEED)
     ap.add_argument("--no-risk", action="store_true",
-                    help="no RiskCoordinator (every open allowed): its questions are answered in market-time order "
-                         "across routes, and a compressed replay's routes then wait on each other (60 s timeouts)")
+                    help="no RiskCoordinator (every open allowed; with it, questions are answered in market-time order "
+                         "across routes: a route waiting for its turn lets its feed run on)")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0",
                     help="snapshots to this Redis, as deployed ('none': the file store only, every save fsync'd)")
     args = ap.parse_args(argv)
