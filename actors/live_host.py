@@ -143,6 +143,7 @@ class LiveHostActor(RiskFacade):
                                in_host=True, restore=False, journal=self.journal)
             route.portfolio_waits = False
             route.trade_clock = time.time_ns  # live: a leg's unhedged time is wall time
+            route.risk_waits_for_routes = False  # the coordinator here answers at once: no task hop per message
             if s.eager:  # the intent write and the send start inside the route's turn, not a loop turn later
                 route.start_send = start_now
             self.routes[base] = route

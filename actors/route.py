@@ -31,12 +31,13 @@ from ..core.events import EventBatch, empty_batch
 from ..core.kernel import ACTION_OPEN, resolve_candidate
 from ..core.ledger import Fill, units_to_dec
 from ..core.legs import out_legs, settled_legs
-from ..core.order_fsm import EventKind, Order, OrderEvent, OrderStatus
+from ..core.order_fsm import EventKind, Order, OrderEvent
+from ..core.order_reports import apply_execution_report
 from ..core.paper_venue import NO_MORE_EVENTS, ExecutionReport, VenueOrder
 from ..core.recent import Samples
 from ..core.replay import RouteResult, build_result, fill_at, inject_report, kernel_params, new_state
-from ..core.risk_feed import RiskFeed, TripOpened, candidate_notionals, facts_done_through
-from ..core.risk_sequencer import RiskFact, risk_facts
+from ..core.risk_feed import RiskFeed, candidate_notionals, facts_done_through
+from ..core.risk_sequencer import RiskFact
 from ..core.route_state import (
     L_ACTIVE,
     L_DONE,
@@ -48,7 +49,6 @@ from ..core.route_state import (
     S_NS,
     S_PACT,
     S_PDEC,
-    S_POS_DIR,
     S_PTRIP,
 )
 from ..core.rules import InstrumentRules
@@ -56,7 +56,6 @@ from ..infra.journal import (
     fill_record,
     intent_record,
     order_event_record,
-    pnl_snapshot_record,
     risk_verdict_record,
     trade_transition_record,
 )
@@ -64,6 +63,7 @@ from .inbox import SequencedInbox
 from .journal import JournalClient
 from .recovery import RecoveryConfig, Snapshots, ask_for_resend, mark_ready, restarted
 from .route_kernel import load_compiled, merge_sources
+from .route_report import report_trips, route_stats
 from .route_snapshot import History, restore_route, route_snapshot
 from .route_trades import TradeBook
 
@@ -99,6 +99,9 @@ class RouteActor:
         self.waiting_received_ns: int | None = None  # a window taken in while waiting for a risk turn
         self.waiting_for_risk = False
         self.asking = asyncio.Event()  # set while waiting for a risk turn: releases the senders (process)
+        # a replay's RiskCoordinator answers in market-time order, so a question waits for the other routes; live
+        # (unordered: answered at once) the live host sets False, and ``process`` runs without the task hop
+        self.risk_waits_for_routes = True
         self.process_error: BaseException | None = None  # from a window applied after its sender was released
         self.finished = asyncio.Event()
         self.sent: dict[int, tuple[tuple[int, ...], str, Any]] = {}  # slot -> (leg key, client id, report ref)
@@ -221,7 +224,7 @@ class RouteActor:
         # in the same call, questions and all) kept its feed from sending more than FEED_LAG windows past it; a
         # route the question waited for, whose legs the next bar fills, could not get that window: a wait-for
         # cycle, broken only by the ORDER_WAIT_S timeout (issue 15 soak; tests/test_soak.py)
-        if self.risk is None:  # no question to wait for: no task hop
+        if self.risk is None or not self.risk_waits_for_routes:  # no turn to wait for: no task hop
             await self._process_windows(received_ns)
             return
         work = asyncio.ensure_future(self._process_windows(received_ns))
@@ -276,11 +279,11 @@ class RouteActor:
             self._fund_portfolio_once()
             self._send_new_legs(received_ns)
             if turn.needs_risk:  # risk must know every trip before ruling on a new open: sent with it
-                await self._risk_verdict(await self._report_trips())
+                await self._risk_verdict(await report_trips(self))
                 self._send_new_legs(received_ns)  # the legs the next step would show, sent without waiting for it
             elif turn.needs_fills:
                 await self._collect_due_fills(turn.next_ts)
-        facts = await self._report_trips()
+        facts = await report_trips(self)
         if self.risk is not None:
             self._track(self.risk.progress.remote(self.route, facts_done_through(self.state, watermark, final),
                                                   facts))
@@ -514,11 +517,10 @@ class RouteActor:
 
     def _apply_report(self, cid: str, report: ExecutionReport) -> None:
         before = len(self.orders[cid].events)
-        self._apply_report_events(cid, report)
-        order = self.orders[cid]
-        wall = self.trade_clock is time.time_ns
+        order = self.orders[cid] = apply_execution_report(self.orders[cid], report, time.time_ns())
+        book_now = None if self.trade_clock is time.time_ns else self.trade_clock()
         for event in order.events[before:]:  # in a replay, stamped on the trade book's (market) clock
-            self.trade_book.on_event(cid, event if wall else dataclasses.replace(event, ts_local=self.trade_clock()))
+            self.trade_book.on_event(cid, event if book_now is None else dataclasses.replace(event, ts_local=book_now))
         self._watch_unhedged()
         if len(self.orders) > ORDERS_KEPT:
             self._retire_orders()
@@ -534,31 +536,6 @@ class RouteActor:
                 :len(self.orders) - ORDERS_KEPT]:
             name = self.orders.pop(cid).status.name
             self.order_counts[name] = self.order_counts.get(name, 0) + 1
-
-    def _apply_report_events(self, cid: str, report: ExecutionReport) -> None:
-        order, now = self.orders[cid], time.time_ns()
-        if order.status is OrderStatus.UNKNOWN:  # restored in flight: the venue's record settles it
-            order = order.apply(OrderEvent.reconcile(report.status, units_to_dec(report.filled_units),
-                                                     report.ts_venue, now))
-            for trade_id, px, qty, fee in report.fills:
-                order = order.apply(OrderEvent.fill(trade_id, units_to_dec(qty), units_to_dec(px), report.ts_venue,
-                                                    now, fee=fee))
-            self.orders[cid] = order
-            return
-        if report.status is OrderStatus.REJECTED and not report.fills:  # refused (locally or by the venue): it
-            # was never accepted, and an ACK first would leave the journal saying ACCEPTED (REJECT after ACK is
-            # not a transition), an order the venue never had
-            self.orders[cid] = order.apply(OrderEvent(EventKind.REJECT, report.ts_venue, now, reason=report.reason))
-            return
-        order = order.apply(OrderEvent(EventKind.ACK, report.ts_venue, now))
-        for trade_id, px, qty, fee in report.fills:
-            order = order.apply(OrderEvent.fill(trade_id, units_to_dec(qty), units_to_dec(px), report.ts_venue, now,
-                                                fee=fee))
-        if report.status is OrderStatus.EXPIRED:
-            order = order.apply(OrderEvent(EventKind.EXPIRE, report.ts_venue, now, cum_qty=order.filled_qty))
-        elif report.status is OrderStatus.REJECTED:
-            order = order.apply(OrderEvent(EventKind.REJECT, report.ts_venue, now, reason=report.reason))
-        self.orders[cid] = order
 
     async def _to_portfolio(self, report: ExecutionReport, first_fill: int) -> None:
         if (self.portfolio is None and self.journal is None) or not report.fills:
@@ -584,39 +561,6 @@ class RouteActor:
             if gap:
                 mid = Decimal(str(self.state.quotes[0, Q_MID]))
                 self.max_unhedged_krw = max(self.max_unhedged_krw, units_to_dec(int(legs[0, L_QTY])) * mid)
-
-    async def _report_trips(self) -> list[RiskFact]:
-        """Tell the portfolio about the trips closed since the last call; returns the trips opened and closed,
-        for risk (core.risk_feed reads them, as the backtest's driver does; risk books them in market time)."""
-        s = self.state
-        facts = self.feed.new_facts(s)
-        for fact in facts:
-            if isinstance(fact, TripOpened):
-                continue
-            trip, pnl = fact.trip, fact.pnl
-            self.net_krw += pnl.net_krw
-            self.wins += pnl.net_krw > 0
-            n_closed = len(self.feed.reported_closes)
-            if self.journal is not None:  # keyed by the trip's close time in market time: replays map onto it
-                self.journal.submit(pnl_snapshot_record(
-                    self.run_id, self.route, fact.ts_ns,
-                    {"trip": trip, "gross_krw": pnl.gross_krw, "fees_krw": pnl.fees_krw,
-                     "slippage_krw": pnl.slippage_krw, "net_krw": pnl.net_krw, "route_net_krw": self.net_krw,
-                     "round_trips": n_closed, "wins": self.wins}))
-            if self.metrics is not None:
-                hours = max(self.last_ts - self.first_ts, 1) / 3.6e12
-                self.metrics.route_stats.remote(self.route, float(self.net_krw), n_closed,
-                                                self.wins, int(s.si[S_POS_DIR] != 0), hours)
-                self.metrics.latencies.remote(self.latencies_s.since(self.latencies_pushed))
-                self.latencies_pushed = self.latencies_s.total
-            if self.portfolio is not None and not self.portfolio_waits:  # live: risk has the fact already
-                self._track(self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
-                                                                 pnl.slippage_krw, pnl.net_krw, fact.ts_ns, trip=trip))
-            elif self.portfolio is not None:
-                # awaited: the kill switch must see this trip before the route decides anything later
-                await self.portfolio.on_trip_closed.remote(self.route, pnl.gross_krw, pnl.fees_krw,
-                                                           pnl.slippage_krw, pnl.net_krw, fact.ts_ns, trip=trip)
-        return risk_facts(facts)
 
     async def flatten(self, route: str | None = None) -> None:
         """Kill switch: close any open position at the next decision (the RiskCoordinator refuses new opens).
@@ -645,25 +589,7 @@ class RouteActor:
         return build_result(self.route, self.state, self.cfg, self.first_ts, self.last_ts)
 
     async def stats(self) -> dict[str, Any]:
-        statuses: dict[str, int] = dict(self.order_counts)
-        for o in self.orders.values():
-            statuses[o.status.name] = statuses.get(o.status.name, 0) + 1
-        import ray
-
-        return {"route": self.route, "node_id": ray.get_runtime_context().get_node_id(),
-                "events_in": self.events_in, "latencies_s": list(self.latencies_s),
-                "orders": self.n_issued, "order_status": statuses,
-                "client_ids_unique": len(set(self.issued)) == len(self.issued),
-                "unhedged_ns_total": self.unhedged_ns_total, "max_unhedged_krw": format(self.max_unhedged_krw, "f"),
-                "risk_rejections": list(self.risk_rejections), "flatten_requests": self.flatten_requests,
-                "holds": dict(self.holds), "hold_rejections": self.hold_rejections,
-                "trade_fsm": self.trade_book.stats(),
-                "recovery": {"restores": self.restores, "recovered_orders": self.recovered_orders,
-                             "resent_orders": self.resent_orders, "duplicate_messages": self.inbox.duplicates,
-                             "restore_sources": self.restore_sources,
-                             "snapshot_fallbacks_total": self.snap_fallbacks_before + (
-                                 self.snaps.fallbacks if self.snaps is not None else 0),
-                             "snapshots": self.snaps.stats() if self.snaps is not None else None}}
+        return route_stats(self)
 
     async def ping(self) -> dict[str, Any]:
         """Health check: answers only when the event loop is free (a hung route does not)."""
